@@ -1,0 +1,1 @@
+"""Faust agents and services: ingestion, progress, Credly sink, lifecycle events."""

@@ -1,0 +1,3 @@
+"""Open edX Credentials Badges (Credly) as a Faust stream worker."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Settings and the badges configuration file (SPEC.md §6)."""

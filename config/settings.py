@@ -1,0 +1,149 @@
+"""Runtime settings: environment variables with the ``BADGES_`` prefix (SPEC.md §6).
+
+One model for every process (worker, CLI, dev mode) so that a setting means the same thing
+everywhere; a ``.env`` file in the working directory is read too.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """The environment holds an invalid setting; the message names each one."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BADGES_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- Kafka and the event bus -------------------------------------------------------
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    app_id: str = Field(default="badges", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    event_bus_topic_prefix: str = ""
+    input_topics: str = "learning-badges-lifecycle"
+    schema_registry_url: AnyHttpUrl | None = None
+    partitions: int = Field(default=8, ge=1, le=1024, description="partitions of internal topics")
+    topic_replication_factor: int = Field(default=1, ge=1, le=16)
+
+    # Consumer-group timeouts: Faust's defaults suit Apache Kafka; the embedded broker wants
+    # short ones (BROKER.md), which tests and `badges dev` set.
+    broker_session_timeout_s: float = Field(default=60.0, gt=0)
+    broker_heartbeat_interval_s: float = Field(default=3.0, gt=0)
+    broker_rebalance_timeout_s: float = Field(default=60.0, gt=0)
+    # The fetch wait dominates latency while consumers are idle (BROKER.md).
+    fetch_max_wait_ms: int = Field(default=50, ge=0, le=10_000)
+    ingest_batch_max: int = Field(default=2000, ge=1, le=100_000)
+
+    # --- Redis Streams (edx-event-bus-redis) ---------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_streams: str = Field(default="", description="event-bus topics read from Redis Streams")
+
+    # --- Credly --------------------------------------------------------------------------
+    credly_api_url: AnyHttpUrl = AnyHttpUrl("https://sandbox-api.credly.com/v1/")
+    credly_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    credly_max_attempts: int = Field(default=5, ge=1, le=50)
+    credly_backoff_max_s: float = Field(default=30.0, gt=0)
+    credly_rate_per_s: float = Field(default=20.0, gt=0, description="calls/s per organization")
+    credly_concurrency: int = Field(default=32, ge=1, le=1024)
+    revoke_reason: str = "Open edX internal user credential was revoked"
+
+    # --- Web view / admin API ------------------------------------------------------------
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    web_canonical_url: AnyHttpUrl | None = None
+    admin_token: SecretStr | None = None
+
+    # --- Local state ---------------------------------------------------------------------
+    data_dir: Path = Path("./data")
+    store: Literal["rocksdb", "memory"] = "rocksdb"
+    log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers:
+            raise ValueError("needs at least one host:port")
+        for server in servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server!r} is not host:port")
+        return ",".join(servers)
+
+    @field_validator("input_topics", "redis_streams")
+    @classmethod
+    def _topics(cls, value: str) -> str:
+        return ",".join(t.strip() for t in value.split(",") if t.strip())
+
+    # --- Derived names (one place for every topic name) ----------------------------------
+    def bus_topic(self, topic: str) -> str:
+        """The event-bus topic as edx-event-bus-kafka names it."""
+        prefix = self.event_bus_topic_prefix
+        return f"{prefix}-{topic}" if prefix else topic
+
+    @cached_property
+    def input_topic_names(self) -> list[str]:
+        return [self.bus_topic(t) for t in self.input_topics.split(",") if t]
+
+    @cached_property
+    def redis_stream_names(self) -> list[str]:
+        return [self.bus_topic(t) for t in self.redis_streams.split(",") if t]
+
+    @property
+    def lifecycle_topic(self) -> str:
+        return self.bus_topic("learning-badges-lifecycle")
+
+    @property
+    def config_topic(self) -> str:
+        return f"{self.app_id}-config"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.app_id}-dead-letters"
+
+    @property
+    def learner_events_topic(self) -> str:
+        return f"{self.app_id}-learner-events"
+
+    @property
+    def decisions_topic(self) -> str:
+        return f"{self.app_id}-badge-decisions"
+
+    @property
+    def ingest_group(self) -> str:
+        return f"{self.app_id}-ingest"
+
+    @property
+    def kafka_url(self) -> str:
+        return ";".join(f"kafka://{s}" for s in self.kafka_bootstrap_servers.split(","))
+
+    @property
+    def credly_base(self) -> str:
+        url = str(self.credly_api_url)
+        return url if url.endswith("/") else url + "/"
+
+    @property
+    def web_url(self) -> str:
+        if self.web_canonical_url:
+            return str(self.web_canonical_url).rstrip("/")
+        host = "127.0.0.1" if self.web_host in ("0.0.0.0", "::") else self.web_host
+        return f"http://{host}:{self.web_port}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning pydantic's error into one readable message per field."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(f"BADGES_{field.upper()}: {err['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

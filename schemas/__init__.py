@@ -1,0 +1,1 @@
+"""Avro reader schemas of the supported openedx-events and their catalog."""

@@ -1,0 +1,1 @@
+"""Changelog-backed Faust tables and the codecs of their values."""

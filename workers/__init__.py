@@ -1,0 +1,1 @@
+"""The Faust app and the processes that run it (`badges worker`, `badges dev`)."""
