@@ -1,0 +1,292 @@
+"""Compiling the configuration and indexing it so that an event never scans every template.
+
+Each requirement and penalty of an active template is filed under its event type and, when it
+has one, under one of its equality rules: ``course.course_key = course-v1:...`` files it in a
+dict keyed by that value. An event then probes, for its type, each indexed key path once (a
+handful: course keys, master course keys, ...) and gets exactly the entries filed under its own
+values, plus the type's fallback list (entries with no equality rule: "any course", "any course
+except X"). The cost of one event stays flat as templates for other courses are added.
+
+Index choice per entry: an equality rule on a non-boolean field, preferring the key path most
+entries of that type share (fewer paths to probe per event); failing that an equality rule on a
+boolean field (still halves the candidates); failing that the fallback list.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Union
+
+from badges.domain.matching import all_match, render, resolve
+from badges.domain.model import (
+    CompiledConfig,
+    CompiledTemplate,
+    DataRule,
+    Group,
+    Penalty,
+    Requirement,
+)
+
+Entry = Union[Requirement, Penalty]
+
+_TRUE = ("true", "True", "yes", "Yes", "+")
+_FALSE = ("false", "False", "no", "No", "-")
+
+
+@dataclass(slots=True)
+class _Slot:
+    """Entries of one event type filed under the value of one key path."""
+
+    path: tuple[str, ...]
+    boolean: bool
+    by_value: dict[Any, tuple[Entry, ...]]
+
+
+@dataclass(slots=True)
+class _Bucket:
+    """Everything of one kind (requirements or penalties) for one event type."""
+
+    slots: tuple[_Slot, ...]
+    fallback: tuple[Entry, ...]
+
+    def candidates(self, payload: Any) -> list[Entry]:
+        found = list(self.fallback)
+        for slot in self.slots:
+            value = resolve(payload, slot.path)
+            if value is None:
+                continue
+            if slot.boolean:
+                if type(value) is not bool:
+                    text = render(value)
+                    value = True if text == "true" else False if text == "false" else None
+                    if value is None:
+                        continue
+                hit = slot.by_value.get(value)
+            else:
+                hit = slot.by_value.get(value if type(value) is str else render(value))
+            if hit:
+                found.extend(hit)
+        return found
+
+
+_EMPTY = _Bucket((), ())
+
+
+class RuleIndex:
+    """Requirements and penalties of the active templates, by event type and key value."""
+
+    __slots__ = ("_requirements", "_penalties", "event_types", "size")
+
+    def __init__(self, requirements: Iterable[Requirement], penalties: Iterable[Penalty]) -> None:
+        reqs = list(requirements)
+        pens = list(penalties)
+        self._requirements = _build(reqs)
+        self._penalties = _build(pens)
+        self.event_types = frozenset(self._requirements) | frozenset(self._penalties)
+        self.size = len(reqs) + len(pens)
+
+    def candidates(self, event_type: str, payload: Any) -> tuple[list[Entry], list[Entry]]:
+        """Entries whose index key fits the event; their rules are not evaluated yet."""
+        return (
+            self._requirements.get(event_type, _EMPTY).candidates(payload),
+            self._penalties.get(event_type, _EMPTY).candidates(payload),
+        )
+
+    def match(self, event_type: str, payload: Any) -> tuple[list[Requirement], list[Penalty]]:
+        """Requirements and penalties whose every rule matches the event."""
+        bucket = self._requirements.get(event_type)
+        reqs = [r for r in bucket.candidates(payload) if all_match(r.rules, payload)] if bucket else []
+        bucket = self._penalties.get(event_type)
+        pens = [p for p in bucket.candidates(payload) if all_match(p.rules, payload)] if bucket else []
+        return reqs, pens  # type: ignore[return-value]
+
+    def stats(self) -> dict[str, Any]:
+        """Shape of the index (for the web view and for tests)."""
+        out: dict[str, Any] = {}
+        for kind, table in (("requirements", self._requirements), ("penalties", self._penalties)):
+            for event_type, bucket in table.items():
+                entry = out.setdefault(event_type, {})
+                entry[kind] = {
+                    "fallback": len(bucket.fallback),
+                    "keyed": {
+                        ".".join(s.path): sum(len(v) for v in s.by_value.values())
+                        for s in bucket.slots
+                    },
+                }
+        return out
+
+
+def _index_rule(entry: Entry, path_weight: Counter[tuple[str, ...]]) -> DataRule | None:
+    best: DataRule | None = None
+    best_rank: tuple[int, int, str] | None = None
+    for rule in entry.rules:
+        if rule.op != "eq":
+            continue
+        rank = (0 if rule.boolean else 1, path_weight[rule.path], rule.key_path)
+        if best_rank is None or rank > best_rank:
+            best, best_rank = rule, rank
+    return best
+
+
+def _build(entries: list[Entry]) -> dict[str, _Bucket]:
+    by_type: dict[str, list[Entry]] = {}
+    for entry in entries:
+        by_type.setdefault(entry.event_type, []).append(entry)
+    out: dict[str, _Bucket] = {}
+    for event_type, group in by_type.items():
+        weight: Counter[tuple[str, ...]] = Counter(
+            r.path for e in group for r in {r.path: r for r in e.rules if r.op == "eq"}.values()
+        )
+        slots: dict[tuple[tuple[str, ...], bool], dict[Any, list[Entry]]] = {}
+        fallback: list[Entry] = []
+        for entry in group:
+            rule = _index_rule(entry, weight)
+            if rule is None:
+                fallback.append(entry)
+                continue
+            slots.setdefault((rule.path, rule.boolean), {}).setdefault(rule.expected, []).append(entry)
+        out[event_type] = _Bucket(
+            slots=tuple(
+                _Slot(path, boolean, {k: tuple(v) for k, v in values.items()})
+                for (path, boolean), values in slots.items()
+            ),
+            fallback=tuple(fallback),
+        )
+    return out
+
+
+# --- compiling ---------------------------------------------------------------------------------
+
+
+def _compile_rule(raw: Any, spec: Any, where: str, problems: list[str]) -> DataRule:
+    key_path = str(raw.key_path)
+    op = raw.operator if raw.operator in ("eq", "ne") else {"=": "eq", "!=": "ne"}.get(raw.operator)
+    if op is None:
+        problems.append(f"{where}: unknown operator {raw.operator!r}; the rule never matches")
+        op = "eq"
+    value = str(raw.value)
+    boolean = False
+    expected: str | bool = value
+    if spec is not None:
+        if key_path not in spec.key_paths:
+            problems.append(f"{where}: unknown key path {key_path!r} for {spec.event_type}")
+        elif spec.is_boolean(key_path):
+            if value in _TRUE or value in _FALSE:
+                boolean, expected = True, value in _TRUE
+            else:
+                problems.append(f"{where}: {value!r} is not a boolean word for {key_path!r}")
+    return DataRule(key_path=key_path, path=tuple(key_path.split(".")), op=op, expected=expected,
+                    boolean=boolean)
+
+
+def compile_template(entity: Any, catalog: Any, problems: list[str]) -> CompiledTemplate:
+    """One template entity (``config.entities.Template``) as the engine reads it."""
+    uuid = entity.uuid
+    requirements: list[Requirement] = []
+    seen: set[str] = set()
+    for raw in entity.requirements:
+        where = f"template {uuid} requirement {raw.id!r}"
+        if raw.id in seen:
+            problems.append(f"{where}: duplicate id; ignored")
+            continue
+        seen.add(raw.id)
+        spec = catalog.get(raw.event_type) if catalog is not None else None
+        if catalog is not None and spec is None:
+            problems.append(f"{where}: unknown event type {raw.event_type!r}")
+        requirements.append(
+            Requirement(
+                id=raw.id,
+                template=uuid,
+                event_type=raw.event_type,
+                description=raw.description or "",
+                group=f"group:{raw.group}" if raw.group else f"requirement:{raw.id}",
+                group_name=raw.group or None,
+                rules=tuple(
+                    _compile_rule(r, spec, f"{where} rule {i}", problems)
+                    for i, r in enumerate(raw.rules)
+                ),
+            )
+        )
+    penalties: list[Penalty] = []
+    seen_pen: set[str] = set()
+    for raw in entity.penalties:
+        where = f"template {uuid} penalty {raw.id!r}"
+        if raw.id in seen_pen:
+            problems.append(f"{where}: duplicate id; ignored")
+            continue
+        seen_pen.add(raw.id)
+        targets = tuple(dict.fromkeys(t for t in raw.requirements if t in seen))
+        unknown = [t for t in raw.requirements if t not in seen]
+        if unknown:
+            problems.append(f"{where}: targets unknown requirements {unknown}; ignored")
+        spec = catalog.get(raw.event_type) if catalog is not None else None
+        if catalog is not None and spec is None:
+            problems.append(f"{where}: unknown event type {raw.event_type!r}")
+        penalties.append(
+            Penalty(
+                id=raw.id,
+                template=uuid,
+                event_type=raw.event_type,
+                description=raw.description or "",
+                targets=targets,
+                rules=tuple(
+                    _compile_rule(r, spec, f"{where} rule {i}", problems)
+                    for i, r in enumerate(raw.rules)
+                ),
+            )
+        )
+    groups: dict[str, list[str]] = {}
+    names: dict[str, str | None] = {}
+    for req in requirements:
+        groups.setdefault(req.group, []).append(req.id)
+        names[req.group] = req.group_name
+    # Credly cannot issue a template it no longer has active: such a template is inactive here
+    # even before the webhook that deactivates it is processed.
+    active = bool(entity.is_active) and entity.credly_state == "active"
+    if active and not requirements:
+        problems.append(f"template {uuid}: active without requirements; not processed")
+        active = False
+    return CompiledTemplate(
+        uuid=uuid,
+        organization=entity.organization,
+        name=entity.name or "",
+        description=entity.description or "",
+        image_url=entity.image_url or "",
+        active=active,
+        credly_state=entity.credly_state,
+        requirements=tuple(requirements),
+        penalties=tuple(penalties),
+        groups=tuple(Group(k, names[k], tuple(v)) for k, v in groups.items()),
+    )
+
+
+def compile_config(source: Any, catalog: Any) -> CompiledConfig:
+    """Compile a ``ConfigSnapshot`` (or an iterable of entities) against the event catalog.
+
+    Never raises on a bad entity: what cannot match is reported in ``problems``, so a worker
+    keeps running on a configuration that a catalog change made partly stale.
+    """
+    if hasattr(source, "templates") and hasattr(source, "organizations"):
+        templates_in = list(source.templates.values())
+        orgs_in = list(source.organizations.values())
+    else:
+        entities = list(source)
+        templates_in = [e for e in entities if getattr(e, "kind", None) == "template"]
+        orgs_in = [e for e in entities if getattr(e, "kind", None) == "organization"]
+    problems: list[str] = []
+    templates: dict[str, CompiledTemplate] = {}
+    for entity in templates_in:
+        templates[entity.uuid] = compile_template(entity, catalog, problems)
+    reqs: list[Requirement] = []
+    pens: list[Penalty] = []
+    for tpl in templates.values():
+        if tpl.active:
+            reqs.extend(tpl.requirements)
+            pens.extend(p for p in tpl.penalties if p.targets)
+    return CompiledConfig(
+        templates=templates,
+        index=RuleIndex(reqs, pens),
+        organizations={o.uuid: o.name for o in orgs_in},
+        problems=tuple(problems),
+    )

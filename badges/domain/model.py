@@ -1,0 +1,103 @@
+"""The compiled configuration the hot path reads: immutable, pre-parsed, free of pydantic.
+
+``compile_config`` (in ``index.py``) builds it once per configuration change; every event then
+only walks tuples and dicts. Rules carry their key path already split and their expected value
+already normalized (a bool for boolean fields), so matching does no parsing per event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from badges.domain.index import RuleIndex
+
+Op = Literal["eq", "ne"]
+
+
+@dataclass(frozen=True, slots=True)
+class DataRule:
+    key_path: str  # as configured, e.g. "course.course_key"
+    path: tuple[str, ...]  # the same, split on dots
+    op: Op
+    # The configured value; a bool when the field is boolean (SPEC §2 boolean words).
+    expected: str | bool
+    boolean: bool = False
+
+    def describe(self) -> str:
+        value = ("true" if self.expected else "false") if self.boolean else self.expected
+        return f"{self.key_path} {'=' if self.op == 'eq' else '!='} {value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    id: str
+    template: str  # template uuid
+    event_type: str
+    description: str
+    group: str  # effective group key: the configured group, or the requirement's own
+    group_name: str | None  # the configured group (None: the requirement is its own group)
+    rules: tuple[DataRule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Penalty:
+    id: str
+    template: str
+    event_type: str
+    description: str
+    targets: tuple[str, ...]  # requirement ids of the same template
+    rules: tuple[DataRule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    key: str
+    name: str | None  # None for a requirement that is its own group
+    requirement_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTemplate:
+    uuid: str
+    organization: str
+    name: str
+    description: str
+    image_url: str
+    active: bool
+    credly_state: str
+    requirements: tuple[Requirement, ...]
+    penalties: tuple[Penalty, ...]
+    groups: tuple[Group, ...]
+
+    def is_complete(self, fulfilled: object) -> bool:
+        """AND across groups, OR within one (``fulfilled`` supports ``in`` on requirement ids)."""
+        if not self.groups:
+            return False
+        for group in self.groups:
+            for rid in group.requirement_ids:
+                if rid in fulfilled:  # type: ignore[operator]
+                    break
+            else:
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledConfig:
+    templates: dict[str, CompiledTemplate]  # every template, active or not (for display)
+    index: "RuleIndex"  # requirements and penalties of the active templates only
+    organizations: dict[str, str] = field(default_factory=dict)  # uuid -> name
+    # Entities that could not be compiled as configured (stale key paths after a catalog
+    # change, ...): they never match, and the web view shows why.
+    problems: tuple[str, ...] = ()
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        """Event types some active requirement or penalty uses (ingestion drops the rest)."""
+        return self.index.event_types
+
+    @property
+    def active_templates(self) -> list[CompiledTemplate]:
+        return [t for t in self.templates.values() if t.active]

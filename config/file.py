@@ -1,0 +1,693 @@
+"""The configuration file (SPEC §6): parse, validate with YAML paths and lines, merge, export.
+
+The YAML is *composed* (not just loaded) so that every value keeps its line: an error reads
+``templates[0].requirements[1].rules[0].key_path (line 14): unknown key path ...``. Scalars are
+taken as the text written (``value: yes`` is the string ``yes``, ``active: +`` is ``+``), because
+the boolean words of SPEC §2 (``true True yes Yes +`` / ``false False no No -``) are not YAML's.
+
+Validation reports every error, not the first: structural checks run through pydantic (its
+errors are mapped back to YAML paths) and the semantic checks (event types, key paths, boolean
+words, ids, penalty targets) run on the raw tree, so one bad field does not hide the others.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import (
+    Annotated,
+    Any,
+    Iterable,
+    Iterator,
+    Literal,
+    Sequence,
+    Union,
+    get_args,
+    get_origin,
+)
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import ValidationError
+
+from badges.config.entities import (
+    BOOLEAN_WORDS_TEXT,
+    BooleanWord,
+    ConfigSnapshot,
+    DataRule,
+    Entity,
+    EnvVarName,
+    NonBlank,
+    Operator,
+    Organization,
+    Penalty,
+    Requirement,
+    Template,
+    Text,
+    UuidStr,
+    parse_boolean_word,
+)
+
+Loc = tuple[Union[str, int], ...]
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    path: str  # YAML path, e.g. templates[0].requirements[1].rules[0].key_path ("" = the file)
+    line: int | None  # 1-based line in the file, None when unknown
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        where = self.path or "(file)"
+        if self.line is not None:
+            where += f" (line {self.line})"
+        return f"{where}: {self.message}"
+
+
+def format_path(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+class _Collector:
+    def __init__(self, lines: dict[Loc, int]) -> None:
+        self.lines = lines
+        self.errors: list[ConfigError] = []
+        self.warnings: list[ConfigError] = []
+
+    def line(self, loc: Loc) -> int | None:
+        loc = tuple(loc)
+        while True:
+            if loc in self.lines:
+                return self.lines[loc]
+            if not loc:
+                return None
+            loc = loc[:-1]
+
+    def error(self, loc: Loc, message: str) -> None:
+        self.errors.append(ConfigError(format_path(loc), self.line(loc), message))
+
+    def warn(self, loc: Loc, message: str) -> None:
+        self.warnings.append(ConfigError(format_path(loc), self.line(loc), message, "warning"))
+
+
+def _sorted(errors: Iterable[ConfigError]) -> list[ConfigError]:
+    unique = dict.fromkeys(errors)
+    return sorted(unique, key=lambda e: (e.line if e.line is not None else 1 << 30, e.path))
+
+
+# --- file models (what the file may say; unknown fields are errors) -----------------------------
+
+_FILE = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+def _none_as_empty(value: object) -> object:
+    return [] if value is None else value
+
+
+def _blank_as_none(value: object) -> object:
+    return None if value == "" else value
+
+
+EmptyList = BeforeValidator(_none_as_empty)
+
+
+class FileRule(BaseModel):
+    model_config = _FILE
+
+    key_path: NonBlank
+    operator: Operator
+    value: str
+
+
+class FileRequirement(BaseModel):
+    model_config = _FILE
+
+    id: NonBlank
+    event_type: NonBlank
+    description: Text = ""
+    group: Annotated[str | None, BeforeValidator(_blank_as_none)] = None
+    rules: Annotated[list[FileRule], EmptyList] = Field(default_factory=list)
+
+
+class FilePenalty(BaseModel):
+    model_config = _FILE
+
+    id: NonBlank
+    event_type: NonBlank
+    description: Text = ""
+    requirements: Annotated[list[NonBlank], EmptyList] = Field(default_factory=list)
+    rules: Annotated[list[FileRule], EmptyList] = Field(default_factory=list)
+
+
+class FileOrganization(BaseModel):
+    model_config = _FILE
+
+    uuid: UuidStr
+    name: str | None = None  # used only while Credly has not told us the name
+    api_key_env: EnvVarName | None = None
+    api_key: SecretStr | None = None
+
+
+class FileTemplate(BaseModel):
+    model_config = _FILE
+
+    uuid: UuidStr
+    # None: keep the template's current activation (as `badges template activate` left it).
+    active: BooleanWord | None = None
+    requirements: Annotated[list[FileRequirement], EmptyList] = Field(default_factory=list)
+    penalties: Annotated[list[FilePenalty], EmptyList] = Field(default_factory=list)
+
+
+class ConfigDocument(BaseModel):
+    model_config = _FILE
+
+    organizations: Annotated[list[FileOrganization], EmptyList] = Field(default_factory=list)
+    templates: Annotated[list[FileTemplate], EmptyList] = Field(default_factory=list)
+
+    _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
+    _warnings: list[ConfigError] = PrivateAttr(default_factory=list)
+
+    @property
+    def warnings(self) -> list[ConfigError]:
+        return list(self._warnings)
+
+    def line_of(self, loc: Sequence[str | int]) -> int | None:
+        return _Collector(self._lines).line(tuple(loc))
+
+
+@dataclass
+class FileCheck:
+    """The result of checking a file. Unpacks as ``(document, errors)``; ``warnings`` by name."""
+
+    document: ConfigDocument | None
+    errors: list[ConfigError] = field(default_factory=list)
+    warnings: list[ConfigError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.document is not None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.document, self.errors))
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.document, self.errors)[index]
+
+    def __len__(self) -> int:
+        return 2
+
+
+# --- YAML with lines ---------------------------------------------------------------------------
+
+_NULL_TAG = "tag:yaml.org,2002:null"
+
+
+def _to_data(node: yaml.Node, loc: Loc, out: _Collector) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        data: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                out.lines.setdefault(loc + ("?",), key_node.start_mark.line + 1)
+                out.error(loc + ("?",), "a mapping key must be a plain name")
+                continue
+            key = key_node.value
+            sub = loc + (key,)
+            if key in data:
+                out.errors.append(
+                    ConfigError(format_path(sub), key_node.start_mark.line + 1,
+                                f"duplicate key {key!r}")
+                )
+                continue
+            out.lines[sub] = key_node.start_mark.line + 1
+            data[key] = _to_data(value_node, sub, out)
+        return data
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for i, item in enumerate(node.value):
+            out.lines[loc + (i,)] = item.start_mark.line + 1
+            items.append(_to_data(item, loc + (i,), out))
+        return items
+    if node.tag == _NULL_TAG and node.style is None:  # plain ~, null, or nothing
+        return None
+    return node.value  # the text as written: the engine compares strings (SPEC §2)
+
+
+# --- pydantic errors -> YAML paths -------------------------------------------------------------
+
+_MESSAGES = {
+    "string_type": "expected a text value",
+    "list_type": "expected a list",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "dict_type": "expected a mapping",
+}
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    model: Any = ConfigDocument
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        info = model.model_fields.get(part)
+        if info is None:
+            return None
+        ann = info.annotation
+        while True:
+            origin = get_origin(ann)
+            if origin is Annotated:
+                ann = get_args(ann)[0]
+            elif origin is list:
+                ann = get_args(ann)[0]
+            else:
+                break
+        model = ann
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _map_pydantic(exc: ValidationError, out: _Collector) -> None:
+    for err in exc.errors(include_url=False, include_input=False):
+        loc: Loc = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            model = _model_at(loc[:-1])
+            valid = ", ".join(model.model_fields) if model else ""
+            out.error(loc, f"unknown field {loc[-1]!r}" + (f"; valid: {valid}" if valid else ""))
+        elif kind == "missing":
+            out.error(loc, f"required field {loc[-1]!r} is missing")
+        elif kind in _MESSAGES:
+            out.error(loc, _MESSAGES[kind])
+        else:
+            msg = err["msg"]
+            out.error(loc, msg[len("Value error, "):] if msg.startswith("Value error, ") else msg)
+
+
+# --- semantic checks on the raw tree -----------------------------------------------------------
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _canonical_uuid(value: Any) -> str | None:
+    import uuid as uuid_mod
+
+    try:
+        return str(uuid_mod.UUID(value.strip()))
+    except (ValueError, AttributeError):
+        return None
+
+
+class _Semantics:
+    def __init__(self, catalog: Any, out: _Collector) -> None:
+        self.catalog = catalog
+        self.out = out
+
+    def event_spec(self, value: Any, loc: Loc) -> Any:
+        event_type = _text(value)
+        if event_type is None:
+            return None  # reported by the structural check
+        spec = self.catalog.get(event_type)
+        valid = self.catalog.rule_event_types
+        if spec is None:
+            close = difflib.get_close_matches(event_type, valid, n=1, cutoff=0.8)
+            hint = f"did you mean {close[0]}?" if close else f"valid: {', '.join(valid)}"
+            self.out.error(loc, f"unknown event type {event_type!r}; {hint}")
+            return None
+        if not spec.can_drive_requirements:
+            why = "it is this worker's own output" if spec.own_output else "it carries no UserData"
+            self.out.error(loc, f"event type {event_type} cannot drive requirements: {why}")
+            return None
+        return spec
+
+    def rules(self, rules: Any, spec: Any, loc: Loc) -> None:
+        for k, rule in enumerate(_listed(rules)):
+            if not isinstance(rule, dict):
+                continue
+            key_path = _text(rule.get("key_path"))
+            if key_path is None or spec is None:
+                continue
+            rloc = loc + (k,)
+            if key_path not in spec.key_paths:
+                close = difflib.get_close_matches(key_path, list(spec.key_paths), n=1, cutoff=0.8)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                self.out.error(
+                    rloc + ("key_path",),
+                    f"unknown key path {key_path!r} for {spec.event_type}{hint}; "
+                    f"valid: {', '.join(sorted(spec.key_paths))}",
+                )
+            elif spec.is_boolean(key_path):
+                value = rule.get("value")
+                if isinstance(value, str) and parse_boolean_word(value) is None:
+                    self.out.error(
+                        rloc + ("value",),
+                        f"{key_path!r} is a boolean field: the value must be one of "
+                        f"{BOOLEAN_WORDS_TEXT}, got {value!r}",
+                    )
+
+    def organizations(self, orgs: Any) -> None:
+        seen: dict[str, int] = {}
+        for i, org in enumerate(_listed(orgs)):
+            if not isinstance(org, dict):
+                continue
+            loc: Loc = ("organizations", i)
+            uuid = _canonical_uuid(org.get("uuid"))
+            if uuid is not None:
+                if uuid in seen:
+                    self.out.error(loc + ("uuid",), f"duplicate organization {uuid} "
+                                   f"(also organizations[{seen[uuid]}])")
+                else:
+                    seen[uuid] = i
+            has_env = org.get("api_key_env") not in (None, "")
+            has_key = org.get("api_key") not in (None, "")
+            if has_env and has_key:
+                self.out.error(loc, "set api_key_env or api_key, not both")
+            elif not has_env and not has_key:
+                self.out.error(
+                    loc, "needs api_key_env (the name of the environment variable that holds the "
+                    "Credly token) or api_key"
+                )
+            if has_key:
+                self.out.warn(
+                    loc + ("api_key",),
+                    "an inline api_key is stored in the configuration topic; prefer api_key_env",
+                )
+
+    def templates(self, templates: Any) -> None:
+        items = _listed(templates)
+        # Requirement ids of every template, to tell "unknown" from "of another template".
+        owners: dict[str, list[int]] = {}
+        for i, tpl in enumerate(items):
+            if isinstance(tpl, dict):
+                for req in _listed(tpl.get("requirements")):
+                    rid = _text(req.get("id")) if isinstance(req, dict) else None
+                    if rid is not None and i not in owners.setdefault(rid, []):
+                        owners[rid].append(i)
+        seen_uuids: dict[str, int] = {}
+        for i, tpl in enumerate(items):
+            if not isinstance(tpl, dict):
+                continue
+            loc: Loc = ("templates", i)
+            uuid = _canonical_uuid(tpl.get("uuid"))
+            if uuid is not None:
+                if uuid in seen_uuids:
+                    self.out.error(loc + ("uuid",), f"duplicate template {uuid} "
+                                   f"(also templates[{seen_uuids[uuid]}])")
+                else:
+                    seen_uuids[uuid] = i
+            own_ids = self.requirements(tpl.get("requirements"), loc + ("requirements",))
+            self.penalties(tpl.get("penalties"), loc + ("penalties",), i, own_ids, owners)
+            if parse_boolean_word(tpl.get("active")) is True and not _listed(tpl.get("requirements")):
+                self.out.error(loc + ("active",), "an active template needs at least one requirement")
+
+    def requirements(self, reqs: Any, loc: Loc) -> list[str]:
+        ids: dict[str, int] = {}
+        for j, req in enumerate(_listed(reqs)):
+            if not isinstance(req, dict):
+                continue
+            rloc = loc + (j,)
+            rid = _text(req.get("id"))
+            if rid is not None:
+                if rid in ids:
+                    first = loc + (ids[rid],)
+                    self.out.error(
+                        rloc + ("id",),
+                        f"duplicate requirement id {rid!r} (also {format_path(first)}, "
+                        f"line {self.out.line(first)})",
+                    )
+                else:
+                    ids[rid] = j
+            spec = self.event_spec(req.get("event_type"), rloc + ("event_type",))
+            self.rules(req.get("rules"), spec, rloc + ("rules",))
+        return list(ids)
+
+    def penalties(
+        self, pens: Any, loc: Loc, tpl_index: int, own: list[str], owners: dict[str, list[int]]
+    ) -> None:
+        ids: dict[str, int] = {}
+        for k, pen in enumerate(_listed(pens)):
+            if not isinstance(pen, dict):
+                continue
+            ploc = loc + (k,)
+            pid = _text(pen.get("id"))
+            if pid is not None:
+                if pid in ids:
+                    first = loc + (ids[pid],)
+                    self.out.error(
+                        ploc + ("id",),
+                        f"duplicate penalty id {pid!r} (also {format_path(first)}, "
+                        f"line {self.out.line(first)})",
+                    )
+                else:
+                    ids[pid] = k
+            spec = self.event_spec(pen.get("event_type"), ploc + ("event_type",))
+            self.rules(pen.get("rules"), spec, ploc + ("rules",))
+            targets = pen.get("requirements")
+            if targets is None or targets == []:
+                self.out.error(
+                    ploc + ("requirements",) if targets == [] else ploc,
+                    "a penalty targets at least one requirement of its template",
+                )
+                continue
+            for m, target in enumerate(_listed(targets)):
+                rid = _text(target)
+                if rid is None or rid in own:
+                    continue
+                tloc = ploc + ("requirements", m)
+                others = [t for t in owners.get(rid, []) if t != tpl_index]
+                if others:
+                    self.out.error(
+                        tloc,
+                        f"requirement {rid!r} belongs to templates[{others[0]}]; a penalty "
+                        "targets requirements of its own template",
+                    )
+                else:
+                    valid = ", ".join(own) if own else "(none)"
+                    self.out.error(
+                        tloc, f"unknown requirement {rid!r}; requirements of this template: {valid}"
+                    )
+
+
+# --- public API --------------------------------------------------------------------------------
+
+
+def check_file(text: str, catalog: Any) -> FileCheck:
+    """Validate a configuration file alone: every error and every warning, with lines."""
+    out = _Collector({(): 1})
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        return FileCheck(None, [ConfigError("", line, f"YAML syntax error: {problem}")])
+    except yaml.YAMLError as exc:
+        return FileCheck(None, [ConfigError("", None, f"YAML error: {exc}")])
+    if root is None:
+        return FileCheck(None, [ConfigError("", None, "the file is empty")])
+    data = _to_data(root, (), out)
+    if not isinstance(data, dict):
+        out.error((), "the file must be a mapping with 'organizations' and 'templates'")
+        return FileCheck(None, _sorted(out.errors))
+    sem = _Semantics(catalog, out)
+    sem.organizations(data.get("organizations"))
+    sem.templates(data.get("templates"))
+    document: ConfigDocument | None = None
+    try:
+        document = ConfigDocument.model_validate(data)
+    except ValidationError as exc:
+        _map_pydantic(exc, out)
+    errors = _sorted(out.errors)
+    warnings = _sorted(out.warnings)
+    if errors:
+        return FileCheck(None, errors, warnings)
+    assert document is not None
+    document._lines = out.lines
+    document._warnings = warnings
+    return FileCheck(document, [], warnings)
+
+
+def validate_file(text: str, catalog: Any) -> FileCheck:
+    """``doc, errors = validate_file(...)``: (document, []) when the file is valid, else
+    (None, every error). The result also has ``.document``, ``.errors`` and ``.warnings``."""
+    return check_file(text, catalog)
+
+
+def validate_against(doc: ConfigDocument, snapshot: ConfigSnapshot) -> list[ConfigError]:
+    """Checks that need the configuration topic: referenced templates were synced from Credly
+    and belong to a configured organization; what ends up active can be."""
+    out = _Collector(doc._lines)
+    file_orgs = {o.uuid for o in doc.organizations}
+    for i, tpl in enumerate(doc.templates):
+        loc: Loc = ("templates", i)
+        entity = snapshot.templates.get(tpl.uuid)
+        if entity is None:
+            out.error(
+                loc + ("uuid",),
+                f"template {tpl.uuid} is not in the configuration topic; sync the organization's "
+                "templates from Credly first (badges templates sync)",
+            )
+            continue
+        if entity.organization not in file_orgs and entity.organization not in snapshot.organizations:
+            out.error(
+                loc + ("uuid",),
+                f"template {tpl.uuid} belongs to organization {entity.organization}, which is not "
+                "configured; add it under organizations",
+            )
+        active = tpl.active if tpl.active is not None else entity.is_active
+        if active and entity.credly_state != "active":
+            out.error(
+                loc + ("active",) if tpl.active is not None else loc,
+                f"template {tpl.uuid} is {entity.credly_state!r} in Credly; only templates that "
+                "are active in Credly can be activated",
+            )
+        if active and not tpl.requirements:
+            out.error(
+                loc if tpl.active is None else loc + ("active",),
+                f"template {tpl.uuid} is active and needs at least one requirement",
+            )
+    return _sorted(out.errors)
+
+
+def document_to_entities(doc: ConfigDocument, snapshot: ConfigSnapshot) -> list[Entity]:
+    """The entities to publish: file settings merged onto the synced templates.
+
+    Credly's fields (name, description, image, state, organization) come from the snapshot; the
+    file decides requirements, penalties and (when it says so) activation. Organizations come
+    from the file; a name Credly already gave is kept.
+    """
+    missing = [t.uuid for t in doc.templates if t.uuid not in snapshot.templates]
+    if missing:
+        raise ValueError(f"templates not in the configuration topic: {', '.join(missing)}")
+    entities: list[Entity] = []
+    for org in doc.organizations:
+        known = snapshot.organizations.get(org.uuid)
+        name = known.name if known is not None and known.name else (org.name or "")
+        entities.append(
+            Organization(uuid=org.uuid, name=name, api_key_env=org.api_key_env, api_key=org.api_key)
+        )
+    for tpl in doc.templates:
+        synced = snapshot.templates[tpl.uuid]
+        data = synced.model_dump()
+        data["is_active"] = tpl.active if tpl.active is not None else synced.is_active
+        data["requirements"] = [
+            Requirement.model_validate(r.model_dump()) for r in tpl.requirements
+        ]
+        data["penalties"] = [Penalty.model_validate(p.model_dump()) for p in tpl.penalties]
+        entities.append(Template.model_validate(data))
+    return entities
+
+
+# --- export ------------------------------------------------------------------------------------
+
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+
+
+def _dq(text: str) -> str:
+    """A YAML double-quoted scalar (JSON's escapes are YAML's), non-printables escaped."""
+    out = []
+    for ch in json.dumps(text, ensure_ascii=False)[1:-1]:
+        if ch.isprintable() or ch == " ":
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _scalar(text: str) -> str:
+    if _PLAIN.fullmatch(text) and yaml.safe_load(text) == text:
+        return text
+    return _dq(text)
+
+
+def _comment(text: str) -> str:
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def _rules_yaml(rules: Sequence[DataRule], indent: str) -> list[str]:
+    if not rules:
+        return [f"{indent}rules: []  # matches every event of this type"]
+    lines = [f"{indent}rules:"]
+    for r in rules:
+        op = "=" if r.operator == "eq" else "!="
+        lines.append(
+            f"{indent}  - {{key_path: {_scalar(r.key_path)}, operator: {_dq(op)}, "
+            f"value: {_dq(r.value)}}}"
+        )
+    return lines
+
+
+def export_document(snapshot: ConfigSnapshot) -> str:
+    """The configuration topic as a configuration file (the form ``config validate`` reads).
+
+    Tokens are never printed: an organization with an inline ``api_key`` is listed as a comment
+    (applying the exported file leaves it unchanged). A template that Credly moved out of
+    ``active`` shows ``active: false``.
+    """
+    lines = [
+        "# Badges configuration exported from the configuration topic.",
+        "# Names and states in comments come from Credly. Tokens are never printed.",
+    ]
+    orgs = sorted(snapshot.organizations.values(), key=lambda o: o.uuid)
+    listed = [o for o in orgs if o.api_key_env is not None]
+    lines.append("organizations:" if listed else "organizations: []")
+    for org in orgs:
+        name = f"  # {_comment(org.name)}" if org.name else ""
+        if org.api_key_env is not None:
+            lines.append(f"  - uuid: {org.uuid}{name}")
+            lines.append(f"    api_key_env: {_scalar(org.api_key_env)}")
+        else:
+            lines.append(
+                f"  # - uuid: {org.uuid}{'  (' + _comment(org.name) + ')' if org.name else ''}"
+            )
+            lines.append("  #   api_key: an inline token is set in the configuration topic "
+                         "(not printed; left unchanged by applying this file)")
+    templates = sorted(
+        snapshot.templates.values(), key=lambda t: (t.organization, t.name.lower(), t.uuid)
+    )
+    lines.append("templates:" if templates else "templates: []")
+    for tpl in templates:
+        about = _comment(f"{tpl.name} - Credly state: {tpl.credly_state}")
+        active = tpl.is_active and tpl.credly_state == "active"
+        lines.append(f"  - uuid: {tpl.uuid}  # {about}")
+        lines.append(f"    active: {'true' if active else 'false'}")
+        if not tpl.requirements:
+            lines.append("    requirements: []")
+        else:
+            lines.append("    requirements:")
+        for req in tpl.requirements:
+            lines.append(f"      - id: {_scalar(req.id)}")
+            lines.append(f"        event_type: {_scalar(req.event_type)}")
+            if req.description:
+                lines.append(f"        description: {_dq(req.description)}")
+            if req.group:
+                lines.append(f"        group: {_scalar(req.group)}")
+            lines.extend(_rules_yaml(req.rules, "        "))
+        if tpl.penalties:
+            lines.append("    penalties:")
+        for pen in tpl.penalties:
+            lines.append(f"      - id: {_scalar(pen.id)}")
+            lines.append(f"        event_type: {_scalar(pen.event_type)}")
+            if pen.description:
+                lines.append(f"        description: {_dq(pen.description)}")
+            targets = ", ".join(_scalar(t) for t in pen.requirements)
+            lines.append(f"        requirements: [{targets}]")
+            lines.extend(_rules_yaml(pen.rules, "        "))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,318 @@
+"""The configuration file: validation with YAML paths and lines, merge, export round trip."""
+
+from __future__ import annotations
+
+import textwrap
+from importlib import resources
+
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from badges.config.entities import ConfigSnapshot, Organization, Template
+from badges.config.file import (
+    check_file,
+    document_to_entities,
+    export_document,
+    validate_against,
+    validate_file,
+)
+from badges.schemas.catalog import load_catalog
+
+CATALOG = load_catalog()
+ORG = "0b8a3f0e-0000-4000-8000-000000000001"
+TPL_A = "7d4f6a52-0000-4000-8000-0000000000aa"
+TPL_B = "7d4f6a52-0000-4000-8000-0000000000bb"
+PASSING = "org.openedx.learning.course.passing.status.updated.v1"
+TOKEN = "s3cr3t-credly-token-4242"
+
+SPEC_EXAMPLE = """\
+organizations:
+  - uuid: 0b8a3f0e-0000-4000-8000-000000000001
+    api_key_env: CREDLY_TOKEN_ACME      # or api_key: ...; tokens never printed back
+templates:
+  - uuid: 7d4f6a52-0000-4000-8000-0000000000aa   # Credly template id (synced first)
+    active: true
+    requirements:
+      - id: demo                      # unique within the template
+        event_type: org.openedx.learning.course.passing.status.updated.v1
+        description: On the Demo course completion
+        group: A                      # optional
+        rules:
+          - {key_path: is_passing, operator: "=", value: "true"}
+          - {key_path: course.course_key, operator: "=", value: "course-v1:OpenedX+DemoX+Demo_Course"}
+    penalties:
+      - id: demo-failed
+        event_type: org.openedx.learning.course.passing.status.updated.v1
+        requirements: [demo]
+        rules:
+          - {key_path: is_passing, operator: "=", value: "false"}
+          - {key_path: course.course_key, operator: "=", value: "course-v1:OpenedX+DemoX+Demo_Course"}
+"""
+
+
+def _synced(uuid: str, *, org: str = ORG, state: str = "active", active: bool = False,
+            name: str = "Synced") -> Template:
+    return Template(uuid=uuid, organization=org, name=name, description="From Credly",
+                    image_url="https://credly.test/i.png", credly_state=state, is_active=active,
+                    updated_at="2024-05-01T10:00:00Z")
+
+
+def _snapshot(*templates: Template, orgs: list[Organization] | None = None) -> ConfigSnapshot:
+    if orgs is None:
+        orgs = [Organization(uuid=ORG, name="Acme", api_key_env="CREDLY_TOKEN_ACME")]
+    return ConfigSnapshot.from_entities([*orgs, *templates])
+
+
+def test_spec_example_validates_and_merges_onto_the_synced_template():
+    doc, errors = validate_file(SPEC_EXAMPLE, CATALOG)
+    assert errors == [] and doc is not None and doc.warnings == []
+    snap = _snapshot(_synced(TPL_A, name="Demo badge"))
+    assert validate_against(doc, snap) == []
+    org, tpl = document_to_entities(doc, snap)
+    assert org.name == "Acme" and org.api_key_env == "CREDLY_TOKEN_ACME"
+    assert (tpl.name, tpl.description, tpl.credly_state) == ("Demo badge", "From Credly", "active")
+    assert tpl.is_active is True
+    assert [r.operator for r in tpl.requirements[0].rules] == ["eq", "eq"]
+    assert tpl.penalties[0].requirements == ["demo"]
+
+
+def test_validate_file_unpacks_and_has_named_parts():
+    result = validate_file(SPEC_EXAMPLE.replace("api_key_env: CREDLY_TOKEN_ACME", "api_key: x"),
+                           CATALOG)
+    doc, errors = result
+    assert doc is result.document and errors == result.errors == []
+    assert [w.path for w in result.warnings] == ["organizations[0].api_key"]
+
+
+def test_sample_configuration_validates():
+    text = resources.files("badges.config").joinpath("sample.yaml").read_text()
+    result = check_file(text, CATALOG)
+    assert result.errors == [] and result.warnings == []
+    doc = result.document
+    assert [o.uuid for o in doc.organizations] == [ORG]
+    assert [o.api_key_env for o in doc.organizations] == ["CREDLY_TOKEN_ACME"]
+    assert [t.uuid for t in doc.templates] == [TPL_A, TPL_B]
+    other = doc.templates[1]
+    assert [(r.id, r.group) for r in other.requirements] == [
+        ("other", "A"), ("other-ccx", "A"), ("other-certificate", "B")]
+
+
+BAD = """\
+organizations:
+  - uuid: 0b8a3f0e-0000-4000-8000-000000000001
+    api_key: s3cr3t-credly-token-4242
+templates:
+  - uuid: 7d4f6a52-0000-4000-8000-0000000000aa
+    active: maybe
+    colour: red
+    requirements:
+      - id: demo
+        event_type: org.openedx.learning.course.passing.status.updated.v1
+        rules:
+          - {key_path: is_passing, operator: "=", value: "true"}
+          - {key_path: course.course_key, operator: "=", value: "x"}
+          - {key_path: is_pasing, operator: "=", value: "true"}
+          - {key_path: is_passing, operator: "=", value: "sure"}
+      - id: demo
+        event_type: org.openedx.learning.course.passing.status.updatd.v1
+    penalties:
+      - id: failed
+        event_type: org.openedx.learning.course.passing.status.updated.v1
+        requirements: [demo, ghost, cert]
+      - id: failed
+        event_type: org.openedx.learning.course.passing.status.updated.v1
+        requirements: []
+  - uuid: 7d4f6a52-0000-4000-8000-0000000000bb
+    active: true
+    requirements:
+      - id: cert
+        event_type: org.openedx.learning.certificate.created.v1
+        rules:
+          - {key_path: course.course_key, operator: "<>", value: "x"}
+  - uuid: 7d4f6a52-0000-4000-8000-0000000000cc
+    active: yes
+"""
+
+
+def test_a_bad_file_reports_every_error_with_path_and_line():
+    result = check_file(BAD, CATALOG)
+    assert result.document is None
+    by_path = {e.path: e for e in result.errors}
+    expected_lines = {
+        "templates[0].active": 6,
+        "templates[0].colour": 7,
+        "templates[0].requirements[0].rules[2].key_path": 14,
+        "templates[0].requirements[0].rules[3].value": 15,
+        "templates[0].requirements[1].id": 16,
+        "templates[0].requirements[1].event_type": 17,
+        "templates[0].penalties[0].requirements[1]": 21,
+        "templates[0].penalties[0].requirements[2]": 21,
+        "templates[0].penalties[1].id": 22,
+        "templates[0].penalties[1].requirements": 24,
+        "templates[1].requirements[0].rules[0].operator": 31,
+        "templates[2].active": 33,
+    }
+    assert {p: by_path[p].line for p in expected_lines if p in by_path} == expected_lines
+    assert len(result.errors) == len(expected_lines)
+
+    key_path = str(by_path["templates[0].requirements[0].rules[2].key_path"])
+    assert key_path.startswith(
+        "templates[0].requirements[0].rules[2].key_path (line 14): unknown key path 'is_pasing' "
+        f"for {PASSING}"
+    )
+    assert "valid: course.course_key, course.display_name," in key_path
+    assert "is_passing" in key_path and "user.pii.email" in key_path
+    assert "boolean field" in by_path["templates[0].requirements[0].rules[3].value"].message
+    assert "maybe" in by_path["templates[0].active"].message
+    assert "unknown field 'colour'" in by_path["templates[0].colour"].message
+    assert "duplicate requirement id 'demo'" in by_path["templates[0].requirements[1].id"].message
+    assert "unknown event type" in by_path["templates[0].requirements[1].event_type"].message
+    assert "unknown requirement 'ghost'" in by_path["templates[0].penalties[0].requirements[1]"].message
+    assert "belongs to templates[1]" in by_path["templates[0].penalties[0].requirements[2]"].message
+    assert "duplicate penalty id" in by_path["templates[0].penalties[1].id"].message
+    assert "at least one requirement" in by_path["templates[0].penalties[1].requirements"].message
+    assert "operator must be one of" in by_path["templates[1].requirements[0].rules[0].operator"].message
+    assert "needs at least one requirement" in by_path["templates[2].active"].message
+    # errors come in file order, and the inline token is a warning, never echoed
+    assert [e.line for e in result.errors] == sorted(e.line for e in result.errors)
+    assert [w.path for w in result.warnings] == ["organizations[0].api_key"]
+    assert all(TOKEN not in str(e) for e in result.errors + result.warnings)
+
+
+def test_structure_errors_and_organizations():
+    text = textwrap.dedent("""\
+        organizations:
+          - uuid: not-a-uuid
+          - uuid: 0b8a3f0e-0000-4000-8000-000000000001
+            api_key_env: A
+            api_key: B
+        templates:
+          - active: true
+            requirements: demo
+        extra: 1
+    """)
+    errors = {(e.path, e.line, e.message) for e in validate_file(text, CATALOG)[1]}
+    paths = {(p, line) for p, line, _ in errors}
+    assert ("organizations[0].uuid", 2) in paths
+    assert ("organizations[0]", 2) in paths  # no token source
+    assert ("organizations[1]", 3) in paths  # both token sources
+    assert ("templates[0].uuid", 7) in paths  # missing field: line of its mapping
+    assert ("templates[0].requirements", 8) in paths
+    assert ("extra", 9) in paths
+    assert any("required field 'uuid'" in m for _, _, m in errors)
+    assert any("expected a list" in m for _, _, m in errors)
+
+
+def test_yaml_syntax_error_and_duplicate_keys_have_lines():
+    doc, errors = validate_file("templates:\n  - uuid: [1\n", CATALOG)
+    assert doc is None and len(errors) == 1 and errors[0].line is not None
+    assert "YAML syntax error" in errors[0].message
+    doc, errors = validate_file("templates: []\ntemplates: []\n", CATALOG)
+    assert [(e.path, e.line) for e in errors] == [("templates", 2)]
+    assert validate_file("", CATALOG)[1][0].message == "the file is empty"
+
+
+def test_boolean_words_are_taken_as_written():
+    text = SPEC_EXAMPLE.replace('value: "true"', "value: Yes").replace("active: true", "active: +")
+    doc, errors = validate_file(text, CATALOG)
+    assert errors == []
+    assert doc.templates[0].active is True
+    assert doc.templates[0].requirements[0].rules[0].value == "Yes"
+    _, errors = validate_file(SPEC_EXAMPLE.replace('value: "true"', "value: on"), CATALOG)
+    assert [e.path for e in errors] == ["templates[0].requirements[0].rules[0].value"]
+
+
+def test_validate_against_the_configuration_topic():
+    doc, _ = validate_file(SPEC_EXAMPLE.replace(
+        "    active: true\n", "    active: true\n", 1), CATALOG)
+    missing = validate_against(doc, _snapshot())
+    assert [(e.path, e.line) for e in missing] == [("templates[0].uuid", 5)]
+    assert "sync" in missing[0].message
+    foreign = "0b8a3f0e-0000-4000-8000-0000000000ff"
+    text = SPEC_EXAMPLE.replace("organizations:\n  - uuid: 0b8a3f0e-0000-4000-8000-000000000001\n"
+                                "    api_key_env: CREDLY_TOKEN_ACME      # or api_key: ...; tokens "
+                                "never printed back\n", "organizations: []\n")
+    doc2, errors = validate_file(text, CATALOG)
+    assert errors == []
+    unconfigured = validate_against(doc2, _snapshot(_synced(TPL_A, org=foreign), orgs=[]))
+    assert len(unconfigured) == 1 and foreign in unconfigured[0].message
+    # the organization is configured in the topic: fine
+    assert validate_against(doc2, _snapshot(_synced(TPL_A))) == []
+    archived = validate_against(doc, _snapshot(_synced(TPL_A, state="archived")))
+    assert [e.path for e in archived] == ["templates[0].active"]
+
+
+def test_keeping_activation_from_the_topic_still_needs_requirements():
+    text = f"organizations: []\ntemplates:\n  - uuid: {TPL_A}\n"
+    doc, errors = validate_file(text, CATALOG)
+    assert errors == [] and doc.templates[0].active is None
+    assert validate_against(doc, _snapshot(_synced(TPL_A))) == []
+    errors = validate_against(doc, _snapshot(_synced(TPL_A, active=True)))
+    assert [(e.path, e.line) for e in errors] == [("templates[0]", 3)]
+    [tpl] = document_to_entities(doc, _snapshot(_synced(TPL_A)))
+    assert tpl.is_active is False
+
+
+def _rich_snapshot(description: str = "On the Demo course: \"quoted\" # not a comment") -> ConfigSnapshot:
+    doc, errors = validate_file(SPEC_EXAMPLE, CATALOG)
+    assert errors == []
+    base = _snapshot(
+        _synced(TPL_A, name="Demo badge"),
+        _synced(TPL_B, name="Other: badge #2", active=False),
+        orgs=[Organization(uuid=ORG, name="Acme", api_key_env="CREDLY_TOKEN_ACME")],
+    )
+    entities = document_to_entities(doc, base)
+    tpl = entities[1]
+    req = tpl.requirements[0].model_copy(update={"description": description})
+    extra = {"id": "any", "event_type": PASSING, "group": "A", "rules": []}
+    tpl = Template.model_validate({**tpl.model_dump(), "requirements": [req.model_dump(), extra]})
+    return ConfigSnapshot.from_entities([entities[0], tpl, base.templates[TPL_B]])
+
+
+def test_export_round_trips():
+    snap = _rich_snapshot()
+    text = export_document(snap)
+    yaml.safe_load(text)  # any YAML tool reads it
+    doc, errors = validate_file(text, CATALOG)
+    assert errors == [], text
+    assert validate_against(doc, snap) == []
+    assert ConfigSnapshot.from_entities(document_to_entities(doc, snap)) == snap
+    assert "# Demo badge - Credly state: active" in text
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=40))
+def test_export_round_trips_any_description(description):
+    snap = _rich_snapshot(description)
+    doc, errors = validate_file(export_document(snap), CATALOG)
+    assert errors == []
+    assert ConfigSnapshot.from_entities(document_to_entities(doc, snap)) == snap
+
+
+def test_export_never_prints_tokens_and_shows_credly_deactivation():
+    inline = Organization(uuid="0b8a3f0e-0000-4000-8000-000000000002", name="Inline Org",
+                          api_key=TOKEN)
+    env = Organization(uuid=ORG, name="Acme", api_key_env="CREDLY_TOKEN_ACME")
+    moved = _synced(TPL_B, org=inline.uuid, state="archived", active=True)
+    snap = ConfigSnapshot.from_entities([env, inline, moved])
+    text = export_document(snap)
+    assert TOKEN not in text
+    assert "inline token is set" in text
+    assert "active: false" in text
+    doc, errors = validate_file(text, CATALOG)
+    assert errors == [] and [o.uuid for o in doc.organizations] == [ORG]
+    assert validate_against(doc, snap) == []  # the inline org stays configured in the topic
+    assert doc.templates[0].active is False
+
+
+def test_inline_api_key_in_the_file_is_a_warning_and_hidden():
+    text = SPEC_EXAMPLE.replace("api_key_env: CREDLY_TOKEN_ACME", f"api_key: {TOKEN}")
+    result = check_file(text, CATALOG)
+    assert result.errors == []
+    assert [(w.path, w.line, w.severity) for w in result.warnings] == [
+        ("organizations[0].api_key", 3, "warning")]
+    assert result.document.warnings == result.warnings
+    assert TOKEN not in repr(result.document) and TOKEN not in str(result.document)
+    [org, _] = document_to_entities(result.document, _snapshot(_synced(TPL_A)))
+    assert org.api_key.get_secret_value() == TOKEN and TOKEN not in repr(org)

@@ -1,0 +1,116 @@
+"""The index: an event only reaches the requirements filed under its own key values."""
+
+from __future__ import annotations
+
+from badges.domain import matching
+from badges.domain.engine import apply_event
+from tests.unit.test_domain_builders import (
+    CCX1,
+    CCX_PASSING,
+    DEMO,
+    OTHER,
+    PASSING,
+    ccx_passing,
+    compile_templates,
+    course_rule,
+    passing,
+    passing_rule,
+    pen,
+    req,
+    rule,
+    template,
+    tpl_uuid,
+)
+
+
+def _course(n: int) -> str:
+    return f"course-v1:Org+C{n}+2024"
+
+
+def _many(n: int):
+    return [
+        template(
+            [req(f"r{i}", PASSING, passing_rule(), course_rule(_course(i)))],
+            [pen(f"p{i}", [f"r{i}"], PASSING, passing_rule("false"), course_rule(_course(i)))],
+            uuid=tpl_uuid(100_000 + i),
+        )
+        for i in range(n)
+    ]
+
+
+def test_one_event_among_1000_templates_only_reaches_its_course(monkeypatch):
+    templates = _many(1000)
+    cfg = compile_templates(*templates)
+    reqs, pens = cfg.index.candidates(PASSING, passing(1, _course(417), True).payload)
+    assert [r.id for r in reqs] == ["r417"]
+    assert [p.id for p in pens] == ["p417"]
+    assert cfg.index.stats()[PASSING]["requirements"] == {
+        "fallback": 0, "keyed": {"course.course_key": 1000}}
+
+    # Count rule evaluations on the real path: a handful, not thousands.
+    calls = 0
+    real = matching.rule_matches
+
+    def counting(rule_, payload):
+        nonlocal calls
+        calls += 1
+        return real(rule_, payload)
+
+    monkeypatch.setattr("badges.domain.index.all_match",
+                        lambda rules, payload: all(counting(r, payload) for r in rules))
+    outcome = apply_event(None, cfg, passing(1, _course(417), True, t=1))
+    assert [d.template for d in outcome.decisions] == [templates[417].uuid]
+    assert calls <= 4  # r417's two rules, p417's first rule fails
+    calls = 0
+    assert apply_event(None, cfg, passing(1, "course-v1:Org+Unknown+2024", True, t=1)).state is None
+    assert calls == 0
+
+
+def test_requirements_without_an_equality_rule_go_to_the_fallback_list():
+    any_course = template([req("any", PASSING, rule("course.course_key", "!=", DEMO))])
+    by_bool = template([req("passed", PASSING, passing_rule())])
+    keyed = template([req("demo", PASSING, passing_rule(), course_rule(DEMO))])
+    cfg = compile_templates(any_course, by_bool, keyed, *_many(50))
+    stats = cfg.index.stats()[PASSING]["requirements"]
+    assert stats["fallback"] == 1
+    assert stats["keyed"] == {"course.course_key": 51, "is_passing": 1}
+    reqs, _ = cfg.index.candidates(PASSING, passing(1, OTHER, True).payload)
+    assert sorted(r.id for r in reqs) == ["any", "passed"]
+    reqs, _ = cfg.index.candidates(PASSING, passing(1, DEMO, False).payload)
+    assert sorted(r.id for r in reqs) == ["any", "demo"]  # 'any' is then rejected by its rule
+    matched, _ = cfg.index.match(PASSING, passing(1, DEMO, False).payload)
+    assert matched == []
+
+
+def test_index_prefers_the_key_path_most_entries_share():
+    # master_course_key is shared by every entry; ccx_course_key by one: probe one path only.
+    tpls = [
+        template([req(f"m{i}", CCX_PASSING, rule("course.master_course_key", "=", _course(i)))])
+        for i in range(5)
+    ]
+    tpls.append(template([req("x", CCX_PASSING, rule("course.master_course_key", "=", DEMO),
+                              rule("course.ccx_course_key", "=", CCX1))]))
+    cfg = compile_templates(*tpls)
+    assert cfg.index.stats()[CCX_PASSING]["requirements"]["keyed"] == {
+        "course.master_course_key": 6}
+    reqs, _ = cfg.index.candidates(CCX_PASSING, ccx_passing(1, CCX1, DEMO).payload)
+    assert [r.id for r in reqs] == ["x"]
+
+
+def test_inactive_templates_are_not_indexed_but_kept_for_display():
+    off = template([req("demo", PASSING, passing_rule(), course_rule(DEMO))], active=False)
+    cfg = compile_templates(off)
+    assert cfg.index.size == 0
+    assert off.uuid in cfg.templates and not cfg.templates[off.uuid].active
+
+
+def test_stale_configuration_is_reported_not_fatal():
+    tpl = template([req("demo", PASSING, rule("is_pasing", "=", "true")),
+                    req("flag", PASSING, rule("is_passing", "=", "maybe"))],
+                   [pen("p", ["nope"], PASSING)])
+    cfg = compile_templates(tpl)
+    joined = "\n".join(cfg.problems)
+    assert "unknown key path 'is_pasing'" in joined
+    assert "'maybe' is not a boolean word" in joined
+    assert "unknown requirements ['nope']" in joined
+    assert apply_event(None, cfg, passing(1, DEMO, True, t=1)).state is None
