@@ -1,0 +1,153 @@
+"""Exactly-once issuing and revoking on top of ``CredlyClient`` (SPEC §7).
+
+The rule: whenever Credly may have stored a badge without us knowing (timeout, connection error,
+5xx, or an earlier attempt recorded as unknown by the caller), look the badge up before any new
+POST. A 422 on issue is usually "already issued", so it is looked up too. A badge found that way
+is *reconciled*: a success, not a failure.
+
+Decision on 5xx: a 500/502/503/504 is treated as outcome-unknown. Gateways answer 502/504 after
+the backend may have committed, and a template that allows duplicates would not protect us with a
+422, so one GET per retry is the cheap price of never issuing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .client import CredlyClient
+from .errors import CredlyError, CredlyServerError, CredlyUnavailable, CredlyValidationError
+from .models import Badge, IssueRequest
+
+log = logging.getLogger(__name__)
+
+REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class IssueOutcome:
+    badge_id: str | None
+    state: str | None
+    reconciled: bool
+    attempts: int
+    error: str | None = None
+    error_type: str | None = None
+    # True when the call ended without knowing whether Credly stored the badge: the caller must
+    # persist it and pass it back as ``outcome_unknown`` on its next try.
+    outcome_unknown: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.badge_id is not None
+
+
+@dataclass(frozen=True)
+class RevokeOutcome:
+    state: str | None
+    already_revoked: bool
+    attempts: int
+    error: str | None = None
+    error_type: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class _Progress:
+    """Mutable state carried across tenacity attempts."""
+
+    def __init__(self, unknown: bool) -> None:
+        self.unknown = unknown
+        self.attempts = 0
+
+
+async def find_issued(client: CredlyClient, org: str, request: IssueRequest) -> Badge | None:
+    """The live (not revoked) badge of this template for this email, if Credly has one."""
+    badges = await client.find_badges(
+        org, recipient_email=request.recipient_email,
+        badge_template_id=request.badge_template_id, retry=False,
+    )
+    live = [b for b in badges if b.state != REVOKED]
+    if len(live) > 1:
+        log.warning("Credly holds %d live badges of template %s for one recipient (org %s)",
+                    len(live), request.badge_template_id, org)
+    return live[0] if live else None
+
+
+async def issue_once(
+    client: CredlyClient, org: str, request: IssueRequest, *, outcome_unknown: bool,
+    max_attempts: int | None = None,
+) -> IssueOutcome:
+    """Issue the badge at most once; never raises ``CredlyError`` (the outcome says why)."""
+    progress = _Progress(outcome_unknown)
+    try:
+        async for attempt in client.retrying(max_attempts=max_attempts):
+            with attempt:
+                progress.attempts = attempt.retry_state.attempt_number
+                return await _issue_attempt(client, org, request, progress)
+    except CredlyError as exc:
+        log.warning("Credly issue failed after %d attempts: %s", progress.attempts, exc)
+        return IssueOutcome(
+            badge_id=None, state=None, reconciled=False, attempts=progress.attempts,
+            error=str(exc), error_type=type(exc).__name__, outcome_unknown=progress.unknown,
+        )
+    raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
+
+
+async def _issue_attempt(
+    client: CredlyClient, org: str, request: IssueRequest, progress: _Progress
+) -> IssueOutcome:
+    if progress.unknown:
+        found = await find_issued(client, org, request)  # a failure here keeps `unknown`
+        if found is not None:
+            return _reconciled(found, progress)
+        progress.unknown = False
+    try:
+        badge = await client.issue_badge(org, request)
+    except (CredlyUnavailable, CredlyServerError):
+        progress.unknown = True
+        raise
+    except CredlyValidationError:
+        progress.unknown = True  # until the lookup below answers
+        found = await find_issued(client, org, request)
+        if found is not None:
+            return _reconciled(found, progress)
+        progress.unknown = False
+        raise
+    return IssueOutcome(
+        badge_id=badge.id, state=badge.state, reconciled=False, attempts=progress.attempts
+    )
+
+
+def _reconciled(badge: Badge, progress: _Progress) -> IssueOutcome:
+    progress.unknown = False
+    log.info("Credly badge %s found by lookup: reconciled, not issued again", badge.id)
+    return IssueOutcome(
+        badge_id=badge.id, state=badge.state, reconciled=True, attempts=progress.attempts
+    )
+
+
+async def revoke_once(
+    client: CredlyClient, org: str, badge_id: str, *, reason: str,
+    max_attempts: int | None = None,
+) -> RevokeOutcome:
+    """Revoke; a badge that is already revoked counts as success. Never raises ``CredlyError``."""
+    progress = _Progress(False)
+    try:
+        async for attempt in client.retrying(max_attempts=max_attempts):
+            with attempt:
+                progress.attempts = attempt.retry_state.attempt_number
+                try:
+                    badge = await client.revoke_badge(org, badge_id, reason, retry=False)
+                except CredlyValidationError:
+                    current = await client.get_badge(org, badge_id, retry=False)
+                    if current.state == REVOKED:
+                        return RevokeOutcome(REVOKED, True, progress.attempts)
+                    raise
+                return RevokeOutcome(badge.state, False, progress.attempts)
+    except CredlyError as exc:
+        log.warning("Credly revoke of %s failed after %d attempts: %s",
+                    badge_id, progress.attempts, exc)
+        return RevokeOutcome(None, False, progress.attempts, str(exc), type(exc).__name__)
+    raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
