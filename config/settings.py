@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     # The fetch wait dominates latency while consumers are idle (BROKER.md).
     fetch_max_wait_ms: int = Field(default=50, ge=0, le=10_000)
     ingest_batch_max: int = Field(default=2000, ge=1, le=100_000)
+    # Faust waits this long after a rebalance before it recovers tables (its default is 3 s).
+    recovery_delay_s: float = Field(default=3.0, ge=0)
 
     # --- Redis Streams (edx-event-bus-redis) ---------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -115,6 +117,10 @@ class Settings(BaseSettings):
     @property
     def decisions_topic(self) -> str:
         return f"{self.app_id}-badge-decisions"
+
+    @property
+    def replay_reports_topic(self) -> str:
+        return f"{self.app_id}-replay-reports"
 
     @property
     def ingest_group(self) -> str:

@@ -32,6 +32,7 @@ def worker_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.learner_events_topic, p),
         TopicSpec(settings.decisions_topic, p),
         TopicSpec(settings.lifecycle_topic, p),
+        TopicSpec(settings.replay_reports_topic, 1),
     ]
     specs += [TopicSpec(t, p) for t in settings.input_topic_names if t != settings.lifecycle_topic]
     return specs

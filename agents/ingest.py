@@ -1,0 +1,191 @@
+"""Ingestion of the Open edX event-bus topics: decode, identify the learner, re-key by learner.
+
+A plain aiokafka batch consumer (group ``{app_id}-ingest``) rather than a Faust agent: Faust
+dispatches every message through its per-message machinery (~120 µs here), which would cap the
+whole worker far below the broker. This stage is stateless, so it needs none of Faust's table
+machinery: it reads a batch, decodes it, sends one envelope per destination partition of
+``{app_id}-learner-events`` (and bad messages to the dead-letter topic), waits until the broker
+has them, and only then commits the source offsets. A crash re-reads at most one batch, and the
+progress stage ignores what it has already applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from mode import Service
+
+from badges import metrics
+from badges.domain.events import LearnerEvent
+from badges.wire.deadletter import dead_letter_headers
+from badges.wire.decode import KafkaDecoder
+from badges.wire.envelope import encode_envelope, learner_partition
+from badges.wire.errors import BadInput, OwnOutput
+
+if TYPE_CHECKING:
+    from badges.workers.app import Runtime
+
+log = logging.getLogger(__name__)
+
+ENVELOPE_MAX_EVENTS = 500
+ENVELOPE_MAX_BYTES = 512 * 1024
+
+
+class Forwarder:
+    """Sends normalized events to learner-events and bad input to the dead-letter topic.
+
+    Shared by the Kafka and Redis ingestion paths and by `badges replay`'s worker-side path.
+    """
+
+    def __init__(self, runtime: "Runtime") -> None:
+        self.rt = runtime
+        self.partitions = runtime.settings.partitions
+        self.events_topic = runtime.settings.learner_events_topic
+        self.dlq_topic = runtime.settings.dead_letter_topic
+
+    def route(self, events: Iterable[LearnerEvent]) -> dict[int, list[LearnerEvent]]:
+        """Keep the events some active rule may use; group them by destination partition."""
+        wanted = self.rt.config.compiled().event_types
+        by_partition: dict[int, list[LearnerEvent]] = defaultdict(list)
+        for ev in events:
+            if ev.event_type not in wanted:
+                metrics.EVENTS_SKIPPED.labels("no_active_rule").inc()
+                continue
+            by_partition[learner_partition(ev.learner.id, self.partitions)].append(ev)
+        return by_partition
+
+    async def send_events(self, by_partition: dict[int, list[LearnerEvent]]) -> list[Any]:
+        producer = self.rt.app.producer
+        futures = []
+        for partition, events in by_partition.items():
+            for chunk in _chunks(events):
+                futures.append(
+                    await producer.send(self.events_topic, None, chunk, partition, None, None)
+                )
+        return futures
+
+    async def send_dead_letter(
+        self, exc: BadInput, key: bytes | None, value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None, topic: str, partition: int, offset: int,
+    ) -> Any:
+        metrics.DEAD_LETTERS.labels(exc.code).inc()
+        log.warning("dead letter %s/%s/%s: %s (%s)", topic, partition, offset, exc.code, exc.detail)
+        dlq_headers = dead_letter_headers(headers or [], exc.code, exc.detail, topic, partition, offset)
+        return await self.rt.app.producer.send(
+            self.dlq_topic, key, value, partition % self.partitions, None, dlq_headers
+        )
+
+
+def _chunks(events: list[LearnerEvent]) -> Iterable[bytes]:
+    """Envelopes below the broker's message size, splitting big batches."""
+    for start in range(0, len(events), ENVELOPE_MAX_EVENTS):
+        part = events[start:start + ENVELOPE_MAX_EVENTS]
+        data = encode_envelope(part)
+        if len(data) > ENVELOPE_MAX_BYTES and len(part) > 1:
+            half = len(part) // 2
+            yield from _chunks(part[:half])
+            yield from _chunks(part[half:])
+        else:
+            yield data
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, ingest: "KafkaIngest") -> None:
+        self.ingest = ingest
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        # The batch in hand finishes (and commits) before the partitions move on.
+        async with self.ingest.batch_lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("ingest assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
+
+
+class KafkaIngest(Service):
+    """The aiokafka batch consumer of the event-bus topics."""
+
+    def __init__(self, runtime: "Runtime", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rt = runtime
+        self.forwarder = Forwarder(runtime)
+        self.decoder = runtime.services["decoder"]
+        self.batch_lock = asyncio.Lock()
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def on_start(self) -> None:
+        s = self.rt.settings
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.kafka_bootstrap_servers.split(","),
+            group_id=s.ingest_group,
+            client_id=f"{s.app_id}-ingest",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            max_poll_records=s.ingest_batch_max,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            session_timeout_ms=int(s.broker_session_timeout_s * 1000),
+            heartbeat_interval_ms=int(s.broker_heartbeat_interval_s * 1000),
+            rebalance_timeout_ms=int(s.broker_rebalance_timeout_s * 1000),
+            request_timeout_ms=int(max(40.0, s.broker_session_timeout_s + 5) * 1000),
+        )
+        self.consumer.subscribe(s.input_topic_names, listener=_Rebalance(self))
+        await self.consumer.start()
+        log.info("ingesting %s as group %s", ", ".join(s.input_topic_names), s.ingest_group)
+
+    async def on_stop(self) -> None:
+        if self.consumer is not None:
+            async with self.batch_lock:
+                await self.consumer.stop()
+
+    @Service.task
+    async def _consume(self) -> None:
+        assert self.consumer is not None
+        consumer = self.consumer
+        while not self.should_stop:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=self.rt.settings.ingest_batch_max)
+            if not batch:
+                continue
+            async with self.batch_lock:
+                await self.handle_batch(batch)
+                await consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
+
+    async def handle_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        decoder: KafkaDecoder = self.decoder
+        await decoder.prefetch(m.value for msgs in batch.values() for m in msgs)
+        events: list[LearnerEvent] = []
+        futures: list[Any] = []
+        consumed = metrics.EVENTS_CONSUMED
+        for tp, messages in batch.items():
+            topic, partition = tp.topic, tp.partition
+            for m in messages:
+                try:
+                    ev = decoder.decode(m.headers, m.value, f"{topic}/{partition}/{m.offset}", m.timestamp)
+                except OwnOutput:
+                    metrics.EVENTS_SKIPPED.labels("own_output").inc()
+                    continue
+                except BadInput as exc:
+                    futures.append(await self.forwarder.send_dead_letter(
+                        exc, m.key, m.value, m.headers, topic, partition, m.offset))
+                    continue
+                consumed.labels(ev.event_type).inc()
+                events.append(ev)
+        futures += await self.forwarder.send_events(self.forwarder.route(events))
+        if futures:
+            await asyncio.gather(*futures)
+
+
+def register(runtime: "Runtime") -> None:
+    from badges.wire.registry import SchemaRegistryClient
+
+    s = runtime.settings
+    registry = SchemaRegistryClient(str(s.schema_registry_url)) if s.schema_registry_url else None
+    runtime.services["registry"] = registry
+    runtime.services["decoder"] = KafkaDecoder(runtime.catalog, registry=registry)
+    ingest = KafkaIngest(runtime)
+    runtime.services["kafka_ingest"] = ingest
+    runtime.app.service(ingest)

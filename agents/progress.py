@@ -1,0 +1,114 @@
+"""The progress agent: applies learner events to per-learner progress and decides badges.
+
+It consumes ``{app_id}-learner-events`` (envelopes of normalized events, one partition per set of
+learners), runs the pure rules engine, writes each changed learner once per envelope to the
+``progress`` table (changelog-backed) and sends award/revoke decisions to
+``{app_id}-badge-decisions`` on the same partition, keyed by learner. Faust flushes those sends
+before it commits the envelope's offset; a crash before that re-delivers the envelope, and the
+engine's idempotence (plus re-emission of decisions tied to an already-applied event) makes the
+second pass produce the same records and decisions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from badges import metrics
+from badges.domain.engine import apply_event
+from badges.wire.decisions import encode_decision
+from badges.wire.envelope import EnvelopeError, decode_envelope, learner_key
+from badges.tables.writer import TableWriter
+
+if TYPE_CHECKING:
+    from badges.workers.app import Runtime
+
+log = logging.getLogger(__name__)
+
+REPORT_FIELDS = ("applied", "fulfillments_added", "awards", "revocations")
+
+
+def load_state(raw: bytes | None) -> Any:
+    return orjson.loads(raw) if raw is not None else None
+
+
+class ProgressProcessor:
+    """One envelope in, progress records and decisions out (the agent body, testable alone)."""
+
+    def __init__(self, runtime: "Runtime") -> None:
+        self.rt = runtime
+        self.writer = TableWriter(runtime.app, runtime.tables["progress"])
+        self.decisions_topic = runtime.settings.decisions_topic
+        # In memory only: a worker crash during a replay leaves that run's report incomplete,
+        # and `badges replay` says so (the events themselves are processed all the same).
+        self.replay_counts: dict[tuple[str, int], dict[str, int]] = {}
+
+    async def process(self, partition: int, envelope: bytes) -> None:
+        try:
+            env = decode_envelope(envelope)
+        except EnvelopeError as exc:  # only our own code writes this topic
+            log.error("skipping a corrupt envelope on partition %d: %s", partition, exc)
+            return
+        events = env.events
+        config = self.rt.config.compiled()
+        dirty: dict[bytes, Any] = {}
+        decisions: list[tuple[bytes, Any]] = []
+        get = self.writer.get
+        matched_req = matched_pen = added = 0
+        now = time.time()
+        latency = metrics.PROCESSING_LATENCY
+        for ev in events:
+            key = learner_key(ev.learner.id)
+            state = dirty[key] if key in dirty else load_state(get(key))
+            outcome = apply_event(state, config, ev)
+            matched_req += outcome.matched_requirements
+            matched_pen += outcome.matched_penalties
+            added += outcome.fulfillments_added
+            if outcome.changed or outcome.already_applied:
+                dirty[key] = outcome.state
+            for decision in outcome.decisions:
+                decisions.append((key, decision))
+            latency.observe(max(0.0, now - ev.time_us / 1e6))
+        if matched_req:
+            metrics.REQUIREMENTS_MATCHED.inc(matched_req)
+        if matched_pen:
+            metrics.PENALTIES_MATCHED.inc(matched_pen)
+        for key, state in dirty.items():
+            await self.writer.put(partition, key, orjson.dumps(state))
+        metrics.FULFILLMENTS.inc(len(dirty))
+        producer = self.rt.app.producer
+        for key, decision in decisions:
+            metrics.DECISIONS.labels(decision.action, str(decision.replayed).lower()).inc()
+            await producer.send(self.decisions_topic, key, encode_decision(decision), partition, None, None)
+        if env.replay_id:
+            await self._count_replay(env.replay_id, env.end, partition, len(events), added, decisions)
+
+    async def _count_replay(
+        self, replay_id: str, end: bool, partition: int, applied: int, added: int, decisions: list[Any]
+    ) -> None:
+        """Tally a replay run's effect on this partition; answer its end marker with the tally."""
+        counts = self.replay_counts.setdefault((replay_id, partition), dict.fromkeys(REPORT_FIELDS, 0))
+        counts["applied"] += applied
+        counts["fulfillments_added"] += added
+        for _key, decision in decisions:
+            if not decision.replayed:
+                counts["awards" if decision.action == "award" else "revocations"] += 1
+        if end:
+            report = {"replay": replay_id, "partition": partition, **self.replay_counts.pop((replay_id, partition))}
+            await self.rt.app.producer.send(
+                self.rt.settings.replay_reports_topic, None, orjson.dumps(report), 0, None, None
+            )
+
+
+def register(runtime: "Runtime") -> None:
+    processor = ProgressProcessor(runtime)
+    runtime.services["progress"] = processor
+
+    async def progress(stream: Any) -> None:
+        async for event in stream.events():
+            await processor.process(event.message.partition, event.value)
+
+    runtime.app.agent(runtime.topics["learner_events"], name="progress")(progress)

@@ -1,0 +1,237 @@
+"""The Credly sink: carries out award/revoke decisions exactly once.
+
+The ``issuance`` table (per learner, per template) is the source of truth of what Credly did.
+For each batch of decisions the sink first makes its intent durable (a record marked
+``in_flight`` is flushed to the changelog *before* the Credly call), then calls Credly for the
+learners of the batch concurrently (one learner's decisions stay in order), then records the
+outcomes. After a crash the decision is delivered again; a record still ``in_flight`` tells the
+issuer that the outcome is unknown, so it looks the badge up in Credly before any new POST.
+A decision already carried out is skipped. Failures after all retries are recorded as
+``failed`` and re-driven by `badges retry-failed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from badges import metrics
+from badges.agents.lifecycle import AWARDED, REVOKED, LifecycleEmitter, badge_uuid
+from badges.credly.client import CredlyClient
+from badges.credly.issuer import find_issued, issue_once, revoke_once
+from badges.credly.models import IssueRequest
+from badges.credly.tokens import MissingToken, token_lookup
+from badges.domain.engine import Decision
+from badges.tables.writer import TableWriter
+from badges.wire.decisions import RETRY_FAILED, decode_message
+from badges.wire.envelope import learner_partition
+
+if TYPE_CHECKING:
+    from badges.workers.app import Runtime
+
+log = logging.getLogger(__name__)
+
+# statuses of an issuance record
+PENDING, ISSUED, FAILED, REVOKED_ST, REVOKE_FAILED = "pending", "issued", "failed", "revoked", "revoke_failed"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Sink:
+    def __init__(self, runtime: "Runtime") -> None:
+        self.rt = runtime
+        s = runtime.settings
+        self.writer = TableWriter(runtime.app, runtime.tables["issuance"])
+        self.client = CredlyClient(
+            s.credly_base,
+            token_lookup(runtime.config.snapshot),
+            timeout_s=s.credly_timeout_s,
+            max_attempts=s.credly_max_attempts,
+            backoff_max_s=s.credly_backoff_max_s,
+            rate_per_s=s.credly_rate_per_s,
+        )
+        self.lifecycle = LifecycleEmitter(runtime)
+        self.slots = asyncio.Semaphore(s.credly_concurrency)
+
+    # --- records ----------------------------------------------------------------------------
+
+    def load(self, key: bytes) -> dict[str, Any]:
+        raw = self.writer.get(key)
+        return orjson.loads(raw) if raw is not None else {}
+
+    async def save(self, partition: int, key: bytes, records: dict[str, Any]) -> None:
+        await self.writer.put(partition, key, orjson.dumps(records))
+
+    # --- one batch --------------------------------------------------------------------------
+
+    async def process_batch(self, items: list[tuple[int, bytes | None, bytes]]) -> None:
+        """``items``: (partition, key, value) of each decisions message, in offset order."""
+        work: dict[bytes, tuple[int, list[Decision]]] = {}
+        for partition, key, value in items:
+            try:
+                message = decode_message(value)
+            except Exception as exc:  # only our own code writes this topic
+                log.error("skipping an undecodable decision on partition %d: %s", partition, exc)
+                continue
+            if message == RETRY_FAILED:
+                await self.redrive_failed(partition, work)
+                continue
+            assert isinstance(message, Decision)
+            lkey = key or str(message.learner.id).encode()
+            work.setdefault(lkey, (partition, []))[1].append(message)
+        if not work:
+            return
+        # 1. intent: mark every record about to be called in flight, durably
+        plans: dict[bytes, tuple[int, dict[str, Any], list[Decision]]] = {}
+        unknown: dict[tuple[bytes, str], bool] = {}  # an earlier attempt's outcome is unknown
+        for lkey, (partition, decisions) in work.items():
+            records = self.load(lkey)
+            todo = [d for d in decisions if self._needs_call(records, d)]
+            if not todo:
+                continue
+            for d in todo:
+                rec = records.setdefault(d.template, {})
+                unknown[(lkey, d.template)] = bool(rec.get("in_flight") or rec.get("outcome_unknown"))
+                rec["in_flight"] = rec.get("in_flight", False) or d.action == "award"
+                rec["desired"] = "awarded" if d.action == "award" else "revoked"
+            await self.save(partition, lkey, records)
+            plans[lkey] = (partition, records, todo)
+        if not plans:
+            return
+        await self.rt.app.producer.flush()
+        # 2. calls, learners concurrently, each learner's decisions in order
+        await asyncio.gather(*(
+            self._carry_out(records, todo, {t: u for (k, t), u in unknown.items() if k == lkey})
+            for lkey, (_, records, todo) in plans.items()
+        ))
+        # 3. outcomes
+        for lkey, (partition, records, _todo) in plans.items():
+            await self.save(partition, lkey, records)
+
+    def _needs_call(self, records: dict[str, Any], d: Decision) -> bool:
+        rec = records.get(d.template)
+        status = rec.get("status") if rec else None
+        if d.action == "award":
+            if status in (ISSUED, REVOKED_ST, REVOKE_FAILED) or (rec and rec.get("desired") == "revoked"):
+                metrics.AWARDS.labels("duplicate_skipped").inc()
+                return False
+            return True
+        if status == REVOKED_ST:
+            metrics.REVOCATIONS.labels("duplicate_skipped").inc()
+            return False
+        return True
+
+    async def _carry_out(self, records: dict[str, Any], decisions: list[Decision], unknown: dict[str, bool]) -> None:
+        async with self.slots:
+            for d in decisions:
+                rec = records.setdefault(d.template, {})
+                learner = d.to_dict()["learner"]
+                try:
+                    if d.action == "award":
+                        await self._issue(rec, learner, d, unknown.get(d.template, False))
+                    else:
+                        await self._revoke(rec, learner, d.template, d.organization, d.event.event_id)
+                except MissingToken as exc:
+                    rec.update(status=FAILED if d.action == "award" else REVOKE_FAILED, last_error=str(exc),
+                               error_type="MissingToken", updated=_now())
+                    if d.action == "award":
+                        rec["in_flight"] = False
+
+    async def _issue(self, rec: dict[str, Any], learner: dict[str, Any], d: Decision, unknown: bool) -> None:
+        template, org = d.template, d.organization
+        request = IssueRequest.for_learner(
+            email=learner["email"], full_name=learner["name"], username=learner["username"],
+            badge_template_id=template, completed_at=d.event.time,
+        )
+        rec.update(organization=org, learner=learner, completed_at=d.event.time, decided_by=d.event.event_id,
+                   decided_by_type=d.event.event_type, badge_uuid=badge_uuid(int(learner["id"]), template))
+        outcome = await issue_once(self.client, org, request, outcome_unknown=unknown)
+        rec["attempts"] = rec.get("attempts", 0) + outcome.attempts
+        rec["updated"] = _now()
+        if outcome.ok:
+            await (await self.lifecycle.emit(AWARDED, learner, template, 0))
+            rec.update(status=ISSUED, credly_id=outcome.badge_id, credly_state=outcome.state,
+                       reconciled=outcome.reconciled, in_flight=False, outcome_unknown=False,
+                       last_error=None, error_type=None, issued_at=_now())
+            metrics.AWARDS.labels("reconciled" if outcome.reconciled else "issued").inc()
+        else:
+            rec.update(status=FAILED, last_error=outcome.error, error_type=outcome.error_type,
+                       in_flight=False, outcome_unknown=outcome.outcome_unknown)
+            metrics.AWARDS.labels("failed").inc()
+
+    async def _revoke(self, rec: dict[str, Any], learner: dict[str, Any], template: str, org: str, event_id: str) -> None:
+        rec.update(revoked_by=event_id, updated=_now())
+        badge_id = rec.get("credly_id")
+        if badge_id is None and (rec.get("in_flight") or rec.get("outcome_unknown")) and rec.get("learner"):
+            # an issue whose outcome is unknown: Credly may hold the badge
+            request = IssueRequest.for_learner(
+                email=rec["learner"]["email"], full_name=rec["learner"]["name"],
+                username=rec["learner"]["username"], badge_template_id=template,
+                completed_at=rec.get("completed_at") or _now(),
+            )
+            found = await find_issued(self.client, org, request)
+            badge_id = found.id if found else None
+        if badge_id is None:  # never issued in Credly: nothing to take back
+            rec.update(status=REVOKED_ST, credly_state=None, in_flight=False, outcome_unknown=False)
+            metrics.REVOCATIONS.labels("not_issued").inc()
+            return
+        outcome = await revoke_once(self.client, org, badge_id, reason=self.rt.settings.revoke_reason)
+        rec["attempts"] = rec.get("attempts", 0) + outcome.attempts
+        if outcome.ok:
+            await (await self.lifecycle.emit(REVOKED, learner, template, 0))
+            rec.update(status=REVOKED_ST, credly_id=badge_id, credly_state=outcome.state or "revoked",
+                       in_flight=False, outcome_unknown=False, last_error=None, error_type=None)
+            metrics.REVOCATIONS.labels("revoked").inc()
+        else:
+            rec.update(status=REVOKE_FAILED, credly_id=badge_id, last_error=outcome.error, error_type=outcome.error_type)
+            metrics.REVOCATIONS.labels("failed").inc()
+
+    # --- operator requests --------------------------------------------------------------------
+
+    async def redrive_failed(self, partition: int, work: dict[bytes, tuple[int, list[Decision]]]) -> int:
+        """Queue every failed record of this partition for another try."""
+        n = 0
+        partitions = self.rt.settings.partitions
+        for lkey, raw in list(self.rt.tables["issuance"].data.items()):
+            try:
+                learner_id = int(lkey)
+            except ValueError:
+                continue
+            if learner_partition(learner_id, partitions) != partition:
+                continue
+            for template, rec in orjson.loads(raw).items():
+                if rec.get("status") not in (FAILED, REVOKE_FAILED) or not rec.get("learner"):
+                    continue
+                work.setdefault(lkey, (partition, []))[1].append(_retry_decision(rec, template))
+                n += 1
+        log.info("retry-failed: %d badge(s) of partition %d queued again", n, partition)
+        return n
+
+
+def _retry_decision(rec: dict[str, Any], template: str) -> Decision:
+    return Decision.from_dict({
+        "action": "award" if rec.get("status") == FAILED else "revoke",
+        "learner": {k: rec["learner"][k] for k in ("id", "username", "email", "name")},
+        "template": template,
+        "organization": rec.get("organization", ""),
+        "event": {"event_id": rec.get("decided_by", ""), "event_type": rec.get("decided_by_type", "retry"), "time": rec.get("completed_at") or _now(),
+                  "time_us": 0, "origin": "badges retry-failed"},
+    })
+
+
+def register(runtime: "Runtime") -> None:
+    sink = Sink(runtime)
+    runtime.services["sink"] = sink
+
+    async def credly_sink(stream: Any) -> None:
+        async for events in stream.take_events(max(1, runtime.settings.credly_concurrency), within=0.02):
+            await sink.process_batch([(e.message.partition, e.message.key, e.value) for e in events])
+
+    runtime.app.agent(runtime.topics["decisions"], name="credly-sink")(credly_sink)

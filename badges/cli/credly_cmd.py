@@ -1,0 +1,129 @@
+"""`badges org add`, `badges templates sync`, `badges retry-failed`, `badges credly-emulator`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import typer
+
+from badges.cli.common import console, err_console, fail, settings_or_exit
+from badges.config.entities import Organization
+from badges.config.settings import Settings
+from badges.credly.client import CredlyClient
+from badges.credly.errors import CredlyError
+from badges.credly.sync import SyncResult, sync_templates
+from badges.credly.tokens import MissingToken, organization_token, token_lookup
+from badges.kafka.config_topic import BrokerUnavailable, publish, read_snapshot
+
+org_app = typer.Typer(help="Credly organizations.", no_args_is_help=True)
+templates_app = typer.Typer(help="Credly badge templates.", no_args_is_help=True)
+
+
+def client_for(settings: Settings, token_for) -> CredlyClient:  # type: ignore[no-untyped-def]
+    return CredlyClient(
+        settings.credly_base,
+        token_for,
+        timeout_s=settings.credly_timeout_s,
+        max_attempts=settings.credly_max_attempts,
+        backoff_max_s=settings.credly_backoff_max_s,
+        rate_per_s=settings.credly_rate_per_s,
+    )
+
+
+async def check_organization(settings: Settings, org: Organization) -> Organization:
+    """Ask Credly for the organization with its token; returns the entity with Credly's name."""
+    token = organization_token(org)
+    async with client_for(settings, lambda _uuid: token) as client:
+        credly_org = await client.get_organization(org.uuid)
+    return org.model_copy(update={"name": credly_org.name})
+
+
+@org_app.command("add")
+def org_add(
+    uuid: str = typer.Option(..., "--uuid", help="Credly organization id"),
+    api_key_env: str = typer.Option(None, "--api-key-env", metavar="VAR", help="environment variable holding the token (recommended)"),
+    api_key: str = typer.Option(None, "--api-key", metavar="K", help="the token itself (stored in the configuration topic)"),
+) -> None:
+    """Check the token against Credly, then store the organization with its name."""
+    if (api_key_env is None) == (api_key is None):
+        fail("give exactly one of --api-key-env VAR or --api-key K", code=2)
+    settings = settings_or_exit()
+    try:
+        org = Organization(uuid=uuid, api_key_env=api_key_env, api_key=api_key)
+    except ValueError as exc:
+        fail(f"invalid organization: {exc}", code=2)
+    if api_key is not None:
+        err_console.print("[yellow]warning:[/yellow] --api-key stores the token in the configuration topic; "
+                          "prefer --api-key-env so that only the variable's name is stored")
+    try:
+        org = asyncio.run(check_organization(settings, org))
+    except (CredlyError, MissingToken) as exc:
+        fail(f"{exc}; nothing stored")
+    try:
+        publish(settings, [org])
+    except BrokerUnavailable as exc:
+        fail(str(exc))
+    console.print(f"organization {org.uuid} ({org.name}) stored")
+
+
+async def pull_templates(settings: Settings, orgs: list[str]) -> list[SyncResult]:
+    snapshot = read_snapshot(settings)
+    results = []
+    async with client_for(settings, token_lookup(lambda: snapshot)) as client:
+        for org_uuid in orgs:
+            active = await client.list_badge_templates(org_uuid)
+            results.append(sync_templates(snapshot, org_uuid, active))
+    return results
+
+
+@templates_app.command("sync")
+def templates_sync(org: str = typer.Option(None, "--org", metavar="U", help="only this organization")) -> None:
+    """Pull the active badge templates from Credly (new ones arrive inactive)."""
+    settings = settings_or_exit()
+    try:
+        snapshot = read_snapshot(settings)
+    except BrokerUnavailable as exc:
+        fail(str(exc))
+    orgs = [org] if org else sorted(snapshot.organizations)
+    if not orgs:
+        fail("no organization configured; add one with `badges org add`")
+    unknown = [o for o in orgs if o not in snapshot.organizations]
+    if unknown:
+        fail(f"organization {unknown[0]} is not configured; add it with `badges org add`")
+    try:
+        results = asyncio.run(pull_templates(settings, orgs))
+        publish(settings, [e for r in results for e in r.entities])
+    except (CredlyError, MissingToken, BrokerUnavailable) as exc:
+        fail(str(exc))
+    for r in results:
+        console.print(f"organization {r.organization}: pulled {r.pulled} active template(s), {r.new} new")
+        for uuid in r.no_longer_active:
+            console.print(f"  note: template {uuid} is no longer active in Credly")
+
+
+def retry_failed() -> None:
+    """Re-drive every badge whose Credly call failed after all retries."""
+    settings = settings_or_exit()
+    from badges.kafka.control import request_retry_failed
+
+    try:
+        n = request_retry_failed(settings)
+    except BrokerUnavailable as exc:
+        fail(str(exc))
+    console.print(f"asked the sink of all {n} partitions to retry failed badges")
+
+
+def credly_emulator(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8808, help="port"),
+    seed: Path = typer.Option(None, help="JSON/YAML seed: organizations (uuid, name, token) and templates"),
+) -> None:
+    """Run the local Credly sandbox emulator (for development and tests; not Credly)."""
+    from badges.credly.emulator import main as emulator_main
+
+    if seed is not None and not seed.exists():
+        fail(f"seed file {seed} does not exist", code=2)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    emulator_main(host, port, str(seed) if seed else None)

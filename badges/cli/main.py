@@ -1,0 +1,45 @@
+"""The `badges` command (SPEC.md §6 "Command line")."""
+
+from __future__ import annotations
+
+import typer
+
+from badges.cli.common import settings_or_exit, setup_logging
+from badges.cli.config_cmd import config_app, template_app
+from badges.cli.credly_cmd import credly_emulator, org_app, retry_failed, templates_app
+from badges.cli.dev_cmd import dev_app
+from badges.cli.replay_cmd import replay
+
+app = typer.Typer(
+    name="badges",
+    help="Open edX badges stream worker: Credly badges from openedx-events on Kafka.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(config_app, name="config")
+app.add_typer(template_app, name="template")
+app.add_typer(org_app, name="org")
+app.add_typer(templates_app, name="templates")
+app.add_typer(dev_app, name="dev")
+app.command("replay")(replay)
+app.command("retry-failed")(retry_failed)
+app.command("credly-emulator")(credly_emulator)
+
+
+@app.command("worker")
+def worker() -> None:
+    """Run a worker: all agents, tables and the web server (settings from BADGES_* variables)."""
+    settings = settings_or_exit()
+    setup_logging(settings.log_level)
+    from badges.workers.worker import run_worker
+
+    run_worker(settings)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

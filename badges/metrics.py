@@ -1,0 +1,35 @@
+"""Prometheus metrics of a worker, all in one place (served at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "badges_events_consumed_total", "Event-bus messages read, by event type", ["event_type"]
+)
+EVENTS_SKIPPED = Counter(
+    "badges_events_skipped_total",
+    "Decoded events not forwarded to progress, by reason",
+    ["reason"],
+)
+DEAD_LETTERS = Counter("badges_dead_letters_total", "Messages sent to the dead-letter topic", ["reason"])
+REQUIREMENTS_MATCHED = Counter("badges_requirements_matched_total", "Requirement matches")
+PENALTIES_MATCHED = Counter("badges_penalties_matched_total", "Penalty matches")
+FULFILLMENTS = Counter("badges_progress_updates_total", "Learner progress records written")
+DECISIONS = Counter("badges_decisions_total", "Award/revoke decisions taken", ["action", "replayed"])
+AWARDS = Counter("badges_awards_total", "Badges issued in Credly (or reconciled)", ["outcome"])
+REVOCATIONS = Counter("badges_revocations_total", "Badges revoked in Credly", ["outcome"])
+CREDLY_CALLS = Counter("badges_credly_calls_total", "Credly API calls", ["endpoint", "outcome"])
+CREDLY_LATENCY = Histogram(
+    "badges_credly_call_seconds",
+    "Credly API call latency",
+    ["endpoint"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+PROCESSING_LATENCY = Histogram(
+    "badges_event_latency_seconds",
+    "From the event's ce_time to its progress being applied",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 60),
+)
+CONFIG_VERSION = Gauge("badges_config_generation", "Configuration changes applied by this worker")
+ACTIVE_TEMPLATES = Gauge("badges_active_templates", "Active badge templates")

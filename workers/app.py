@@ -1,0 +1,119 @@
+"""The Faust app of a badges worker, built from the settings.
+
+`build_app` is the one place where topics, tables and agents are wired together; everything it
+wires lives in `agents/` and `tables/`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from badges.config.settings import Settings
+from badges.schemas.catalog import Catalog, load_catalog
+from badges.tables import definitions
+from badges.tables.config_view import ConfigView
+
+log = logging.getLogger(__name__)
+
+
+class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust hard-codes ``fetch_max_wait_ms=1500`` for its group consumer.
+
+    While a partition is idle the fetch wait is the latency of every hop (BROKER.md), so the
+    worker makes it a setting (``BADGES_FETCH_MAX_WAIT_MS``).
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 1500)
+        return consumer
+
+
+class _TunedConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _TunedTransport(faust_aiokafka.Transport):
+    Consumer = _TunedConsumer
+
+
+class BadgesApp(faust.App):
+    runtime: "Runtime"
+    fetch_max_wait_ms: int = 1500
+
+    def _new_transport(self) -> Any:
+        return _TunedTransport(self.conf.broker_consumer, self)
+
+
+@dataclass
+class Runtime:
+    """What the agents share: settings, catalog, topics, tables and the configuration view."""
+
+    settings: Settings
+    app: BadgesApp
+    catalog: Catalog
+    config: ConfigView
+    topics: dict[str, faust.TopicT] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)
+    services: dict[str, Any] = field(default_factory=dict)
+
+
+def faust_settings(settings: Settings) -> dict[str, Any]:
+    web_url = settings.web_url
+    return dict(
+        broker=settings.kafka_url,
+        store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        consumer_auto_offset_reset="earliest",  # SPEC §7: new groups start from the beginning
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+        broker_request_timeout=max(90.0, settings.broker_session_timeout_s + 5),
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        stream_recovery_delay=settings.recovery_delay_s,
+        table_cleanup_interval=60.0,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_host=web_url.split("://", 1)[1].rsplit(":", 1)[0],
+        canonical_url=web_url,
+        logging_config=None,
+    )
+
+
+def build_app(settings: Settings) -> BadgesApp:
+    from badges.agents import ingest, progress, sink
+    from badges.web import routes
+
+    app = BadgesApp(settings.app_id, **faust_settings(settings))
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms
+    catalog = load_catalog()
+    view = ConfigView(catalog)
+    runtime = Runtime(settings=settings, app=app, catalog=catalog, config=view)
+    app.runtime = runtime
+
+    raw = definitions.RAW
+    p = settings.partitions
+    runtime.topics["learner_events"] = app.topic(settings.learner_events_topic, schema=raw, partitions=p)
+    runtime.topics["decisions"] = app.topic(settings.decisions_topic, schema=raw, partitions=p)
+    runtime.topics["dead_letters"] = app.topic(settings.dead_letter_topic, schema=raw, partitions=p)
+    runtime.topics["lifecycle"] = app.topic(settings.lifecycle_topic, schema=raw)
+    runtime.tables["config"] = definitions.config_table(app, settings, view.on_changelog_event)
+    runtime.tables["progress"] = definitions.progress_table(app, settings)
+    runtime.tables["issuance"] = definitions.issuance_table(app, settings)
+
+    ingest.register(runtime)
+    progress.register(runtime)
+    sink.register(runtime)
+    routes.register(runtime)
+    return app
