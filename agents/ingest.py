@@ -25,6 +25,7 @@ from badges.wire.deadletter import dead_letter_headers
 from badges.wire.decode import KafkaDecoder
 from badges.wire.envelope import encode_envelope, learner_partition
 from badges.wire.errors import BadInput, OwnOutput
+from badges.wire.registry import RegistryUnavailable
 
 if TYPE_CHECKING:
     from badges.workers.app import Runtime
@@ -151,8 +152,22 @@ class KafkaIngest(Service):
             if not batch:
                 continue
             async with self.batch_lock:
-                await self.handle_batch(batch)
+                if not await self._handle_with_retry(batch):
+                    return
                 await consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
+
+    async def _handle_with_retry(self, batch: dict[TopicPartition, list[Any]]) -> bool:
+        """An unreachable schema registry is an outage, not bad input: hold the batch and retry."""
+        delay = 0.5
+        while not self.should_stop:
+            try:
+                await self.handle_batch(batch)
+                return True
+            except RegistryUnavailable as exc:
+                log.warning("schema registry unavailable (%s); retrying the batch in %.1fs", exc, delay)
+                await self.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        return False
 
     async def handle_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         decoder: KafkaDecoder = self.decoder
@@ -180,10 +195,10 @@ class KafkaIngest(Service):
 
 
 def register(runtime: "Runtime") -> None:
-    from badges.wire.registry import SchemaRegistryClient
+    from badges.wire.registry import SchemaRegistry
 
     s = runtime.settings
-    registry = SchemaRegistryClient(str(s.schema_registry_url)) if s.schema_registry_url else None
+    registry = SchemaRegistry(str(s.schema_registry_url)) if s.schema_registry_url else None
     runtime.services["registry"] = registry
     runtime.services["decoder"] = KafkaDecoder(runtime.catalog, registry=registry)
     ingest = KafkaIngest(runtime)

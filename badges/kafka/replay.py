@@ -235,6 +235,6 @@ def prepare_topics(settings: Settings) -> None:
 def _registry(settings: Settings) -> Any:
     if not settings.schema_registry_url:
         return None
-    from badges.wire.registry import SchemaRegistryClient
+    from badges.wire.registry import SchemaRegistry
 
-    return SchemaRegistryClient(str(settings.schema_registry_url))
+    return SchemaRegistry(str(settings.schema_registry_url))

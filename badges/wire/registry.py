@@ -269,4 +269,3 @@ class SchemaRegistry:
 
 
 # The name the worker's modules import.
-SchemaRegistryClient = SchemaRegistry

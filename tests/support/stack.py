@@ -1,0 +1,181 @@
+"""An isolated badges deployment for integration tests, on the session's one embedded broker.
+
+A `Stack` has its own app id (so its own topics and consumer groups), its own Credly emulator,
+and helpers to run CLI commands, start worker processes and produce real Open edX events.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import httpx
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from badges.config.settings import Settings, load_settings
+from badges.credly.emulator import EmulatorServer
+from badges.kafka.topics import ensure_topics
+from tests.support import openedx
+from tests.support.cluster import WorkerProcess, wait_until, worker_env
+
+ORG = "0b8a3f0e-0000-4000-8000-000000000001"
+TOKEN = "tok-ACME-it-0123456789abcdef"
+TOKEN_ENV = "CREDLY_TOKEN_ACME"
+_clock = itertools.count()
+
+
+def event_time() -> datetime:
+    """Strictly increasing event times: the engine orders events by ce_time."""
+    return datetime.now(timezone.utc) + timedelta(microseconds=next(_clock))
+
+
+def seed(templates: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "organizations": [{"uuid": ORG, "name": "ACME Learning", "token": TOKEN}],
+        "templates": [
+            {"uuid": uuid_, "org": ORG, "name": name, "description": f"{name} badge",
+             "image_url": f"https://img.example/{uuid_}.png", "state": "active"}
+            for uuid_, name in templates
+        ],
+    }
+
+
+@dataclass
+class Stack:
+    bootstrap: str
+    app_id: str
+    workdir: Path
+    emulator: EmulatorServer
+    partitions: int = 4
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(
+            kafka_bootstrap_servers=self.bootstrap, app_id=self.app_id, partitions=self.partitions,
+            credly_api_url=self.emulator.api_url, store="memory", data_dir=self.workdir,
+        )
+
+    @property
+    def input_topic(self) -> str:
+        return self.settings.input_topic_names[0]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return worker_env(
+            self.bootstrap, self.app_id, self.workdir,
+            BADGES_CREDLY_API_URL=self.emulator.api_url,
+            BADGES_PARTITIONS=str(self.partitions),
+            BADGES_CREDLY_TIMEOUT_S="2",
+            BADGES_CREDLY_BACKOFF_MAX_S="0.5",
+            **{TOKEN_ENV: TOKEN},
+            **extra,
+        )
+
+    # --- CLI and workers ------------------------------------------------------------------------
+
+    def cli(self, *args: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "badges.cli.main", *args],
+            env=self.env(**extra), capture_output=True, text=True, timeout=120, cwd=self.workdir,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"badges {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def start_worker(self, name: str | None = None, wait: bool = True, **extra: str) -> WorkerProcess:
+        name = name or f"worker{len(self.workers) + 1}"
+        worker = WorkerProcess(self.env(**extra), self.workdir / f"{name}.log").start()
+        self.workers.append(worker)
+        if wait:
+            worker.wait_ready()
+        return worker
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.stop()
+
+    def configure(self, config_yaml: str) -> None:
+        """Organization, template sync and configuration, through the CLI as an operator would."""
+        path = self.workdir / f"config-{uuid.uuid4().hex[:6]}.yaml"
+        path.write_text(config_yaml)
+        self.cli("org", "add", "--uuid", ORG, "--api-key-env", TOKEN_ENV)
+        self.cli("templates", "sync")
+        self.cli("config", "apply", str(path))
+
+    # --- events -------------------------------------------------------------------------------
+
+    def producer(self) -> Producer:
+        return Producer({"bootstrap.servers": self.bootstrap, "acks": "all", "linger.ms": 2,
+                         "partitioner": "murmur2_random"})
+
+    def send(self, messages: Iterable[Any], topic: str | None = None) -> int:
+        producer = self.producer()
+        n = 0
+        for key, value, headers in messages:
+            producer.produce(topic or self.input_topic, key=key, value=value, headers=headers)
+            n += 1
+            if n % 1000 == 0:
+                producer.poll(0)
+        assert producer.flush(30) == 0
+        return n
+
+    def event(self, event_type: str, user_id: int, fields: dict[str, Any] | None = None, **kw: Any) -> Any:
+        kw.setdefault("time", event_time())
+        kw.setdefault("email", f"learner{user_id}@example.com")
+        kw.setdefault("name", "Ada Lovelace")
+        kw.setdefault("username", f"learner{user_id}")
+        return openedx.kafka_message(event_type, user_id=user_id, fields=fields or {}, **kw)
+
+    def read(self, topic: str, min_count: int = 1, timeout: float = 30.0) -> list[Any]:
+        """Messages of a topic from the beginning, waiting until at least ``min_count``."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"t-{uuid.uuid4()}",
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+        out: list[Any] = []
+
+        def enough() -> bool:
+            for m in consumer.consume(500, timeout=0.2):
+                if not m.error():
+                    out.append(m)
+            return len(out) >= min_count
+
+        try:
+            wait_until(enough, timeout=timeout, interval=0, what=f"{min_count} messages on {topic}")
+            for m in consumer.consume(500, timeout=0.3):  # and whatever else is there now
+                if not m.error():
+                    out.append(m)
+        finally:
+            consumer.close()
+        return out
+
+    # --- Credly emulator ------------------------------------------------------------------------
+
+    def credly_badges(self) -> list[dict[str, Any]]:
+        return httpx.get(f"{self.emulator.url}/_emulator/badges", timeout=5).json()  # type: ignore[no-any-return]
+
+    def credly_requests(self) -> list[dict[str, Any]]:
+        return httpx.get(f"{self.emulator.url}/_emulator/requests", timeout=5).json()  # type: ignore[no-any-return]
+
+    def credly_fault(self, **fault: Any) -> None:
+        httpx.post(f"{self.emulator.url}/_emulator/faults", json=fault, timeout=5).raise_for_status()
+
+    def wait_badges(self, predicate: Any, timeout: float = 60.0, what: str = "Credly badges") -> list[dict[str, Any]]:
+        def check() -> list[dict[str, Any]] | None:
+            badges = self.credly_badges()
+            return badges if predicate(badges) else None
+
+        return wait_until(check, timeout=timeout, interval=0.2, what=what)  # type: ignore[no-any-return]
+
+
+def make_stack(bootstrap: str, workdir: Path, templates: Iterable[tuple[str, str]], name: str) -> Stack:
+    emulator = EmulatorServer(seed(templates)).start_in_thread()
+    stack = Stack(bootstrap=bootstrap, app_id=f"it-{name}-{uuid.uuid4().hex[:6]}", workdir=workdir, emulator=emulator)
+    ensure_topics(stack.settings)
+    return stack
