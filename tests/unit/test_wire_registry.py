@@ -321,7 +321,7 @@ async def test_register_a_primitive_key_schema(registry: StandInRegistry) -> Non
 
 def test_usable_from_successive_event_loops(registry: StandInRegistry) -> None:
     """Sync callers (replay) run each batch's prefetch in its own asyncio.run()."""
-    from badges.wire.registry import SchemaRegistryClient as OurClient
+    from badges.wire.registry import SchemaRegistry as OurClient
 
     first = registry.register("a", CATALOG[COURSE_PASSING].schema)
     second = registry.register("b", CATALOG[CERT_CREATED].schema)
