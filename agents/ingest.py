@@ -71,7 +71,7 @@ class Forwarder:
 
     async def send_dead_letter(
         self, exc: BadInput, key: bytes | None, value: bytes | None,
-        headers: Sequence[tuple[str, bytes]] | None, topic: str, partition: int, offset: int,
+        headers: Sequence[tuple[str, bytes]] | None, topic: str, partition: int, offset: int | str,
     ) -> Any:
         metrics.DEAD_LETTERS.labels(exc.code).inc()
         log.warning("dead letter %s/%s/%s: %s (%s)", topic, partition, offset, exc.code, exc.detail)

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     # --- Redis Streams (edx-event-bus-redis) ---------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_streams: str = Field(default="", description="event-bus topics read from Redis Streams")
+    # Unset: "{hostname}:{web_port}", stable across restarts of the same worker, so a restarted
+    # process finds its own pending entries at once; other consumers' are claimed after the idle time.
+    redis_consumer_name: str | None = Field(default=None, min_length=1, max_length=200)
+    # Entries pending this long under any consumer are taken over (the consumer is presumed dead).
+    # Must exceed the time to forward and acknowledge one batch.
+    redis_claim_idle_ms: int = Field(default=60_000, ge=100, le=86_400_000)
+    redis_batch_size: int = Field(default=500, ge=1, le=10_000, description="COUNT per stream and read")
+    redis_block_ms: int = Field(default=1000, ge=10, le=60_000, description="XREADGROUP BLOCK")
 
     # --- Credly --------------------------------------------------------------------------
     credly_api_url: AnyHttpUrl = AnyHttpUrl("https://sandbox-api.credly.com/v1/")

@@ -72,6 +72,9 @@ def config_table(
         on_changelog_event=on_change,
         standby_buffer_size=1,
         is_global=True,
+        # keeps every partition a standby after recovery as well, so that changes published
+        # while the worker runs keep arriving (without it Faust only reads the topic at start)
+        synchronize_all_active_partitions=True,
         help="configuration entities",
         default=None,
     )

@@ -80,6 +80,8 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         broker_request_timeout=max(90.0, settings.broker_session_timeout_s + 5),
         broker_commit_interval=1.0,
         producer_acks=-1,
+        # dead letters carry the original value, which may be larger than the default 1 MB
+        producer_max_request_size=16 * 1024 * 1024,
         stream_recovery_delay=settings.recovery_delay_s,
         table_cleanup_interval=60.0,
         web_enabled=True,
@@ -113,6 +115,10 @@ def build_app(settings: Settings) -> BadgesApp:
     runtime.tables["issuance"] = definitions.issuance_table(app, settings)
 
     ingest.register(runtime)
+    if settings.redis_stream_names:  # edx-event-bus-redis sites
+        from badges.agents import redis_ingest
+
+        redis_ingest.register(runtime)
     progress.register(runtime)
     sink.register(runtime)
     routes.register(runtime)

@@ -8,6 +8,7 @@ import typer
 
 from badges.cli.common import console, err_console, fail, settings_or_exit
 from badges.config.file import document_to_entities, export_document, validate_against, validate_file
+from badges.config.switch import TemplateSwitchError, switch_template
 from badges.kafka.config_topic import BrokerUnavailable, publish, read_snapshot
 from badges.schemas.catalog import load_catalog
 
@@ -88,14 +89,10 @@ def _switch(uuid: str, active: bool) -> None:
         snapshot = read_snapshot(settings)
     except BrokerUnavailable as exc:
         fail(str(exc))
-    template = snapshot.templates.get(uuid)
-    if template is None:
-        fail(f"template {uuid} is not configured; sync it first (badges templates sync)")
-    if active and not template.requirements:
-        fail(f"template {uuid} has no requirement; add one with `badges config apply` first")
-    if active and template.credly_state not in (None, "active"):
-        fail(f"template {uuid} is {template.credly_state!r} in Credly; only active templates can be activated")
-    updated = template.model_copy(update={"is_active": active})
+    try:
+        updated = switch_template(snapshot, uuid, active)
+    except TemplateSwitchError as exc:
+        fail(str(exc))
     try:
         publish(settings, [updated])
     except BrokerUnavailable as exc:

@@ -13,7 +13,7 @@ from badges.config.entities import Organization
 from badges.config.settings import Settings
 from badges.credly.client import CredlyClient
 from badges.credly.errors import CredlyError
-from badges.credly.sync import SyncResult, sync_templates
+from badges.credly.sync import SyncResult, UnknownOrganization, pull_active_templates, select_organizations
 from badges.credly.tokens import MissingToken, organization_token, token_lookup
 from badges.kafka.config_topic import BrokerUnavailable, publish, read_snapshot
 
@@ -70,12 +70,8 @@ def org_add(
 
 async def pull_templates(settings: Settings, orgs: list[str]) -> list[SyncResult]:
     snapshot = read_snapshot(settings)
-    results = []
     async with client_for(settings, token_lookup(lambda: snapshot)) as client:
-        for org_uuid in orgs:
-            active = await client.list_badge_templates(org_uuid)
-            results.append(sync_templates(snapshot, org_uuid, active))
-    return results
+        return await pull_active_templates(client, snapshot, orgs)
 
 
 @templates_app.command("sync")
@@ -86,12 +82,10 @@ def templates_sync(org: str = typer.Option(None, "--org", metavar="U", help="onl
         snapshot = read_snapshot(settings)
     except BrokerUnavailable as exc:
         fail(str(exc))
-    orgs = [org] if org else sorted(snapshot.organizations)
-    if not orgs:
-        fail("no organization configured; add one with `badges org add`")
-    unknown = [o for o in orgs if o not in snapshot.organizations]
-    if unknown:
-        fail(f"organization {unknown[0]} is not configured; add it with `badges org add`")
+    try:
+        orgs = select_organizations(snapshot, org)
+    except UnknownOrganization as exc:
+        fail(str(exc))
     try:
         results = asyncio.run(pull_templates(settings, orgs))
         publish(settings, [e for r in results for e in r.entities])

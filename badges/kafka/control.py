@@ -17,6 +17,14 @@ from badges.kafka.topics import ensure_topics, worker_topics
 from badges.wire.decisions import encode_retry_failed
 
 
+def retry_failed_requests(settings: Settings) -> list[tuple[int, bytes]]:
+    """(partition, value) of the one ``retry_failed`` request per decisions partition.
+
+    Shared by the CLI (blocking producer below) and the worker's admin API (its own producer).
+    """
+    return [(partition, encode_retry_failed()) for partition in range(settings.partitions)]
+
+
 def request_retry_failed(settings: Settings) -> int:
     ensure_topics(settings, [s for s in worker_topics(settings) if s.name == settings.decisions_topic])
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all"})
@@ -26,8 +34,9 @@ def request_retry_failed(settings: Settings) -> int:
         if err is not None:
             errors.append(str(err))
 
-    for partition in range(settings.partitions):
-        producer.produce(settings.decisions_topic, value=encode_retry_failed(), partition=partition, on_delivery=delivered)
+    requests = retry_failed_requests(settings)
+    for partition, value in requests:
+        producer.produce(settings.decisions_topic, value=value, partition=partition, on_delivery=delivered)
     if producer.flush(30) or errors:
         raise BrokerUnavailable(f"retry request not delivered: {errors[:3]}")
-    return settings.partitions
+    return len(requests)

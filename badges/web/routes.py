@@ -20,12 +20,14 @@ def register(runtime: "Runtime") -> None:
             ingest = runtime.services.get("kafka_ingest")
             ingest_assigned = len(ingest.consumer.assignment()) if ingest and ingest.consumer else 0
             assigned = len(app.consumer.assignment())
+            redis = runtime.services.get("redis_ingest")
             return self.json({
                 "status": "ok",
                 "app_id": runtime.settings.app_id,
-                "ready": bool(ingest_assigned and assigned),
+                "ready": bool(ingest_assigned and assigned) and (redis is None or redis.ready),
                 "assigned_partitions": assigned,
                 "ingest_partitions": ingest_assigned,
+                "redis_ingest": redis.status() if redis is not None else None,
             })
 
     @app.page("/metrics")

@@ -2,6 +2,9 @@
 
 The key and value go out as the original bytes; the original headers are kept unchanged, in
 order, so the message can be replayed as it was once the cause is fixed.
+
+For a Redis Streams entry the source "topic" is the stream, the partition ``0`` (a stream is one
+ordered log) and the offset the entry id (``<ms>-<seq>``), hence ``int | str``.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ def dead_letter_headers(
     reason: str,
     detail: str,
     topic: str,
-    partition: int,
-    offset: int,
+    partition: int | str,
+    offset: int | str,
     now: datetime | None = None,
 ) -> list[tuple[str, bytes]]:
     when = now or datetime.now(timezone.utc)

@@ -1,0 +1,106 @@
+"""Prometheus metrics for Credly calls, as a thin subclass of ``CredlyClient``.
+
+Every HTTP attempt (retries included) counts once in ``badges_credly_calls_total{endpoint,
+outcome}``; its latency, from the moment the per-organization rate limiter lets it go to the
+answer, goes to ``badges_credly_call_seconds{endpoint}``. The client itself is unchanged: this
+wraps its one transport method and its limiter.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from contextvars import ContextVar
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+from yarl import URL
+
+from badges import metrics
+
+from .client import CredlyClient
+from .errors import (
+    CredlyAuthError,
+    CredlyError,
+    CredlyNotFound,
+    CredlyRateLimited,
+    CredlyServerError,
+    CredlyUnavailable,
+    CredlyValidationError,
+)
+
+_started: ContextVar[float | None] = ContextVar("credly_call_started", default=None)
+
+# (method, path after organizations/{org}/) -> endpoint label; a fixed set keeps cardinality low
+_ENDPOINTS: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("GET", re.compile(r"^$"), "get_organization"),
+    ("GET", re.compile(r"^badge_templates$"), "list_badge_templates"),
+    ("POST", re.compile(r"^badges$"), "issue_badge"),
+    ("GET", re.compile(r"^badges$"), "find_badges"),
+    ("GET", re.compile(r"^badges/[^/]+$"), "get_badge"),
+    ("PUT", re.compile(r"^badges/[^/]+/revoke$"), "revoke_badge"),
+    ("GET", re.compile(r"^events/[^/]+$"), "get_event"),
+)
+_ORG_PATH = re.compile(r"/organizations/[^/]+/?(.*)$")
+
+
+def endpoint_label(method: str, url: str) -> str:
+    match = _ORG_PATH.search(URL(url).path)
+    tail = match.group(1).rstrip("/") if match else None
+    if tail is not None:
+        for m, pattern, label in _ENDPOINTS:
+            if m == method.upper() and pattern.match(tail):
+                return label
+    return "other"
+
+
+def outcome_label(exc: CredlyError) -> str:
+    if isinstance(exc, CredlyAuthError):
+        return "auth_error" if exc.status else "no_token"
+    for cls, label in (
+        (CredlyNotFound, "not_found"),
+        (CredlyValidationError, "validation_error"),
+        (CredlyRateLimited, "rate_limited"),
+        (CredlyServerError, "server_error"),
+        (CredlyUnavailable, "unavailable"),
+    ):
+        if isinstance(exc, cls):
+            return label
+    return "error"
+
+
+class _TimedLimiter:
+    """The client's limiter; records when a call is let through (the latency starts there)."""
+
+    def __init__(self, limiter: AsyncLimiter) -> None:
+        self._limiter = limiter
+
+    async def acquire(self, amount: float = 1) -> None:
+        await self._limiter.acquire(amount)
+        _started.set(time.perf_counter())
+
+
+class MeteredCredlyClient(CredlyClient):
+    def _limiter(self, org: str) -> Any:
+        return _TimedLimiter(super()._limiter(org))
+
+    async def _once(
+        self, org: str, method: str, url: str, params: dict[str, str] | None,
+        body: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        endpoint = endpoint_label(method, url)
+        _started.set(None)
+        outcome = "ok"
+        try:
+            return await super()._once(org, method, url, params, body)
+        except CredlyError as exc:
+            outcome = outcome_label(exc)
+            raise
+        except BaseException:
+            outcome = "cancelled"
+            raise
+        finally:
+            metrics.CREDLY_CALLS.labels(endpoint, outcome).inc()
+            started = _started.get()
+            if started is not None:  # None: no request was sent (no token)
+                metrics.CREDLY_LATENCY.labels(endpoint).observe(time.perf_counter() - started)

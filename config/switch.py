@@ -1,0 +1,37 @@
+"""Switching a template on or off: the rules shared by `badges template activate|deactivate`
+and the worker's admin API (SPEC §2: activation needs at least one requirement; only templates
+that are active in Credly can be activated).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from badges.config.entities import ConfigSnapshot, Template
+
+
+class TemplateSwitchError(ValueError):
+    """Why a template cannot be switched; ``reason`` tells callers which status to answer."""
+
+    def __init__(self, message: str, reason: Literal["not_found", "refused"]) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def switch_template(snapshot: ConfigSnapshot, uuid: str, active: bool) -> Template:
+    """The template entity to publish, or TemplateSwitchError naming the broken rule."""
+    template = snapshot.templates.get(uuid)
+    if template is None:
+        raise TemplateSwitchError(
+            f"template {uuid} is not configured; sync it first (badges templates sync)", "not_found"
+        )
+    if active and not template.requirements:
+        raise TemplateSwitchError(
+            f"template {uuid} has no requirement; add one with `badges config apply` first", "refused"
+        )
+    if active and template.credly_state not in (None, "active"):
+        raise TemplateSwitchError(
+            f"template {uuid} is {template.credly_state!r} in Credly; only active templates can be activated",
+            "refused",
+        )
+    return template.model_copy(update={"is_active": active})
