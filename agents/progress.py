@@ -83,6 +83,7 @@ class ProgressProcessor:
         for key, decision in decisions:
             metrics.DECISIONS.labels(decision.action, str(decision.replayed).lower()).inc()
             await producer.send(self.decisions_topic, key, encode_decision(decision), partition, None, None)
+        metrics.EVENTS_APPLIED.inc(len(events))
         if env.replay_id:
             await self._count_replay(env.replay_id, env.end, partition, len(events), added, decisions)
 

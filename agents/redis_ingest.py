@@ -45,9 +45,18 @@ EVENT_DATA = b"event_data"
 BACKOFF_INITIAL_S = 0.2
 BACKOFF_MAX_S = 30.0
 STOP_GRACE_S = 10.0  # how long a stopping worker lets the batch in hand finish and be acked
-# Consumers without pending entries that have not talked to Redis for this long are dead
-# (a live one polls every block interval): forget them so the group does not grow forever.
+# Consumers without pending entries idle this long are forgotten, so that a group does not grow
+# by one consumer per restarted pod forever. Deleting one that is in fact alive loses nothing
+# (Redis 7.0 does not count empty reads as activity): it has no pending entry, and Redis
+# re-creates it on its next delivery.
 PRUNE_IDLE_MS = 24 * 3600 * 1000
+# Atomic, so that a consumer that has just been delivered entries is never deleted with them.
+_FORGET_IF_NO_PENDING = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
+  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+end
+return -1
+"""
 
 
 class Entry(NamedTuple):
@@ -96,6 +105,11 @@ def stale_consumers(infos: Iterable[Mapping[str, Any]], me: str, idle_ms: int) -
         if name != me and int(info["pending"]) == 0 and int(info["idle"]) >= idle_ms:
             out.append(name)
     return out
+
+
+async def forget_consumer(r: aioredis.Redis, stream: str, group: str, name: str) -> bool:
+    """Delete a consumer from the group if, and only if, it has no pending entry."""
+    return int(await r.eval(_FORGET_IF_NO_PENDING, 1, stream, group, name)) == 0
 
 
 def acks_by_stream(entries: Sequence[Entry]) -> dict[str, list[str]]:
@@ -282,8 +296,8 @@ class RedisIngest(Service):
         for s in self.streams:
             infos = await self.redis.xinfo_consumers(s, self.group)
             for name in stale_consumers(infos, self.consumer_name, PRUNE_IDLE_MS):
-                await self.redis.xgroup_delconsumer(s, self.group, name)
-                log.info("redis ingest: removed idle consumer %s from %s", name, s)
+                if await forget_consumer(self.redis, s, self.group, name):
+                    log.info("redis ingest: removed idle consumer %s from %s", name, s)
 
     async def _read_new(self) -> list[Entry]:
         assert self.redis is not None

@@ -13,6 +13,9 @@ EVENTS_SKIPPED = Counter(
     ["reason"],
 )
 DEAD_LETTERS = Counter("badges_dead_letters_total", "Messages sent to the dead-letter topic", ["reason"])
+EVENTS_APPLIED = Counter(
+    "badges_events_applied_total", "Learner events applied to progress by the progress agent"
+)
 REQUIREMENTS_MATCHED = Counter("badges_requirements_matched_total", "Requirement matches")
 PENALTIES_MATCHED = Counter("badges_penalties_matched_total", "Penalty matches")
 FULFILLMENTS = Counter("badges_progress_updates_total", "Learner progress records written")

@@ -138,6 +138,8 @@ class RecordedRequest:
     org: str | None
     status: int | None = None
     fault: str | None = None
+    # Wall-clock arrival (time.time()): comparable with event times, e.g. for latency figures.
+    received: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,6 +152,9 @@ class EmulatorState:
         self.organizations: dict[str, EmuOrganization] = {}
         self.templates: dict[str, EmuTemplate] = {}
         self.badges: dict[str, EmuBadge] = {}
+        # (org, template, casefolded email) -> badges stored for it: a duplicate check that
+        # stays O(1) with the many badges of a benchmark.
+        self._by_recipient: dict[tuple[str, str, str], list[EmuBadge]] = {}
         self.events: dict[str, EmuEvent] = {}
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
@@ -183,6 +188,7 @@ class EmulatorState:
             self.organizations.clear()
             self.templates.clear()
             self.badges.clear()
+            self._by_recipient.clear()
             self.events.clear()
             self.faults.clear()
             self.requests.clear()
@@ -244,7 +250,8 @@ class EmulatorState:
                org: str | None) -> RecordedRequest:
         with self.lock:
             entry = RecordedRequest(
-                len(self.requests) + 1, time.monotonic(), method, path, query, body, org
+                len(self.requests) + 1, time.monotonic(), method, path, query, body, org,
+                received=time.time(),
             )
             self.requests.append(entry)
             return entry
@@ -270,10 +277,8 @@ class EmulatorState:
 
     def live_badge(self, org: str, template_id: str, email: str) -> EmuBadge | None:
         with self.lock:
-            for badge in self.badges.values():
-                if (badge.org == org and badge.template_id == template_id
-                        and badge.recipient_email.casefold() == email.casefold()
-                        and badge.state != "revoked"):
+            for badge in self._by_recipient.get((org, template_id, email.casefold()), ()):
+                if badge.state != "revoked":
                     return badge
         return None
 
@@ -286,6 +291,8 @@ class EmulatorState:
                 issued_to_last_name=body["issued_to_last_name"], issued_at=body["issued_at"],
             )
             self.badges[badge.id] = badge
+            key = (org, badge.template_id, badge.recipient_email.casefold())
+            self._by_recipient.setdefault(key, []).append(badge)
             return badge
 
     def create_event(

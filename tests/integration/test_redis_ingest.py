@@ -1,0 +1,234 @@
+"""edx-event-bus-redis ingestion: real Redis, real broker, real worker processes, Credly emulator.
+
+Entries are written exactly as edx-event-bus-redis writes them (``openedx.redis_fields``: the
+openedx-events serializer, its metadata fields, XADD). Every test has its own stream.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import uuid
+from datetime import datetime
+from typing import Any, Iterator
+
+import pytest
+import redis
+
+from tests.support import openedx
+from tests.support.cluster import wait_until
+from tests.support.openedx import COURSE_PASSING, DEMO_COURSE
+from tests.support.stack import Stack, event_time, make_stack
+
+TEMPLATE = "7d4f6a52-0000-4000-8000-0000000000c1"
+PREFIX = f"rit{uuid.uuid4().hex[:6]}"  # the Open edX EVENT_BUS_TOPIC_PREFIX of these workers
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+CONFIG = f"""
+organizations:
+  - uuid: 0b8a3f0e-0000-4000-8000-000000000001
+    api_key_env: CREDLY_TOKEN_ACME
+templates:
+  - uuid: {TEMPLATE}
+    active: true
+    requirements:
+      - id: demo
+        event_type: {COURSE_PASSING}
+        rules:
+          - {{key_path: is_passing, operator: "=", value: "true"}}
+          - {{key_path: course.course_key, operator: "=", value: "{DEMO_COURSE}"}}
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+    s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("redis"), [(TEMPLATE, "Demo")], "redis")
+    s.configure(CONFIG)
+    yield s
+    s.stop()
+    s.emulator.stop_thread()
+
+
+@pytest.fixture
+def rds() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()
+
+
+class Bus:
+    """One test's stream, as the event bus names it, and its consumer group."""
+
+    def __init__(self, stack: Stack, rds: redis.Redis) -> None:
+        self.stack = stack
+        self.rds = rds
+        self.topic = f"badges-it-{uuid.uuid4().hex[:8]}"
+        self.stream = f"{PREFIX}-{self.topic}"
+        self.group = f"{stack.app_id}-ingest"
+
+    def start_worker(self, **extra: str) -> Any:
+        return self.stack.start_worker(
+            BADGES_EVENT_BUS_TOPIC_PREFIX=PREFIX, BADGES_REDIS_URL=REDIS_URL, BADGES_REDIS_STREAMS=self.topic,
+            BADGES_REDIS_BLOCK_MS="200", BADGES_CREDLY_RATE_PER_S="1000", **extra,
+        )
+
+    def passing(self, user_id: int) -> dict[bytes, bytes]:
+        return openedx.redis_fields(
+            COURSE_PASSING, user_id=user_id, email=email(user_id), name="Ada Lovelace", time=event_time(),
+            fields={"is_passing": True, "course.course_key": DEMO_COURSE},
+        )
+
+    def add(self, fields: dict[bytes, bytes]) -> str:
+        return self.rds.xadd(self.stream, fields).decode()  # type: ignore[no-any-return]
+
+    def pending(self) -> int:
+        return int(self.rds.xpending(self.stream, self.group)["pending"])
+
+    def wait_all_acked(self, count: int) -> None:
+        """Every entry delivered to the group and acknowledged."""
+        def done() -> bool:
+            info = next(g for g in self.rds.xinfo_groups(self.stream) if g["name"].decode() == self.group)
+            return info["entries-read"] == count and info["lag"] == 0 and self.pending() == 0
+
+        wait_until(done, timeout=30, what=f"all {count} entries of {self.stream} acknowledged")
+
+
+@pytest.fixture
+def bus(stack: Stack, rds: redis.Redis) -> Iterator[Bus]:
+    b = Bus(stack, rds)
+    yield b
+    for w in stack.workers:
+        w.stop()
+    rds.delete(b.stream)
+
+
+def email(user_id: int) -> str:
+    return f"redis{user_id}@example.com"
+
+
+def badges_of(stack: Stack, user_ids: range | list[int]) -> dict[str, int]:
+    wanted = {email(u) for u in user_ids}
+    counts: dict[str, int] = {}
+    for b in stack.credly_badges():
+        if b["recipient_email"] in wanted:
+            counts[b["recipient_email"]] = counts.get(b["recipient_email"], 0) + 1
+    return counts
+
+
+def wait_badges(stack: Stack, user_ids: range | list[int], timeout: float = 60.0) -> dict[str, int]:
+    return wait_until(lambda: (c := badges_of(stack, user_ids)) if len(c) == len(user_ids) else None,
+                      timeout=timeout, interval=0.2, what=f"badges for {len(user_ids)} learners")
+
+
+def test_entries_in_the_redis_layout_complete_a_template_once(bus: Bus) -> None:
+    # written before the worker exists: a new group starts at the stream's retained history
+    history = bus.passing(401)
+    bus.add(history)
+    worker = bus.start_worker()
+    health = worker.health()["redis_ingest"]
+    assert health["ready"] and health["streams"] == [bus.stream] and health["group"] == bus.group
+    assert health["consumer"] == f"{socket.gethostname()}:{worker.port}"
+    bus.add(bus.passing(402))
+
+    assert wait_badges(bus.stack, [401, 402]) == {email(401): 1, email(402): 1}
+    badge = next(b for b in bus.stack.credly_badges() if b["recipient_email"] == email(401))
+    assert badge["badge_template"]["id"] == TEMPLATE
+    assert (badge["issued_to_first_name"], badge["issued_to_last_name"]) == ("Ada", "Lovelace")
+    sent_time = datetime.fromisoformat(history[b"time"].decode())
+    assert badge["issued_at"] == sent_time.strftime("%Y-%m-%d %H:%M:%S %z")  # the entry's `time`
+    bus.wait_all_acked(2)
+
+
+def test_bad_entries_are_dead_lettered_with_their_reason_and_acked(bus: Bus) -> None:
+    good = bus.passing(411)
+    truncated = {**bus.passing(412), b"event_data": good[b"event_data"][:10]}
+    unknown = {**bus.passing(413), b"type": b"org.openedx.learning.no.such.event.v1"}
+    untyped = {k: v for k, v in bus.passing(414).items() if k != b"type"}
+    bad = {bus.add(truncated): (truncated, "avro_decode_error"),
+           bus.add(unknown): (unknown, "unknown_event_type"),
+           bus.add(untyped): (untyped, "missing_ce_type")}
+    bus.start_worker()
+    bus.add(good)  # after the bad ones: still processed
+
+    assert wait_badges(bus.stack, [411]) == {email(411): 1}
+    assert badges_of(bus.stack, [412, 413, 414]) == {}
+    dlq = bus.stack.read(bus.stack.settings.dead_letter_topic, min_count=3)
+    mine = [m for m in dlq if dict(m.headers() or [])["dlq_source_topic"] == bus.stream.encode()]
+    assert len(mine) == 3
+    for m in mine:
+        headers = m.headers()
+        h = dict(headers)
+        fields, reason = bad[h["dlq_source_offset"].decode()]
+        assert h["dlq_reason"].decode() == reason and h["dlq_detail"]
+        assert h["dlq_source_partition"] == b"0"
+        assert m.key() is None and m.value() == fields[b"event_data"]  # the original bytes
+        # the entry's other fields, unchanged and in order, before the dlq_* headers
+        assert headers[:len(fields) - 1] == [(k.decode(), v) for k, v in fields.items() if k != b"event_data"]
+    bus.wait_all_acked(4)
+
+
+def test_pending_entries_of_a_crashed_consumer_are_taken_over(bus: Bus) -> None:
+    users = range(421, 426)
+    bus.rds.xgroup_create(bus.stream, bus.group, id="0", mkstream=True)
+    for u in users:
+        bus.add(bus.passing(u))
+    # another worker read them and died before acknowledging: only a claim can recover them now
+    taken = bus.rds.xreadgroup(bus.group, "crashed-host:6066", {bus.stream: ">"}, count=100)
+    assert len(taken[0][1]) == len(users) and bus.pending() == len(users)
+    bus.start_worker(BADGES_REDIS_CLAIM_IDLE_MS="1000")
+    bus.add(bus.passing(426))  # new entries flow meanwhile
+
+    assert wait_badges(bus.stack, [*users, 426]) == {email(u): 1 for u in [*users, 426]}
+    bus.wait_all_acked(len(users) + 1)
+
+
+def test_own_pending_entries_are_read_again_at_once_after_a_restart(bus: Bus) -> None:
+    users = range(431, 434)
+    bus.rds.xgroup_create(bus.stream, bus.group, id="0", mkstream=True)
+    for u in users:
+        bus.add(bus.passing(u))
+    # this worker's previous process read them and died; a claim would only come after an hour
+    bus.rds.xreadgroup(bus.group, "it-worker-a", {bus.stream: ">"}, count=100)
+    assert bus.pending() == len(users)
+    bus.start_worker(BADGES_REDIS_CONSUMER_NAME="it-worker-a", BADGES_REDIS_CLAIM_IDLE_MS="3600000")
+
+    assert wait_badges(bus.stack, users) == {email(u): 1 for u in users}
+    bus.wait_all_acked(len(users))
+
+
+def test_sigkill_mid_stream_loses_nothing_and_issues_nothing_twice(bus: Bus) -> None:
+    users = range(1000, 1300)
+    worker = bus.start_worker(BADGES_REDIS_CLAIM_IDLE_MS="2000", BADGES_REDIS_BATCH_SIZE="20")
+    first_third = threading.Event()
+    errors: list[BaseException] = []
+
+    def write() -> None:  # an LMS emitting events all along, through the crash and the restart
+        try:
+            client = redis.Redis.from_url(REDIS_URL)
+            for i, u in enumerate(users):
+                client.xadd(bus.stream, bus.passing(u))
+                if i == len(users) // 3:
+                    first_third.set()
+                stopped.wait(0.01)
+            client.close()
+        except BaseException as exc:
+            errors.append(exc)
+            first_third.set()
+
+    stopped = threading.Event()
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    assert first_third.wait(30)
+    wait_until(lambda: len(badges_of(bus.stack, users)) >= 10, timeout=60, what="the first badges")
+    worker.kill9()
+    print(f"killed with {bus.pending()} entries pending, {len(badges_of(bus.stack, users))} badges issued")
+    worker.start().wait_ready()  # same host and web port: the same consumer name
+    writer.join(60)
+    assert not writer.is_alive() and not errors
+
+    assert wait_badges(bus.stack, users, timeout=120) == {email(u): 1 for u in users}
+    bus.wait_all_acked(len(users))
+    wanted = {email(u) for u in users}
+    issued = [r for r in bus.stack.credly_requests() if r["method"] == "POST" and r["path"].endswith("/badges")
+              and r.get("status") == 201 and (r.get("body") or {}).get("recipient_email") in wanted]
+    assert len(issued) == len(users)  # one successful issue call per learner
