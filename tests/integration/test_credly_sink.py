@@ -1,0 +1,90 @@
+"""The Credly sink against a misbehaving Credly: exactly one badge, whatever happens."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+import yaml
+
+from tests.support.openedx import COURSE_PASSING
+from tests.support.stack import Stack, make_stack
+
+TEMPLATE = "7d4f6a52-0000-4000-8000-0000000000f1"
+COURSE = "course-v1:Org+Sink+2024"
+ISSUE = {"method": "POST", "path": "/badges$"}
+
+
+@pytest.fixture(scope="module")
+def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+    s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("sink"), [(TEMPLATE, "Sink")], "sink")
+    s.configure(yaml.safe_dump({
+        "organizations": [{"uuid": "0b8a3f0e-0000-4000-8000-000000000001", "api_key_env": "CREDLY_TOKEN_ACME"}],
+        "templates": [{"uuid": TEMPLATE, "active": True, "requirements": [{
+            "id": "pass", "event_type": COURSE_PASSING,
+            "rules": [{"key_path": "is_passing", "operator": "=", "value": "true"},
+                      {"key_path": "course.course_key", "operator": "=", "value": COURSE}]}]}],
+    }))
+    # short Credly timeout and retries so that failure paths stay quick (never below correctness)
+    s.start_worker(BADGES_CREDLY_TIMEOUT_S="1", BADGES_CREDLY_MAX_ATTEMPTS="4")
+    yield s
+    s.stop()
+    s.emulator.stop_thread()
+
+
+def complete(stack: Stack, learner: int) -> str:
+    email = f"learner{learner}@example.com"
+    stack.send([stack.event(COURSE_PASSING, learner, {"is_passing": True, "course.course_key": COURSE})])
+    return email
+
+
+def posts_for(stack: Stack, email: str) -> list[dict]:
+    return [r for r in stack.credly_requests()
+            if r["method"] == "POST" and r["path"].endswith("/badges") and (r.get("body") or {}).get("recipient_email") == email]
+
+
+def test_500_500_ok_gives_exactly_one_badge(stack: Stack) -> None:
+    stack.credly_fault(mode="status", status=500, times=2, **ISSUE)
+    email = complete(stack, 801)
+    badges = stack.wait_badges(lambda b: any(x["recipient_email"] == email for x in b))
+    assert len([b for b in badges if b["recipient_email"] == email]) == 1
+    assert len(posts_for(stack, email)) == 3
+
+
+def test_timeout_after_credly_stored_the_badge_is_reconciled_not_duplicated(stack: Stack) -> None:
+    stack.credly_fault(mode="store_then_hang", times=1, hang_s=5, **ISSUE)
+    email = complete(stack, 802)
+    stack.wait_badges(lambda b: any(x["recipient_email"] == email for x in b))
+    lookups = lambda: [r for r in stack.credly_requests() if r["method"] == "GET" and "recipient_email" in r["path"] + str(r.get("query", ""))]  # noqa: E731
+    from tests.support.cluster import wait_until
+
+    wait_until(lookups, what="a lookup after the timeout")
+    # a sentinel learner issued after it shows the sink has moved on
+    sentinel = complete(stack, 803)
+    stack.wait_badges(lambda b: any(x["recipient_email"] == sentinel for x in b))
+    assert len([b for b in stack.credly_badges() if b["recipient_email"] == email]) == 1
+    assert len(posts_for(stack, email)) == 1
+
+
+def test_429_waits_for_retry_after(stack: Stack) -> None:
+    stack.credly_fault(mode="rate_limit", retry_after="1", times=1, **ISSUE)
+    email = complete(stack, 804)
+    stack.wait_badges(lambda b: any(x["recipient_email"] == email for x in b))
+    attempts = posts_for(stack, email)
+    assert len(attempts) == 2
+    assert attempts[1]["at"] - attempts[0]["at"] >= 1.0  # the emulator's own clock: Retry-After honoured
+
+
+def test_failed_after_retries_then_retry_failed_redrives_it(stack: Stack) -> None:
+    stack.credly_fault(mode="status", status=503, times=4, **ISSUE)
+    email = complete(stack, 805)
+    from tests.support.cluster import wait_until
+
+    wait_until(lambda: len(posts_for(stack, email)) >= 4, what="four failed attempts")
+    sentinel = complete(stack, 806)
+    stack.wait_badges(lambda b: any(x["recipient_email"] == sentinel for x in b))
+    assert not [b for b in stack.credly_badges() if b["recipient_email"] == email]
+    out = stack.cli("retry-failed").stdout
+    assert "retry" in out
+    badges = stack.wait_badges(lambda b: any(x["recipient_email"] == email for x in b))
+    assert len([b for b in badges if b["recipient_email"] == email]) == 1
