@@ -67,15 +67,14 @@ class Stack:
         return self.settings.input_topic_names[0]
 
     def env(self, **extra: str) -> dict[str, str]:
-        return worker_env(
-            self.bootstrap, self.app_id, self.workdir,
-            BADGES_CREDLY_API_URL=self.emulator.api_url,
-            BADGES_PARTITIONS=str(self.partitions),
-            BADGES_CREDLY_TIMEOUT_S="2",
-            BADGES_CREDLY_BACKOFF_MAX_S="0.5",
-            **{TOKEN_ENV: TOKEN},
-            **extra,
-        )
+        defaults = {
+            "BADGES_CREDLY_API_URL": self.emulator.api_url,
+            "BADGES_PARTITIONS": str(self.partitions),
+            "BADGES_CREDLY_TIMEOUT_S": "2",
+            "BADGES_CREDLY_BACKOFF_MAX_S": "0.5",
+            TOKEN_ENV: TOKEN,
+        }
+        return worker_env(self.bootstrap, self.app_id, self.workdir, **{**defaults, **extra})
 
     # --- CLI and workers ------------------------------------------------------------------------
 
