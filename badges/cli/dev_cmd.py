@@ -66,7 +66,8 @@ def send_sample(
     username = username or f"learner{learner}"
     who = Learner(id=learner, username=username, email=email or f"{username}@example.com", name=name)
     spec = load_catalog()[event_type]
-    values = dict(values, **{"course.course_key": course})
+    course_path = "course.ccx_course_key" if kind == "ccx-passing" else "course.course_key"
+    values = dict(values, **{course_path: course})
     if kind == "certificate":
         values.update({"mode": "verified", "current_status": "downloadable"})
     record = sample_record(spec, who, values)
