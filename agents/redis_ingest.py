@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import redis.asyncio as aioredis
 from mode import Service
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
@@ -43,7 +45,7 @@ log = logging.getLogger(__name__)
 
 EVENT_DATA = b"event_data"
 BACKOFF_INITIAL_S = 0.2
-BACKOFF_MAX_S = 30.0
+BACKOFF_MAX_S = 10.0
 STOP_GRACE_S = 10.0  # how long a stopping worker lets the batch in hand finish and be acked
 # Consumers without pending entries idle this long are forgotten, so that a group does not grow
 # by one consumer per restarted pod forever. Deleting one that is in fact alive loses nothing
@@ -144,6 +146,7 @@ class RedisIngest(Service):
         self._backlog: dict[str, str] = {}  # stream -> cursor in our own PEL, while draining it
         self._claim_cursors: dict[str, str] = {}
         self._next_claim = 0.0
+        self._prune_enabled = True
 
     def status(self) -> dict[str, Any]:
         """For /healthz: nothing secret (never the URL, which may hold a password)."""
@@ -158,6 +161,9 @@ class RedisIngest(Service):
             socket_timeout=self.block_ms / 1000 + 10,  # a BLOCK read must not time out the socket
             socket_connect_timeout=5,
             health_check_interval=30,
+            # one immediate retry covers a connection the server dropped while idle; outages are
+            # the loop's business (logged, backed off, readiness off)
+            retry=Retry(NoBackoff(), 1),
         )
         log.info("redis ingest: streams %s, group %s, consumer %s",
                  ", ".join(self.streams), self.group, self.consumer_name)
@@ -292,12 +298,19 @@ class RedisIngest(Service):
         return entries
 
     async def _prune(self) -> None:
+        """Housekeeping only: a server that refuses it (ACLs without EVAL, say) must not stop ingestion."""
         assert self.redis is not None
-        for s in self.streams:
-            infos = await self.redis.xinfo_consumers(s, self.group)
-            for name in stale_consumers(infos, self.consumer_name, PRUNE_IDLE_MS):
-                if await forget_consumer(self.redis, s, self.group, name):
-                    log.info("redis ingest: removed idle consumer %s from %s", name, s)
+        if not self._prune_enabled:
+            return
+        try:
+            for s in self.streams:
+                infos = await self.redis.xinfo_consumers(s, self.group)
+                for name in stale_consumers(infos, self.consumer_name, PRUNE_IDLE_MS):
+                    if await forget_consumer(self.redis, s, self.group, name):
+                        log.info("redis ingest: removed idle consumer %s from %s", name, s)
+        except ResponseError as exc:
+            self._prune_enabled = False
+            log.warning("redis ingest: not pruning idle consumers (%s)", exc)
 
     async def _read_new(self) -> list[Entry]:
         assert self.redis is not None

@@ -6,7 +6,10 @@ openedx-events serializer, its metadata fields, XADD). Every test has its own st
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import threading
 import uuid
 from datetime import datetime
@@ -15,6 +18,7 @@ from typing import Any, Iterator
 import pytest
 import redis
 
+from badges.kafka.embedded import free_port, wait_for_port
 from tests.support import openedx
 from tests.support.cluster import wait_until
 from tests.support.openedx import COURSE_PASSING, DEMO_COURSE
@@ -59,16 +63,17 @@ def rds() -> Iterator[redis.Redis]:
 class Bus:
     """One test's stream, as the event bus names it, and its consumer group."""
 
-    def __init__(self, stack: Stack, rds: redis.Redis) -> None:
+    def __init__(self, stack: Stack, rds: redis.Redis, url: str = REDIS_URL) -> None:
         self.stack = stack
         self.rds = rds
+        self.url = url
         self.topic = f"badges-it-{uuid.uuid4().hex[:8]}"
         self.stream = f"{PREFIX}-{self.topic}"
         self.group = f"{stack.app_id}-ingest"
 
     def start_worker(self, **extra: str) -> Any:
         return self.stack.start_worker(
-            BADGES_EVENT_BUS_TOPIC_PREFIX=PREFIX, BADGES_REDIS_URL=REDIS_URL, BADGES_REDIS_STREAMS=self.topic,
+            BADGES_EVENT_BUS_TOPIC_PREFIX=PREFIX, BADGES_REDIS_URL=self.url, BADGES_REDIS_STREAMS=self.topic,
             BADGES_REDIS_BLOCK_MS="200", BADGES_CREDLY_RATE_PER_S="1000", **extra,
         )
 
@@ -116,8 +121,11 @@ def badges_of(stack: Stack, user_ids: range | list[int]) -> dict[str, int]:
 
 
 def wait_badges(stack: Stack, user_ids: range | list[int], timeout: float = 60.0) -> dict[str, int]:
-    return wait_until(lambda: (c := badges_of(stack, user_ids)) if len(c) == len(user_ids) else None,
-                      timeout=timeout, interval=0.2, what=f"badges for {len(user_ids)} learners")
+    def all_there() -> dict[str, int] | None:
+        counts = badges_of(stack, user_ids)
+        return counts if len(counts) == len(user_ids) else None
+
+    return wait_until(all_there, timeout=timeout, interval=0.2, what=f"badges for {len(user_ids)} learners")
 
 
 def test_entries_in_the_redis_layout_complete_a_template_once(bus: Bus) -> None:
@@ -196,7 +204,7 @@ def test_own_pending_entries_are_read_again_at_once_after_a_restart(bus: Bus) ->
     bus.wait_all_acked(len(users))
 
 
-def test_sigkill_mid_stream_loses_nothing_and_issues_nothing_twice(bus: Bus) -> None:
+def test_sigkill_mid_stream_loses_nothing_and_issues_nothing_twice(bus: Bus, broker) -> None:  # type: ignore[no-untyped-def]
     users = range(1000, 1300)
     worker = bus.start_worker(BADGES_REDIS_CLAIM_IDLE_MS="2000", BADGES_REDIS_BATCH_SIZE="20")
     first_third = threading.Event()
@@ -220,8 +228,17 @@ def test_sigkill_mid_stream_loses_nothing_and_issues_nothing_twice(bus: Bus) -> 
     writer.start()
     assert first_third.wait(30)
     wait_until(lambda: len(badges_of(bus.stack, users)) >= 10, timeout=60, what="the first badges")
-    worker.kill9()
-    print(f"killed with {bus.pending()} entries pending, {len(badges_of(bus.stack, users))} badges issued")
+    # Freeze the broker: what the worker reads now cannot reach Kafka, so it must stay pending;
+    # kill the worker while it holds such entries.
+    os.kill(broker.process.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: bus.pending() > 0, timeout=10, interval=0.01, what="entries read while Kafka hangs")
+        worker.kill9()
+        held = bus.pending()
+    finally:
+        os.kill(broker.process.pid, signal.SIGCONT)
+    assert held > 0
+    print(f"killed holding {held} unacknowledged entries, {len(badges_of(bus.stack, users))} badges issued")
     worker.start().wait_ready()  # same host and web port: the same consumer name
     writer.join(60)
     assert not writer.is_alive() and not errors
@@ -232,3 +249,67 @@ def test_sigkill_mid_stream_loses_nothing_and_issues_nothing_twice(bus: Bus) -> 
     issued = [r for r in bus.stack.credly_requests() if r["method"] == "POST" and r["path"].endswith("/badges")
               and r.get("status") == 201 and (r.get("body") or {}).get("recipient_email") in wanted]
     assert len(issued) == len(users)  # one successful issue call per learner
+
+
+class RedisServer:
+    """A private real Redis (the shared one must stay up), with an fsync-always AOF like production."""
+
+    def __init__(self, workdir: Any) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port("127.0.0.1", self.port)
+        return self
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def private_redis(tmp_path) -> Iterator[RedisServer]:  # type: ignore[no-untyped-def]
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.kill9()
+
+
+def test_a_redis_outage_is_waited_out_and_nothing_is_lost(stack: Stack, private_redis: RedisServer) -> None:
+    client = redis.Redis.from_url(private_redis.url)
+    bus = Bus(stack, client, private_redis.url)
+    try:
+        worker = bus.start_worker()
+        bus.add(bus.passing(441))
+        assert wait_badges(stack, [441]) == {email(441): 1}
+
+        private_redis.kill9()
+        down = wait_until(lambda: (h := worker.health()["redis_ingest"]) and not h["ready"] and h,
+                          timeout=30, what="the worker to notice the outage")
+        assert down["last_error"] and worker.proc is not None and worker.proc.poll() is None
+
+        def retries() -> int:
+            return worker.log_path.read_text(errors="replace").count("retrying in")
+
+        wait_until(lambda: retries() >= 4, timeout=30, what="the worker to back off and retry")
+        assert worker.proc.poll() is None and not worker.health()["redis_ingest"]["ready"]
+
+        private_redis.start()  # same port, its AOF: stream, group and pending entries are back
+        bus.add(bus.passing(442))
+        assert wait_badges(stack, [441, 442]) == {email(441): 1, email(442): 1}
+        wait_until(lambda: worker.health()["redis_ingest"]["ready"], timeout=30, what="ready again")
+        bus.wait_all_acked(2)
+        assert worker.proc.poll() is None  # the same process all along: no crash, no restart
+    finally:
+        for w in stack.workers:
+            w.stop()
+        client.close()

@@ -60,6 +60,7 @@ class Stack:
         return load_settings(
             kafka_bootstrap_servers=self.bootstrap, app_id=self.app_id, partitions=self.partitions,
             credly_api_url=self.emulator.api_url, store="memory", data_dir=self.workdir,
+            event_bus_topic_prefix=self.app_id,
         )
 
     @property
@@ -68,6 +69,8 @@ class Stack:
 
     def env(self, **extra: str) -> dict[str, str]:
         defaults = {
+            # each stack has its own event-bus topics too: `{app_id}-learning-badges-lifecycle`
+            "BADGES_EVENT_BUS_TOPIC_PREFIX": self.app_id,
             "BADGES_CREDLY_API_URL": self.emulator.api_url,
             "BADGES_PARTITIONS": str(self.partitions),
             "BADGES_CREDLY_TIMEOUT_S": "2",
@@ -147,9 +150,8 @@ class Stack:
 
         try:
             wait_until(enough, timeout=timeout, interval=0, what=f"{min_count} messages on {topic}")
-            for m in consumer.consume(500, timeout=0.3):  # and whatever else is there now
-                if not m.error():
-                    out.append(m)
+            while batch := consumer.consume(500, timeout=0.5):  # and whatever else is there now
+                out.extend(m for m in batch if not m.error())
         finally:
             consumer.close()
         return out
