@@ -22,7 +22,7 @@ import orjson
 
 from badges import metrics
 from badges.agents.lifecycle import AWARDED, REVOKED, LifecycleEmitter, badge_uuid
-from badges.credly.client import CredlyClient
+from badges.credly.metered import MeteredCredlyClient
 from badges.credly.issuer import find_issued, issue_once, revoke_once
 from badges.credly.models import IssueRequest
 from badges.credly.tokens import MissingToken, token_lookup
@@ -49,7 +49,7 @@ class Sink:
         self.rt = runtime
         s = runtime.settings
         self.writer = TableWriter(runtime.app, runtime.tables["issuance"])
-        self.client = CredlyClient(
+        self.client = MeteredCredlyClient(
             s.credly_base,
             token_lookup(runtime.config.snapshot),
             timeout_s=s.credly_timeout_s,
@@ -143,6 +143,7 @@ class Sink:
                                error_type="MissingToken", updated=_now())
                     if d.action == "award":
                         rec["in_flight"] = False
+                    (metrics.AWARDS if d.action == "award" else metrics.REVOCATIONS).labels("failed").inc()
 
     async def _issue(self, rec: dict[str, Any], learner: dict[str, Any], d: Decision, unknown: bool) -> None:
         template, org = d.template, d.organization

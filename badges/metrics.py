@@ -31,8 +31,13 @@ CREDLY_LATENCY = Histogram(
 )
 PROCESSING_LATENCY = Histogram(
     "badges_event_latency_seconds",
-    "From the event's ce_time to its progress being applied",
+    "From the event's ce_time to its progress being applied (sampled: every 8th event)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 60),
 )
 CONFIG_VERSION = Gauge("badges_config_generation", "Configuration changes applied by this worker")
 ACTIVE_TEMPLATES = Gauge("badges_active_templates", "Active badge templates")
+WEBHOOK_EVENTS = Counter(
+    "badges_webhook_events_total",
+    "Credly webhook notifications, by event type and outcome",
+    ["event_type", "outcome"],
+)

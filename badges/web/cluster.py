@@ -56,7 +56,7 @@ def owner_of(runtime: "Runtime", table: str, key: bytes) -> str | None:
     return str(url).rstrip("/")
 
 
-async def _session(runtime: "Runtime") -> aiohttp.ClientSession:
+def _session(runtime: "Runtime") -> aiohttp.ClientSession:
     return runtime.app.http_client  # type: ignore[return-value]  # Faust's aiohttp session, closed with the app
 
 
@@ -64,17 +64,15 @@ async def forward(runtime: "Runtime", owner: str, request: web.Request, what: st
     """The owner's answer to the same GET, passed through (status, body, content type)."""
     target = URL(owner).with_path(request.rel_url.path).with_query(request.rel_url.query)
     headers = {"Accept": request.headers.get("Accept", "*/*"), HOP: self_url(runtime)}
-    session = await _session(runtime)
+    session = _session(runtime)
     try:
         async with session.get(target, headers=headers, allow_redirects=False,
                                timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)) as resp:
-            body = await resp.read()
-            out = web.Response(body=body, status=resp.status, headers={
+            return web.Response(body=await resp.read(), status=resp.status, headers={
                 "Content-Type": resp.headers.get("Content-Type", "application/octet-stream"),
                 SERVED_BY: resp.headers.get(SERVED_BY, owner),
                 "X-Badges-Routed-Via": self_url(runtime),
             })
-            return out
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise HttpError(502, f"the worker that owns {what} ({owner}) did not answer ({type(exc).__name__})") from None
 
@@ -124,7 +122,7 @@ async def fan_out(
     """Each member's answer to ``path`` (this worker's computed directly), with who answered."""
     me = self_url(runtime)
     group = members(runtime, table)
-    session = await _session(runtime)
+    session = _session(runtime)
 
     async def ask(url: str, partitions: list[int]) -> dict[str, Any]:
         entry: dict[str, Any] = {"url": url, "partitions": partitions, "self": url == me, "ok": False, "error": None}

@@ -79,7 +79,9 @@ class DeadLetterTail(Service):
             )
             try:
                 await consumer.start()
-                parts = [TopicPartition(self.topic, p) for p in range(s.partitions)]
+                await consumer.topics()  # loads the cluster metadata: the topic's real partitions
+                numbers = consumer.partitions_for_topic(self.topic) or range(s.partitions)
+                parts = [TopicPartition(self.topic, p) for p in sorted(numbers)]
                 consumer.assign(parts)
                 for tp in parts:  # out of range (retention) falls back to the earliest offset
                     consumer.seek(tp, self._positions.get(tp.partition, 0))

@@ -1,38 +1,224 @@
-"""HTTP endpoints of a worker (Faust's web server): health and metrics for now."""
+"""HTTP endpoints of a worker (Faust's web server): web view, JSON API, admin API, webhook.
+
+Views stay thin: they parse the request, call one function of a sibling module and render the
+result as HTML (``templates/``) or JSON (``/api/...``). Errors are ``HttpError``s answered by
+``http.error_middleware``.
+
+| method | path | auth |
+|---|---|---|
+| GET | ``/`` · ``/api/dashboard`` | - |
+| GET | ``/organizations`` · ``/api/organizations`` | - |
+| GET | ``/templates`` · ``/api/templates`` | - |
+| GET | ``/templates/{uuid}`` · ``/api/templates/{uuid}`` | - |
+| GET | ``/learners`` (search) · ``/learners/{id}`` · ``/api/learners/{id}`` (routed to the owner) | - |
+| GET | ``/badges`` · ``/api/badges`` (all workers) · ``/api/local/badges`` (this worker) | - |
+| POST | ``/api/templates/{uuid}/activate`` · ``/deactivate`` · ``/api/templates/sync`` · ``/api/badges/retry-failed`` | bearer |
+| POST | ``/credly/webhook`` | - (SPEC §7) |
+| GET | ``/healthz`` · ``/metrics`` · ``/static/...`` | - |
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from faust.web import Request, Response, View
+from aiohttp import web
+from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from badges import __version__
+from badges.tables.definitions import PROGRESS
+from badges.web import admin, catalog, cluster, dashboard, deadletters, learners, webhook
+from badges.web.auth import require_admin
+from badges.web.http import (
+    HttpError,
+    error_middleware,
+    json_response,
+    parse_learner_id,
+    parse_limit,
+    parse_uuid,
+    read_json_object,
+)
+from badges.web.render import SITE, render_page
+from badges.wire.envelope import learner_key
 
 if TYPE_CHECKING:
     from badges.workers.app import Runtime
 
+STATIC = Path(__file__).parent / "static"
+ADMIN_BODY_LIMIT = 4 * 1024
+BADGES_DEFAULT_LIMIT, BADGES_MAX_LIMIT = 200, 5000
+BADGE_STATUSES = ("pending", "in_flight", "issued", "failed", "revoked", "revoke_failed")
+# Faust's built-in blueprints we keep: only the router's (which worker owns a key). Its table
+# blueprint would serve raw table values, configuration records with inline tokens included,
+# and its index would take "/".
+KEEP_BLUEPRINTS = ("faust.web.apps.router:blueprint",)
+
+Build = Callable[..., Awaitable[dict[str, Any]]]
+
+
+class SyncRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    organization: str | None = None
+
+
+def _view(name: str, **methods: Any) -> type[View]:
+    return type(name, (View,), methods)
+
+
+def _pair(app: Any, name: str, html_path: str, api_path: str, template: str, build: Build) -> None:
+    """The same data as an HTML page and as JSON."""
+
+    async def html(self: View, request: web.Request, **kw: str) -> web.Response:
+        return render_page(request, template, await build(request, **kw))
+
+    async def api(self: View, request: web.Request, **kw: str) -> web.Response:
+        return json_response(await build(request, **kw))
+
+    app.page(html_path, name=f"{name}-html")(_view(f"{name}Page", get=html))
+    app.page(api_path, name=f"{name}-api")(_view(f"{name}Api", get=api))
+
+
+def _status_filter(request: web.Request) -> str | None:
+    status = request.query.get("status") or None
+    if status is not None and status not in BADGE_STATUSES:
+        raise HttpError(400, f"status must be one of {', '.join(BADGE_STATUSES)}")
+    return status
+
 
 def register(runtime: "Runtime") -> None:
     app = runtime.app
+    me = cluster.self_url(runtime)
+    web_app = app.web.web_app
+    web_app.middlewares.append(error_middleware(me))
+    web_app[SITE] = {"app_id": runtime.settings.app_id, "url": me, "version": __version__}
+    blueprints = app.web.blueprints
+    blueprints._enabled = [(p, bp) for p, bp in blueprints._enabled if bp in KEEP_BLUEPRINTS]
+    app.web.add_static("/static/", STATIC)
+    deadletters.register(runtime)
 
-    @app.page("/healthz")
-    class Health(View):
-        async def get(self, request: Request) -> Response:
-            ingest = runtime.services.get("kafka_ingest")
-            ingest_assigned = len(ingest.consumer.assignment()) if ingest and ingest.consumer else 0
-            assigned = len(app.consumer.assignment())
-            redis = runtime.services.get("redis_ingest")
-            return self.json({
-                "status": "ok",
-                "app_id": runtime.settings.app_id,
-                "ready": bool(ingest_assigned and assigned) and (redis is None or redis.ready),
-                "assigned_partitions": assigned,
-                "ingest_partitions": ingest_assigned,
-                "redis_ingest": redis.status() if redis is not None else None,
-            })
+    # --- health and metrics ---------------------------------------------------------------------
 
-    @app.page("/metrics")
-    class Metrics(View):
-        async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+    async def health(self: View, request: web.Request) -> web.Response:
+        ingest = runtime.services.get("kafka_ingest")
+        ingest_assigned = len(ingest.consumer.assignment()) if ingest and ingest.consumer else 0
+        assigned = len(app.consumer.assignment())
+        redis = runtime.services.get("redis_ingest")
+        return json_response({
+            "status": "ok",
+            "app_id": runtime.settings.app_id,
+            "ready": bool(ingest_assigned and assigned) and (redis is None or redis.ready),
+            "assigned_partitions": assigned,
+            "ingest_partitions": ingest_assigned,
+            "redis_ingest": redis.status() if redis is not None else None,
+        })
 
-    _ = (Health, Metrics)  # registered by the decorators
+    async def prometheus(self: View, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    app.page("/healthz", name="healthz")(_view("Health", get=health))
+    app.page("/metrics", name="metrics")(_view("Metrics", get=prometheus))
+
+    # --- pages and their JSON -----------------------------------------------------------------
+
+    async def dashboard_data(request: web.Request) -> dict[str, Any]:
+        return await dashboard.dashboard(runtime)
+
+    async def organizations_data(request: web.Request) -> dict[str, Any]:
+        return catalog.organizations(runtime)
+
+    async def templates_data(request: web.Request) -> dict[str, Any]:
+        return catalog.templates(runtime)
+
+    async def template_data(request: web.Request, uuid: str) -> dict[str, Any]:
+        return catalog.template_detail(runtime, parse_uuid(uuid, "template uuid"))
+
+    async def badges_data(request: web.Request) -> dict[str, Any]:
+        status, limit = _status_filter(request), parse_limit(request, BADGES_DEFAULT_LIMIT, BADGES_MAX_LIMIT)
+        query = {"limit": str(limit), **({"status": status} if status else {})}
+
+        async def local() -> dict[str, Any]:
+            return learners.local_badges(runtime, status, limit)
+
+        answers = await cluster.fan_out(runtime, PROGRESS, "/api/local/badges", query, local)
+        return {**learners.merge_badges(answers, runtime.settings.partitions, limit), "status": status,
+                "statuses": BADGE_STATUSES, "limit": limit}
+
+    _pair(app, "Dashboard", "/", "/api/dashboard", "dashboard.html", dashboard_data)
+    _pair(app, "Organizations", "/organizations", "/api/organizations", "organizations.html", organizations_data)
+    _pair(app, "Templates", "/templates", "/api/templates", "templates.html", templates_data)
+    _pair(app, "Template", "/templates/{uuid}", "/api/templates/{uuid}", "template.html", template_data)
+    _pair(app, "Badges", "/badges", "/api/badges", "badges.html", badges_data)
+
+    async def local_badges(self: View, request: web.Request) -> web.Response:
+        status, limit = _status_filter(request), parse_limit(request, BADGES_DEFAULT_LIMIT, BADGES_MAX_LIMIT)
+        return json_response(learners.local_badges(runtime, status, limit))
+
+    app.page("/api/local/badges", name="local-badges")(_view("LocalBadges", get=local_badges))
+
+    # --- learners: answered by the worker that owns the learner's partition --------------------
+
+    def learner_view(as_html: bool) -> Callable[..., Awaitable[web.StreamResponse]]:
+        async def get(self: View, request: web.Request, learner_id: str) -> web.StreamResponse:
+            lid = parse_learner_id(learner_id)
+
+            async def local() -> web.Response:
+                data = learners.learner_detail(runtime, lid)
+                return render_page(request, "learner.html", data) if as_html else json_response(data)
+
+            return await cluster.routed(runtime, request, PROGRESS, learner_key(lid), f"learner {lid}", local)
+
+        return get
+
+    app.page("/learners/{learner_id}", name="learner-html")(_view("LearnerPage", get=learner_view(True)))
+    app.page("/api/learners/{learner_id}", name="learner-api")(_view("LearnerApi", get=learner_view(False)))
+
+    async def find_learner(self: View, request: web.Request) -> web.StreamResponse:
+        raw = request.query.get("id", "").strip()
+        if not raw:
+            return render_page(request, "find_learner.html", {})
+        raise web.HTTPSeeOther(f"/learners/{parse_learner_id(raw)}")
+
+    app.page("/learners", name="find-learner")(_view("FindLearner", get=find_learner))
+
+    # --- admin actions --------------------------------------------------------------------------
+
+    async def admin_body(request: web.Request) -> dict[str, Any]:
+        require_admin(request, runtime.settings.admin_token)
+        return await read_json_object(request, ADMIN_BODY_LIMIT, optional=True)
+
+    def switch_view(active: bool) -> Callable[..., Awaitable[web.Response]]:
+        async def post(self: View, request: web.Request, uuid: str) -> web.Response:
+            await admin_body(request)
+            return json_response(await admin.switch(runtime, parse_uuid(uuid, "template uuid"), active))
+
+        return post
+
+    async def sync(self: View, request: web.Request) -> web.Response:
+        body = await admin_body(request)
+        try:
+            req = SyncRequest.model_validate(body)
+        except ValidationError as exc:
+            raise HttpError(422, "body: " + "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())) from None
+        org = parse_uuid(req.organization, "organization") if req.organization else None
+        return json_response(await admin.sync(runtime, org))
+
+    async def retry_failed(self: View, request: web.Request) -> web.Response:
+        await admin_body(request)
+        return json_response(await admin.retry_failed(runtime), status=202)
+
+    app.page("/api/templates/{uuid}/activate", name="activate")(_view("Activate", post=switch_view(True)))
+    app.page("/api/templates/{uuid}/deactivate", name="deactivate")(_view("Deactivate", post=switch_view(False)))
+    app.page("/api/templates/sync", name="sync")(_view("SyncTemplates", post=sync))
+    app.page("/api/badges/retry-failed", name="retry-failed")(_view("RetryFailed", post=retry_failed))
+
+    # --- Credly webhook -------------------------------------------------------------------------
+
+    async def credly_webhook(self: View, request: web.Request) -> web.Response:
+        body = await read_json_object(request, webhook.BODY_LIMIT)
+        await webhook.handle(runtime, body)
+        return web.Response(status=204)
+
+    app.page("/credly/webhook", name="credly-webhook")(_view("CredlyWebhook", post=credly_webhook))

@@ -1,0 +1,108 @@
+"""Admin actions of the HTTP API: the same rules as the CLI, published with the worker's producer.
+
+The rules live in one place each (``config.switch``, ``credly.sync``, ``kafka.control``); the CLI
+publishes with blocking confluent-kafka helpers, the worker with its own async producer. After a
+configuration change the action waits (briefly) until this worker's configuration view holds the
+new record, so the next request already sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Iterable
+
+from badges.config.entities import Entity, encode_entity, entity_key
+from badges.config.switch import TemplateSwitchError, switch_template
+from badges.credly.errors import CredlyError
+from badges.credly.sync import UnknownOrganization, pull_active_templates, select_organizations
+from badges.kafka.control import retry_failed_requests
+from badges.web.http import HttpError
+
+if TYPE_CHECKING:
+    from badges.workers.app import Runtime
+
+log = logging.getLogger(__name__)
+
+APPLY_WAIT_S = 10.0
+
+
+async def publish_entities(runtime: "Runtime", entities: Iterable[Entity]) -> list[Entity]:
+    """Send configuration records and wait until the broker has them all."""
+    producer = runtime.app.producer
+    topic = runtime.settings.config_topic
+    sent = list(entities)
+    futures = [
+        await producer.send(topic, entity_key(e).encode(), encode_entity(e), 0, None, None)
+        for e in sent
+    ]
+    try:
+        await asyncio.gather(*futures)
+    except Exception as exc:  # noqa: BLE001 - the producer's error, without our data
+        raise HttpError(503, f"the configuration topic did not accept the change ({type(exc).__name__})") from None
+    return sent
+
+
+async def wait_applied(runtime: "Runtime", entities: list[Entity], timeout: float = APPLY_WAIT_S) -> bool:
+    """True once this worker's configuration view holds every entity as published."""
+    deadline = time.monotonic() + timeout
+    while True:
+        snapshot = runtime.config.snapshot()
+        current = {**snapshot.organizations, **snapshot.templates}
+        if all(current.get(e.uuid) == e for e in entities):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+
+
+async def switch(runtime: "Runtime", uuid: str, active: bool) -> dict[str, Any]:
+    try:
+        updated = switch_template(runtime.config.snapshot(), uuid, active)
+    except TemplateSwitchError as exc:
+        raise HttpError(404 if exc.reason == "not_found" else 422, str(exc)) from None
+    await publish_entities(runtime, [updated])
+    applied = await wait_applied(runtime, [updated])
+    log.info("admin API: template %s %s", uuid, "activated" if active else "deactivated")
+    return {"template": uuid, "active": active, "applied": applied}
+
+
+def _client(runtime: "Runtime") -> Any:
+    return runtime.services["sink"].client
+
+
+async def sync(runtime: "Runtime", organization: str | None) -> dict[str, Any]:
+    snapshot = runtime.config.snapshot()
+    try:
+        orgs = select_organizations(snapshot, organization)
+    except UnknownOrganization as exc:
+        raise HttpError(404 if organization else 422, str(exc)) from None
+    try:
+        results = await pull_active_templates(_client(runtime), snapshot, orgs)
+    except CredlyError as exc:
+        raise HttpError(502, f"Credly: {exc}") from None
+    entities = await publish_entities(runtime, [e for r in results for e in r.entities])
+    applied = await wait_applied(runtime, entities)
+    log.info("admin API: templates synced for %s", ", ".join(orgs))
+    return {
+        "organizations": [
+            {"organization": r.organization, "pulled": r.pulled, "new": r.new, "changed": len(r.entities),
+             "no_longer_active": r.no_longer_active}
+            for r in results
+        ],
+        "applied": applied,
+    }
+
+
+async def retry_failed(runtime: "Runtime") -> dict[str, Any]:
+    producer = runtime.app.producer
+    topic = runtime.settings.decisions_topic
+    requests = retry_failed_requests(runtime.settings)
+    futures = [await producer.send(topic, None, value, partition, None, None) for partition, value in requests]
+    try:
+        await asyncio.gather(*futures)
+    except Exception as exc:  # noqa: BLE001
+        raise HttpError(503, f"the retry request was not delivered ({type(exc).__name__})") from None
+    log.info("admin API: retry-failed requested on %d partition(s)", len(requests))
+    return {"requested_partitions": len(requests)}
