@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.support.cluster import WorkerProcess, wait_until
+from tests.support.configs import config_yaml, passing, requirement, rule, template
 from tests.support.openedx import COURSE_PASSING, DEMO_COURSE
 from tests.support.stack import Stack, make_stack
 
@@ -25,40 +26,14 @@ OTHER_COURSE = "course-v1:OpenedX+Other+2024"
 CERT_CREATED = "org.openedx.learning.certificate.created.v1"
 LEARNER = 501
 
-CONFIG = f"""
-organizations:
-  - uuid: 0b8a3f0e-0000-4000-8000-000000000001
-    api_key_env: CREDLY_TOKEN_ACME
-templates:
-  - uuid: {DEMO_T}
-    active: true
-    requirements:
-      - id: demo
-        event_type: {COURSE_PASSING}
-        description: Pass the Demo course
-        rules:
-          - {{key_path: is_passing, operator: "=", value: "true"}}
-          - {{key_path: course.course_key, operator: "=", value: "{DEMO_COURSE}"}}
-  - uuid: {OTHER_T}
-    active: true
-    requirements:
-      - id: passed
-        event_type: {COURSE_PASSING}
-        description: Pass the Other course
-        group: A
-        rules:
-          - {{key_path: is_passing, operator: "=", value: "true"}}
-          - {{key_path: course.course_key, operator: "=", value: "{OTHER_COURSE}"}}
-      - id: certificate
-        event_type: {CERT_CREATED}
-        description: Earn the Other course certificate
-        group: B
-        rules:
-          - {{key_path: course.course_key, operator: "=", value: "{OTHER_COURSE}"}}
-"""
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium: run `python -m tests.setup_browser`")
-
+CONFIG = config_yaml(
+    template(DEMO_T, [requirement("demo", passing(DEMO_COURSE), description="Pass the Demo course")]),
+    template(OTHER_T, [
+        requirement("passed", passing(OTHER_COURSE), group="A", description="Pass the Other course"),
+        requirement("certificate", [rule("course.course_key", OTHER_COURSE)], event_type=CERT_CREATED,
+                    group="B", description="Earn the Other course certificate"),
+    ]),
+)
 
 @pytest.fixture(scope="module")
 def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
@@ -95,6 +70,7 @@ def test_dashboard_and_learner_page_in_chromium(stack: Stack, artifacts_dir: Pat
     wait_until(lambda: _learner(worker), timeout=60, interval=0.2, what="learner 501's badge issued")
 
     with sync_playwright() as pw:
+        assert CHROMIUM.exists(), "needs Debian's chromium: run `python -m tests.setup_browser` (make test does)"
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})

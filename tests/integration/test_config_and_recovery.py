@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tests.support.cluster import wait_until
+from tests.support.configs import config_yaml, passing, requirement, template
 from tests.support.openedx import COURSE_PASSING
 from tests.support.stack import Stack, make_stack
 
@@ -17,23 +18,10 @@ T_LIVE = "7d4f6a52-0000-4000-8000-0000000000c2"  # activated and deactivated whi
 C1, C2, C3 = ("course-v1:Org+C1+2024", "course-v1:Org+C2+2024", "course-v1:Org+C3+2024")
 
 
-def passing(course: str) -> list[dict[str, str]]:
-    return [{"key_path": "is_passing", "operator": "=", "value": "true"},
-            {"key_path": "course.course_key", "operator": "=", "value": course}]
-
-
-CONFIG = {
-    "organizations": [{"uuid": "0b8a3f0e-0000-4000-8000-000000000001", "api_key_env": "CREDLY_TOKEN_ACME"}],
-    "templates": [
-        {"uuid": T_AND, "active": True, "requirements": [
-            {"id": "c1", "event_type": COURSE_PASSING, "group": "A", "rules": passing(C1)},
-            {"id": "c2", "event_type": COURSE_PASSING, "group": "B", "rules": passing(C2)},
-        ]},
-        {"uuid": T_LIVE, "active": False, "requirements": [
-            {"id": "c3", "event_type": COURSE_PASSING, "rules": passing(C3)},
-        ]},
-    ],
-}
+CONFIG = config_yaml(
+    template(T_AND, [requirement("c1", passing(C1), group="A"), requirement("c2", passing(C2), group="B")]),
+    template(T_LIVE, [requirement("c3", passing(C3))], active=False),
+)
 
 BAD_CONFIG = """\
 organizations:
@@ -62,7 +50,7 @@ def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyp
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("cfg"), [(T_AND, "Both"), (T_LIVE, "Live")], "cfg")
     # the worker starts before any configuration exists: everything below arrives live
     s.start_worker()
-    s.configure(yaml.safe_dump(CONFIG))
+    s.configure(CONFIG)
     yield s
     s.stop()
     s.emulator.stop_thread()

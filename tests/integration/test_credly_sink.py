@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 import pytest
-import yaml
-
+from tests.support.configs import config_yaml, demo_template
 from tests.support.openedx import COURSE_PASSING
 from tests.support.stack import Stack, make_stack
 
@@ -18,13 +17,7 @@ ISSUE = {"method": "POST", "path": "/badges$"}
 @pytest.fixture(scope="module")
 def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("sink"), [(TEMPLATE, "Sink")], "sink")
-    s.configure(yaml.safe_dump({
-        "organizations": [{"uuid": "0b8a3f0e-0000-4000-8000-000000000001", "api_key_env": "CREDLY_TOKEN_ACME"}],
-        "templates": [{"uuid": TEMPLATE, "active": True, "requirements": [{
-            "id": "pass", "event_type": COURSE_PASSING,
-            "rules": [{"key_path": "is_passing", "operator": "=", "value": "true"},
-                      {"key_path": "course.course_key", "operator": "=", "value": COURSE}]}]}],
-    }))
+    s.configure(config_yaml(demo_template(TEMPLATE, COURSE, with_penalty=False)))
     # short Credly timeout and retries so that failure paths stay quick (never below correctness)
     s.start_worker(BADGES_CREDLY_TIMEOUT_S="1", BADGES_CREDLY_MAX_ATTEMPTS="4")
     yield s

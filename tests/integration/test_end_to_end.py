@@ -9,6 +9,7 @@ import pytest
 
 from badges.wire.decode import KafkaDecoder
 from badges.schemas.catalog import load_catalog
+from tests.support.configs import config_yaml, demo_template, passing, requirement, rule, template
 from tests.support.openedx import COURSE_PASSING, DEMO_COURSE
 from tests.support.stack import Stack, make_stack
 
@@ -17,41 +18,13 @@ OTHER_T = "7d4f6a52-0000-4000-8000-0000000000bb"
 OTHER_COURSE = "course-v1:OpenedX+Other+2024"
 CERT_CREATED = "org.openedx.learning.certificate.created.v1"
 
-CONFIG = f"""
-organizations:
-  - uuid: 0b8a3f0e-0000-4000-8000-000000000001
-    api_key_env: CREDLY_TOKEN_ACME
-templates:
-  - uuid: {DEMO_T}
-    active: true
-    requirements:
-      - id: demo
-        event_type: {COURSE_PASSING}
-        rules:
-          - {{key_path: is_passing, operator: "=", value: "true"}}
-          - {{key_path: course.course_key, operator: "=", value: "{DEMO_COURSE}"}}
-    penalties:
-      - id: demo-failed
-        event_type: {COURSE_PASSING}
-        requirements: [demo]
-        rules:
-          - {{key_path: is_passing, operator: "=", value: "false"}}
-          - {{key_path: course.course_key, operator: "=", value: "{DEMO_COURSE}"}}
-  - uuid: {OTHER_T}
-    active: true
-    requirements:
-      - id: passed
-        event_type: {COURSE_PASSING}
-        group: A
-        rules:
-          - {{key_path: is_passing, operator: "=", value: "true"}}
-          - {{key_path: course.course_key, operator: "=", value: "{OTHER_COURSE}"}}
-      - id: certificate
-        event_type: {CERT_CREATED}
-        group: B
-        rules:
-          - {{key_path: course.course_key, operator: "=", value: "{OTHER_COURSE}"}}
-"""
+CONFIG = config_yaml(
+    demo_template(DEMO_T, DEMO_COURSE),
+    template(OTHER_T, [
+        requirement("passed", passing(OTHER_COURSE), group="A"),
+        requirement("certificate", [rule("course.course_key", OTHER_COURSE)], event_type=CERT_CREATED, group="B"),
+    ]),
+)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ import redis
 from badges.kafka.embedded import free_port, wait_for_port
 from tests.support import openedx
 from tests.support.cluster import wait_until
+from tests.support.configs import config_yaml, demo_template
 from tests.support.openedx import COURSE_PASSING, DEMO_COURSE
 from tests.support.stack import Stack, event_time, make_stack
 
@@ -28,20 +29,7 @@ TEMPLATE = "7d4f6a52-0000-4000-8000-0000000000c1"
 PREFIX = f"rit{uuid.uuid4().hex[:6]}"  # the Open edX EVENT_BUS_TOPIC_PREFIX of these workers
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
-CONFIG = f"""
-organizations:
-  - uuid: 0b8a3f0e-0000-4000-8000-000000000001
-    api_key_env: CREDLY_TOKEN_ACME
-templates:
-  - uuid: {TEMPLATE}
-    active: true
-    requirements:
-      - id: demo
-        event_type: {COURSE_PASSING}
-        rules:
-          - {{key_path: is_passing, operator: "=", value: "true"}}
-          - {{key_path: course.course_key, operator: "=", value: "{DEMO_COURSE}"}}
-"""
+CONFIG = config_yaml(demo_template(TEMPLATE, DEMO_COURSE, with_penalty=False))
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.support.cluster import wait_until
+from tests.support.configs import config_yaml, failing, passing, penalty, requirement, template
 from tests.support.openedx import COURSE_PASSING
 from tests.support.stack import Stack, make_stack
 
@@ -20,21 +21,11 @@ LEARNERS = range(700, 712)
 
 
 def config(t2_active: bool) -> str:
-    rules = [{"key_path": "is_passing", "operator": "=", "value": "true"},
-             {"key_path": "course.course_key", "operator": "=", "value": COURSE}]
-    penalty = [{"key_path": "is_passing", "operator": "=", "value": "false"},
-               {"key_path": "course.course_key", "operator": "=", "value": COURSE}]
-    return yaml.safe_dump({
-        "organizations": [{"uuid": "0b8a3f0e-0000-4000-8000-000000000001", "api_key_env": "CREDLY_TOKEN_ACME"}],
-        "templates": [
-            {"uuid": T1, "active": True,
-             "requirements": [{"id": "pass", "event_type": COURSE_PASSING, "rules": rules}],
-             "penalties": [{"id": "fail", "event_type": COURSE_PASSING, "requirements": ["pass"], "rules": penalty}]},
-            {"uuid": T2, "active": t2_active,
-             "requirements": [{"id": "pass", "event_type": COURSE_PASSING, "rules": rules}],
-             "penalties": [{"id": "fail", "event_type": COURSE_PASSING, "requirements": ["pass"], "rules": penalty}]},
-        ],
-    })
+    def one(uuid: str, active: bool) -> dict:
+        return template(uuid, [requirement("pass", passing(COURSE))],
+                        [penalty("fail", ["pass"], failing(COURSE))], active=active)
+
+    return config_yaml(one(T1, True), one(T2, t2_active))
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from typing import Any, Iterator
 
 import orjson
 import pytest
-import yaml
 
 from badges.config.settings import load_settings
 from badges.domain.engine import apply_event
@@ -21,6 +20,7 @@ from badges.kafka.config_topic import read_snapshot
 from badges.schemas.catalog import load_catalog
 from badges.wire.decode import KafkaDecoder
 from tests.support.cluster import wait_until
+from tests.support.configs import config_yaml, failing, passing, penalty, requirement, rule, template
 from tests.support.openedx import COURSE_PASSING
 from tests.support.stack import Stack, make_stack
 
@@ -33,24 +33,11 @@ SEED = 20261127
 
 
 def config() -> str:
-    def rule(path: str, value: str) -> dict[str, str]:
-        return {"key_path": path, "operator": "=", "value": value}
-
-    return yaml.safe_dump({
-        "organizations": [{"uuid": "0b8a3f0e-0000-4000-8000-000000000001", "api_key_env": "CREDLY_TOKEN_ACME"}],
-        "templates": [
-            {"uuid": T_ONE, "active": True,
-             "requirements": [{"id": "x", "event_type": COURSE_PASSING,
-                               "rules": [rule("is_passing", "true"), rule("course.course_key", X)]}],
-             "penalties": [{"id": "x-failed", "event_type": COURSE_PASSING, "requirements": ["x"],
-                            "rules": [rule("is_passing", "false"), rule("course.course_key", X)]}]},
-            {"uuid": T_BOTH, "active": True,
-             "requirements": [
-                 {"id": "x", "event_type": COURSE_PASSING, "group": "A",
-                  "rules": [rule("is_passing", "true"), rule("course.course_key", X)]},
-                 {"id": "y-cert", "event_type": CERT, "group": "B", "rules": [rule("course.course_key", Y)]}]},
-        ],
-    })
+    return config_yaml(
+        template(T_ONE, [requirement("x", passing(X))], [penalty("x-failed", ["x"], failing(X))]),
+        template(T_BOTH, [requirement("x", passing(X), group="A"),
+                          requirement("y-cert", [rule("course.course_key", Y)], event_type=CERT, group="B")]),
+    )
 
 
 @pytest.fixture(scope="module")
