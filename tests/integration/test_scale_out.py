@@ -108,13 +108,22 @@ def test_random_sigkills_lose_nothing_and_duplicate_nothing(stack: Stack) -> Non
     states, awarded, revoked = expected_outcome(stack, events)
     assert awarded, "the workload must complete templates"
 
+    want = {u: fulfilled_sets(s) for u, s in states.items()}
+    diff: dict[int, Any] = {}
+
     def progress_matches() -> bool:
         latest: dict[int, Any] = {}
         for m in stack.read(f"{stack.app_id}-progress-changelog", min_count=1):
             latest[int(m.key())] = orjson.loads(m.value())
-        return {u: fulfilled_sets(s) for u, s in latest.items()} == {u: fulfilled_sets(s) for u, s in states.items()}
+        got = {u: fulfilled_sets(s) for u, s in latest.items()}
+        diff.clear()
+        diff.update({u: (got.get(u), want.get(u)) for u in set(got) | set(want) if got.get(u) != want.get(u)})
+        return not diff
 
-    wait_until(progress_matches, timeout=120, interval=1.0, what="progress equal to a clean run")
+    try:
+        wait_until(progress_matches, timeout=120, interval=1.0, what="progress equal to a clean run")
+    except AssertionError:
+        raise AssertionError(f"{len(diff)} learners differ (got, expected): {dict(list(diff.items())[:5])}") from None
 
     def badges_match() -> list[dict[str, Any]] | None:
         badges = stack.credly_badges()
