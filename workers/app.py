@@ -14,6 +14,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from badges.config.settings import Settings
+from badges.kafka.end_offsets import verified_end_offsets
 from badges.schemas.catalog import Catalog, load_catalog
 from badges.tables import definitions
 from badges.tables.config_view import ConfigView
@@ -22,16 +23,25 @@ log = logging.getLogger(__name__)
 
 
 class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust hard-codes ``fetch_max_wait_ms=1500`` for its group consumer.
+    """Two corrections to Faust's group consumer.
 
-    While a partition is idle the fetch wait is the latency of every hop (BROKER.md), so the
-    worker makes it a setting (``BADGES_FETCH_MAX_WAIT_MS``).
+    Faust hard-codes ``fetch_max_wait_ms=1500``; while a partition is idle the fetch wait is the
+    latency of every hop (BROKER.md), so the worker makes it a setting
+    (``BADGES_FETCH_MAX_WAIT_MS``). And table recovery stops at the end offset the broker
+    reports, which must be right (see ``badges.kafka.end_offsets``).
     """
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 1500)
+        self._bootstrap = faust_aiokafka.server_list(transport.url, transport.default_port)
         return consumer
+
+    async def _highwaters(self, partitions: Any) -> Any:
+        reported = await super()._highwaters(partitions)
+        if self.consumer.in_transaction:
+            return reported
+        return await verified_end_offsets(self._bootstrap, reported)
 
 
 class _TunedConsumer(faust_aiokafka.Consumer):
