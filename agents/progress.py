@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REPORT_FIELDS = ("applied", "fulfillments_added", "awards", "revocations")
+# The latency histogram observes every n-th event of an envelope (the first always): an
+# observation costs about a microsecond, a sizeable share of an event's processing.
+LATENCY_SAMPLE = 8
 
 
 def load_state(raw: bytes | None) -> Any:
@@ -60,7 +63,7 @@ class ProgressProcessor:
         matched_req = matched_pen = added = 0
         now = time.time()
         latency = metrics.PROCESSING_LATENCY
-        for ev in events:
+        for i, ev in enumerate(events):
             key = learner_key(ev.learner.id)
             state = dirty[key] if key in dirty else load_state(get(key))
             outcome = apply_event(state, config, ev)
@@ -71,13 +74,14 @@ class ProgressProcessor:
                 dirty[key] = outcome.state
             for decision in outcome.decisions:
                 decisions.append((key, decision))
-            latency.observe(max(0.0, now - ev.time_us / 1e6))
+            if not i % LATENCY_SAMPLE:
+                latency.observe(max(0.0, now - ev.time_us / 1e6))
         if matched_req:
             metrics.REQUIREMENTS_MATCHED.inc(matched_req)
         if matched_pen:
             metrics.PENALTIES_MATCHED.inc(matched_pen)
-        for key, state in dirty.items():
-            await self.writer.put(partition, key, orjson.dumps(state))
+        dumps = orjson.dumps
+        await self.writer.put_many(partition, [(key, dumps(state)) for key, state in dirty.items()])
         metrics.FULFILLMENTS.inc(len(dirty))
         producer = self.rt.app.producer
         for key, decision in decisions:

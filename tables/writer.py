@@ -9,10 +9,14 @@ consumed offsets, so a record is durable before the event that produced it is co
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import faust
 from faust.types import TP
+
+
+# Fewer changed records than this are sent one by one (see ``put_many``).
+BATCH_MIN = 32
 
 
 class TableWriter:
@@ -44,6 +48,54 @@ class TableWriter:
         if hasattr(store, "set_persisted_offset"):
             tp = TP(self._changelog, partition)
             fut.add_done_callback(lambda f: f.exception() or store.set_persisted_offset(tp, f.result().offset))
+        return fut
+
+    async def put_many(self, partition: int, items: Sequence[tuple[bytes, bytes | None]]) -> list[Any]:
+        """Store records locally and send them to the changelog, as record batches when many.
+
+        Many changed records go out as one aiokafka record batch per changelog partition
+        (appending a record costs ~1 µs against ~15 µs for a producer ``send``); the batch is
+        queued in the same producer as every other send, so Faust's flush before an offset
+        commit covers it. A few records take the plain ``send`` path: a submitted batch waits
+        until the producer has taken the partition's previous batch (a broker round trip), which
+        would throttle a trickle of small envelopes. Returns the send futures.
+        """
+        producer = self._batching_producer()
+        if producer is None or len(items) < BATCH_MIN:
+            return [await self.put(partition, key, value) for key, value in items]
+        futures = []
+        batch = producer.create_batch()
+        count = 0
+        store_put = self._store_put
+        for key, value in items:
+            store_put(partition, key, value)
+            if batch.append(timestamp=None, key=key, value=value, headers=[]) is None:  # full
+                futures.append(await self._send_batch(producer, batch, partition, count))
+                batch = producer.create_batch()
+                batch.append(timestamp=None, key=key, value=value, headers=[])  # the first always fits
+                count = 0
+            count += 1
+        if count:
+            futures.append(await self._send_batch(producer, batch, partition, count))
+        return futures
+
+    def _batching_producer(self) -> Any:
+        """The aiokafka producer under Faust's, when records may be batched into it directly."""
+        producer: Any = self._app.producer
+        ensure = getattr(producer, "_ensure_producer", None)  # Faust's aiokafka transport
+        if ensure is None or self._app.in_transaction:
+            return None
+        return ensure()
+
+    async def _send_batch(self, producer: Any, batch: Any, partition: int, count: int) -> Any:
+        batch.close()  # exactly these records: plain sends after it go to a batch of their own
+        fut = await producer.send_batch(batch, self._changelog, partition=partition)
+        store: Any = self._table.data
+        if hasattr(store, "set_persisted_offset"):
+            tp = TP(self._changelog, partition)
+            fut.add_done_callback(
+                lambda f: f.exception() or store.set_persisted_offset(tp, f.result().offset + count - 1)
+            )
         return fut
 
     def get(self, key: bytes) -> bytes | None:

@@ -7,9 +7,11 @@ handful: course keys, master course keys, ...) and gets exactly the entries file
 values, plus the type's fallback list (entries with no equality rule: "any course", "any course
 except X"). The cost of one event stays flat as templates for other courses are added.
 
-Index choice per entry: an equality rule on a non-boolean field, preferring the key path most
-entries of that type share (fewer paths to probe per event); failing that an equality rule on a
-boolean field (still halves the candidates); failing that the fallback list.
+Index choice per entry: an equality rule on a non-boolean field, preferring the most selective
+key path (fewest entries per expected value across the type: a course key rather than a
+``mode = verified`` that every entry shares), then the path most entries share (fewer paths to
+probe per event); failing that an equality rule on a boolean field (still halves the
+candidates); failing that the fallback list.
 """
 
 from __future__ import annotations
@@ -117,13 +119,16 @@ class RuleIndex:
         return out
 
 
-def _index_rule(entry: Entry, path_weight: Counter[tuple[str, ...]]) -> DataRule | None:
+def _index_rule(
+    entry: Entry, path_weight: Counter[tuple[str, ...]], path_values: dict[tuple[str, ...], set[Any]]
+) -> DataRule | None:
     best: DataRule | None = None
-    best_rank: tuple[int, int, str] | None = None
+    best_rank: tuple[int, float, int, str] | None = None
     for rule in entry.rules:
         if rule.op != "eq":
             continue
-        rank = (0 if rule.boolean else 1, path_weight[rule.path], rule.key_path)
+        per_value = path_weight[rule.path] / len(path_values[rule.path])
+        rank = (0 if rule.boolean else 1, -per_value, path_weight[rule.path], rule.key_path)
         if best_rank is None or rank > best_rank:
             best, best_rank = rule, rank
     return best
@@ -138,10 +143,15 @@ def _build(entries: list[Entry]) -> dict[str, _Bucket]:
         weight: Counter[tuple[str, ...]] = Counter(
             r.path for e in group for r in {r.path: r for r in e.rules if r.op == "eq"}.values()
         )
+        values: dict[tuple[str, ...], set[Any]] = {}
+        for e in group:
+            for r in e.rules:
+                if r.op == "eq":
+                    values.setdefault(r.path, set()).add(r.expected)
         slots: dict[tuple[tuple[str, ...], bool], dict[Any, list[Entry]]] = {}
         fallback: list[Entry] = []
         for entry in group:
-            rule = _index_rule(entry, weight)
+            rule = _index_rule(entry, weight, values)
             if rule is None:
                 fallback.append(entry)
                 continue

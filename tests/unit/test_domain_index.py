@@ -114,3 +114,20 @@ def test_stale_configuration_is_reported_not_fatal():
     assert "'maybe' is not a boolean word" in joined
     assert "unknown requirements ['nope']" in joined
     assert apply_event(None, cfg, passing(1, DEMO, True, t=1)).state is None
+
+
+ENROLLED = "org.openedx.learning.course.enrollment.created.v1"
+
+
+def test_index_prefers_a_selective_key_path_over_one_value_every_entry_shares():
+    # every entry has mode = verified and its own course: file them by course, so that an
+    # enrollment event checks one entry, not all of them
+    tpls = [
+        template([req(f"e{i}", ENROLLED, rule("course.course_key", "=", _course(i)),
+                      rule("mode", "=", "verified"))])
+        for i in range(20)
+    ]
+    cfg = compile_templates(*tpls)
+    assert cfg.index.stats()[ENROLLED]["requirements"]["keyed"] == {"course.course_key": 20}
+    reqs, _ = cfg.index.candidates(ENROLLED, {"course": {"course_key": _course(3)}, "mode": "verified"})
+    assert [r.id for r in reqs] == ["e3"]
