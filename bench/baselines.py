@@ -104,8 +104,9 @@ def faust_agent(args: argparse.Namespace) -> None:
     app.fetch_max_wait_ms = args.fetch_max_wait_ms
     topic = app.topic(args.topic, key_type=bytes, value_type=bytes, key_serializer="raw",
                       value_serializer="raw", partitions=args.partitions)
-    table = app.Table("counts", default=int, partitions=args.partitions, key_type=bytes,
-                      key_serializer="raw")
+    schema = faust.Schema(key_type=bytes, value_type=int, key_serializer="raw", value_serializer="json")
+    table = app.Table("counts", default=int, partitions=args.partitions, schema=schema,
+                      key_type=bytes, value_type=int)
     series = Series(args.expect, Path(args.out))
 
     @app.agent(topic)

@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ ORG = "0b8a3f0e-0000-4000-8000-00000000b001"
 TOKEN = "tok-bench-0123456789abcdef"
 TOKEN_ENV = "CREDLY_TOKEN_BENCH"
 KINDS = ("single", "and", "or", "penalty")
-FORMAT = 3  # bump when the generated load changes
+FORMAT = 4  # bump when the generated load changes
 
 # The mix (probabilities); see the module docstring.
 TWO_ACTIVITIES = 0.2
@@ -60,6 +61,7 @@ CERT_IF_PASSED = 0.5
 LATE_FAIL_IF_PASSED = 0.15
 REGISTER = 0.25
 LOG_IN = 0.25
+SESSION = 0.01  # share of the stream during which one learner's events happen
 
 
 def course(j: int, run: int = 2024) -> str:
@@ -185,16 +187,23 @@ def learner_plan(seed: int, learner: int, m: int) -> list[Planned]:
     return out
 
 
-def expected_outcomes(plan: list[Planned], m: int) -> dict[int, tuple[str, int]]:
+@lru_cache(maxsize=8)
+def _courses(m: int) -> dict[str, int]:
+    """Course key -> the template index it belongs to."""
+    return {course(j): j for j in range(m)} | {course(j, 2025): j for j in range(m) if kind_of(j) == "or"}
+
+
+def expected_outcomes(plan: list[Planned], m: int) -> dict[int, tuple[str, int, int]]:
     """The oracle: template index -> (final badge status, position in the plan of the event
-    that completed it), for one learner whose events are applied in plan order (SPEC §2).
+    that completed it, of the one that revoked it or -1), for one learner whose events are
+    applied in plan order (SPEC §2).
 
     Only penalty templates depend on order, and their events share a key (the course), so the
     worker applies them in plan order too.
     """
-    by_course = {course(j): j for j in range(m)} | {course(j, 2025): j for j in range(m) if kind_of(j) == "or"}
+    by_course = _courses(m)
     fulfilled: dict[int, set[str]] = {}
-    badge: dict[int, tuple[str, int]] = {}
+    badge: dict[int, tuple[str, int, int]] = {}
     for pos, (etype, c, fields) in enumerate(plan):
         j = by_course.get(c or "")
         if j is None:
@@ -207,7 +216,7 @@ def expected_outcomes(plan: list[Planned], m: int) -> dict[int, tuple[str, int]]
             if "passed" in f:
                 f.discard("passed")
                 if badge.get(j, ("",))[0] == "awarded":
-                    badge[j] = ("revoked", badge[j][1])
+                    badge[j] = ("revoked", badge[j][1], pos)
             continue
         elif etype == ENROLLED and kind == "and" and fs["mode"] == "verified":
             f.add("enrolled")
@@ -222,7 +231,7 @@ def expected_outcomes(plan: list[Planned], m: int) -> dict[int, tuple[str, int]]
         else:
             complete = "passed" in f
         if complete:
-            badge[j] = ("awarded", pos)
+            badge[j] = ("awarded", pos, -1)
     return badge
 
 
@@ -239,16 +248,20 @@ class Load:
     types: list[str]  # type index -> event type
     # Per message: (type index, learner id, key, value). Identical values share one bytes object.
     messages: list[tuple[int, int, bytes | None, bytes]]
-    # (learner id, template index) -> (status, index in ``messages`` of the completing event)
-    expected: dict[tuple[int, int], tuple[str, int]]
+    # (learner id, template index) -> (final status, index in ``messages`` of the completing
+    # event, of the revoking event or -1)
+    expected: dict[tuple[int, int], tuple[str, int, int]]
     generated_s: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def wanted(self) -> int:
         """Messages whose event type some active rule uses (the progress agent applies them)."""
+        return self.wanted_upto(None)
+
+    def wanted_upto(self, n: int | None) -> int:
         rule_idx = {i for i, t in enumerate(self.types) if t in RULE_TYPES}
-        return sum(1 for m in self.messages if m[0] in rule_idx)
+        return sum(1 for m in self.messages[:n] if m[0] in rule_idx)
 
     @property
     def awarded(self) -> int:
@@ -256,7 +269,7 @@ class Load:
 
     @property
     def revoked(self) -> int:
-        return sum(1 for s, _ in self.expected.values() if s == "revoked")
+        return sum(1 for s, *_ in self.expected.values() if s == "revoked")
 
 
 def _bodies_for(args: tuple[int, int, int, int]) -> list[tuple[int, list[tuple[int, bytes | None, bytes]]]]:
@@ -287,12 +300,15 @@ def _bodies_for(args: tuple[int, int, int, int]) -> list[tuple[int, list[tuple[i
 
 
 def _interleave(seed: int, per_learner: dict[int, list[Any]]) -> list[tuple[int, int, int]]:
-    """A global production order: learners interleave at random, each learner's events keep
-    their plan order. Returns (learner, position in plan, global rank) sorted by rank."""
+    """A global production order: each learner is active during a short stretch of the stream
+    (``SESSION`` of its length, starting anywhere), learners interleave at random, and each
+    learner's events keep their plan order (so badges complete all along the stream). Returns
+    (learner, position in plan, global rank) sorted by rank."""
     rng = random.Random(f"order:{seed}")
     stamps: list[tuple[float, int, int]] = []
     for lid, msgs in per_learner.items():
-        times = sorted(rng.random() for _ in msgs)
+        start = rng.random() * (1 - SESSION)
+        times = sorted(start + rng.random() * SESSION for _ in msgs)
         stamps += [(t, lid, pos) for pos, t in enumerate(times)]
     stamps.sort()
     return [(lid, pos, rank) for rank, (_, lid, pos) in enumerate(stamps)]
@@ -317,10 +333,10 @@ def generate(seed: int, learners: int, m: int, processes: int = 2) -> Load:
         t, k, v = per_learner[lid][pos]
         index[(lid, pos)] = rank
         messages.append((t, lid, k, v))
-    expected: dict[tuple[int, int], tuple[str, int]] = {}
+    expected: dict[tuple[int, int], tuple[str, int, int]] = {}
     for lid in range(1, learners + 1):
-        for j, (status, pos) in expected_outcomes(learner_plan(seed, lid, m), m).items():
-            expected[(lid, j)] = (status, index[(lid, pos)])
+        for j, (status, pos, rpos) in expected_outcomes(learner_plan(seed, lid, m), m).items():
+            expected[(lid, j)] = (status, index[(lid, pos)], index[(lid, rpos)] if rpos >= 0 else -1)
     counts = Counter(EVENT_TYPES[t] for t, *_ in messages)
     return Load(seed, learners, m, list(EVENT_TYPES), messages, expected, time.monotonic() - t0, dict(counts))
 
