@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -24,7 +25,7 @@ from badges.domain.events import LearnerEvent
 from badges.wire.deadletter import dead_letter_headers
 from badges.wire.decode import KafkaDecoder
 from badges.wire.envelope import encode_envelope, learner_partition
-from badges.wire.errors import BadInput, OwnOutput
+from badges.wire.errors import BadInput, OwnOutput, unexpected
 from badges.wire.registry import RegistryUnavailable
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 ENVELOPE_MAX_EVENTS = 500
 ENVELOPE_MAX_BYTES = 512 * 1024
+PARTITION_CACHE_SIZE = 1 << 18
 
 
 class Forwarder:
@@ -47,16 +49,28 @@ class Forwarder:
         self.partitions = runtime.settings.partitions
         self.events_topic = runtime.settings.learner_events_topic
         self.dlq_topic = runtime.settings.dead_letter_topic
+        # learner id -> partition: murmur2 in pure Python costs microseconds per event.
+        self._partition_of: dict[int, int] = {}
 
     def route(self, events: Iterable[LearnerEvent]) -> dict[int, list[LearnerEvent]]:
         """Keep the events some active rule may use; group them by destination partition."""
         wanted = self.rt.config.compiled().event_types
         by_partition: dict[int, list[LearnerEvent]] = defaultdict(list)
+        partition_of = self._partition_of
+        skipped = 0
         for ev in events:
             if ev.event_type not in wanted:
-                metrics.EVENTS_SKIPPED.labels("no_active_rule").inc()
+                skipped += 1
                 continue
-            by_partition[learner_partition(ev.learner.id, self.partitions)].append(ev)
+            lid = ev.learner.id
+            p = partition_of.get(lid)
+            if p is None:
+                if len(partition_of) >= PARTITION_CACHE_SIZE:
+                    partition_of.clear()
+                p = partition_of[lid] = learner_partition(lid, self.partitions)
+            by_partition[p].append(ev)
+        if skipped:
+            metrics.EVENTS_SKIPPED.labels("no_active_rule").inc(skipped)
         return by_partition
 
     async def send_events(self, by_partition: dict[int, list[LearnerEvent]]) -> list[Any]:
@@ -172,27 +186,51 @@ class KafkaIngest(Service):
     async def handle_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         decoder: KafkaDecoder = self.decoder
         await decoder.prefetch(m.value for msgs in batch.values() for m in msgs)
-        events: list[LearnerEvent] = []
+        decoded = decode_batch(decoder, batch)
         futures: list[Any] = []
-        consumed = metrics.EVENTS_CONSUMED
-        for tp, messages in batch.items():
-            topic, partition = tp.topic, tp.partition
-            for m in messages:
-                try:
-                    ev = decoder.decode(m.headers, m.value, f"{topic}/{partition}/{m.offset}", m.timestamp)
-                except OwnOutput:
-                    metrics.EVENTS_SKIPPED.labels("own_output").inc()
-                    continue
-                except BadInput as exc:
-                    futures.append(await self.forwarder.send_dead_letter(
-                        exc, m.key, m.value, m.headers, topic, partition, m.offset))
-                    continue
-                consumed.labels(ev.event_type).inc()
-                events.append(ev)
-        futures += await self.forwarder.send_events(self.forwarder.route(events))
+        for exc, tp, m in decoded.dead:
+            futures.append(await self.forwarder.send_dead_letter(
+                exc, m.key, m.value, m.headers, tp.topic, tp.partition, m.offset))
+        # Counted per batch: a labelled counter costs more per call than decoding a field.
+        for event_type, n in Counter(ev.event_type for ev in decoded.events).items():
+            metrics.EVENTS_CONSUMED.labels(event_type).inc(n)
+        if decoded.own_output:
+            metrics.EVENTS_SKIPPED.labels("own_output").inc(decoded.own_output)
+        futures += await self.forwarder.send_events(self.forwarder.route(decoded.events))
         if futures:
             await asyncio.gather(*futures)
 
+
+@dataclass
+class DecodedBatch:
+    events: list[LearnerEvent] = field(default_factory=list)
+    dead: list[tuple[BadInput, TopicPartition, Any]] = field(default_factory=list)
+    own_output: int = 0
+
+
+def decode_batch(decoder: KafkaDecoder, batch: dict[TopicPartition, list[Any]]) -> DecodedBatch:
+    """Every message of a fetched batch is an event, a dead letter or our own output.
+
+    A decoder failure that is no BadInput is a bug, but it must not fail the batch: the batch
+    would be retried forever (a crash loop on one message). The message is dead-lettered as
+    ``decoder_error``, logged with its traceback, and the stream goes on.
+    """
+    out = DecodedBatch()
+    decode = decoder.decode
+    append = out.events.append
+    for tp, messages in batch.items():
+        prefix = f"{tp.topic}/{tp.partition}/"
+        for m in messages:
+            try:
+                append(decode(m.headers, m.value, f"{prefix}{m.offset}", m.timestamp))
+            except OwnOutput:
+                out.own_output += 1
+            except BadInput as exc:
+                out.dead.append((exc, tp, m))
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                log.exception("decoder failure on %s%s", prefix, m.offset)
+                out.dead.append((unexpected(exc), tp, m))
+    return out
 
 def register(runtime: "Runtime") -> None:
     from badges.wire.registry import SchemaRegistry

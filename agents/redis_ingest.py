@@ -35,7 +35,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 from badges import metrics
 from badges.agents.ingest import Forwarder
 from badges.domain.events import LearnerEvent
-from badges.wire.errors import BadInput, OwnOutput
+from badges.wire.errors import BadInput, OwnOutput, unexpected
 from badges.wire.redis_format import RedisDecoder
 
 if TYPE_CHECKING:
@@ -337,7 +337,10 @@ class RedisIngest(Service):
                 except OwnOutput:
                     metrics.EVENTS_SKIPPED.labels("own_output").inc()
                     continue
-                except BadInput as exc:
+                except Exception as exc:  # noqa: BLE001 - BadInput, or a decoder bug: park it, go on
+                    if not isinstance(exc, BadInput):
+                        log.exception("redis ingest: decoder failure on %s/%s", e.stream, e.id)
+                        exc = unexpected(exc)
                     value, headers = dead_letter_parts(e.fields)
                     futures.append(await forwarder.send_dead_letter(exc, None, value, headers, e.stream, 0, e.id))
                     continue

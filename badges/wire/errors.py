@@ -20,12 +20,14 @@ AVRO_DECODE_ERROR: Final = "avro_decode_error"
 NO_USER_DATA: Final = "no_user_data"
 BAD_HEADER: Final = "bad_header"
 OWN_OUTPUT: Final = "own_output"
+# A decoder bug, not the message's fault: it is still parked, never retried in a loop.
+DECODER_ERROR: Final = "decoder_error"
 
 CODES: Final = frozenset(
     {
         EMPTY_VALUE, VALUE_TOO_LARGE, BAD_MAGIC_BYTE, TRUNCATED_FRAME, MISSING_CE_TYPE,
         UNKNOWN_EVENT_TYPE, UNKNOWN_SCHEMA_ID, SCHEMA_REGISTRY_UNAVAILABLE, AVRO_DECODE_ERROR,
-        NO_USER_DATA, BAD_HEADER, OWN_OUTPUT,
+        NO_USER_DATA, BAD_HEADER, OWN_OUTPUT, DECODER_ERROR,
     }
 )
 
@@ -61,3 +63,9 @@ class OwnOutput(BadInput):
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (type(self), (self.event_type,))
+
+
+def unexpected(exc: BaseException) -> BadInput:
+    """A decoder failure that is no BadInput, as one: the message is dead-lettered and the
+    stream goes on, rather than the batch failing forever (a crash loop on one message)."""
+    return BadInput(DECODER_ERROR, f"{type(exc).__name__} while decoding (a bug: please report it)")
