@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +37,33 @@ log = logging.getLogger(__name__)
 
 # statuses of an issuance record
 PENDING, ISSUED, FAILED, REVOKED_ST, REVOKE_FAILED = "pending", "issued", "failed", "revoked", "revoke_failed"
+# How long the sink waits for more decisions to call Credly for concurrently: under a trickle it
+# is added to every badge's latency; under load the batch fills first.
+SINK_BATCH_WAIT_S = 0.005
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def needs_call(rec: dict[str, Any] | None, action: str) -> bool:
+    """Whether Credly must still be called for an award/revoke, from the outcomes recorded.
+
+    Only outcomes count, never intents: after a crash the batch that recorded an award's and a
+    revoke's intents is delivered again, and its award must still be issued (the revoke that
+    follows takes it back, as in a run without the crash). A revoke carried out (status
+    ``revoked``) or failed makes every later award of the badge a no-op.
+    """
+    status = rec.get("status") if rec else None
+    if action == "award":
+        if status in (ISSUED, REVOKED_ST, REVOKE_FAILED):
+            metrics.AWARDS.labels("duplicate_skipped").inc()
+            return False
+        return True
+    if status == REVOKED_ST:
+        metrics.REVOCATIONS.labels("duplicate_skipped").inc()
+        return False
+    return True
 
 
 class Sink:
@@ -93,12 +115,13 @@ class Sink:
         unknown: dict[tuple[bytes, str], bool] = {}  # an earlier attempt's outcome is unknown
         for lkey, (partition, decisions) in work.items():
             records = self.load(lkey)
-            todo = [d for d in decisions if self._needs_call(records, d)]
+            todo = [d for d in decisions if needs_call(records.get(d.template), d.action)]
             if not todo:
                 continue
             for d in todo:
                 rec = records.setdefault(d.template, {})
-                unknown[(lkey, d.template)] = bool(rec.get("in_flight") or rec.get("outcome_unknown"))
+                # as recorded before this batch (not by the intents of its earlier decisions)
+                unknown.setdefault((lkey, d.template), bool(rec.get("in_flight") or rec.get("outcome_unknown")))
                 rec["in_flight"] = rec.get("in_flight", False) or d.action == "award"
                 rec["desired"] = "awarded" if d.action == "award" else "revoked"
             await self.save(partition, lkey, records)
@@ -115,23 +138,12 @@ class Sink:
         for lkey, (partition, records, _todo) in plans.items():
             await self.save(partition, lkey, records)
 
-    def _needs_call(self, records: dict[str, Any], d: Decision) -> bool:
-        rec = records.get(d.template)
-        status = rec.get("status") if rec else None
-        if d.action == "award":
-            if status in (ISSUED, REVOKED_ST, REVOKE_FAILED) or (rec and rec.get("desired") == "revoked"):
-                metrics.AWARDS.labels("duplicate_skipped").inc()
-                return False
-            return True
-        if status == REVOKED_ST:
-            metrics.REVOCATIONS.labels("duplicate_skipped").inc()
-            return False
-        return True
-
     async def _carry_out(self, records: dict[str, Any], decisions: list[Decision], unknown: dict[str, bool]) -> None:
         async with self.slots:
             for d in decisions:
                 rec = records.setdefault(d.template, {})
+                if not needs_call(rec, d.action):  # carried out by an earlier decision of this batch
+                    continue
                 learner = d.to_dict()["learner"]
                 try:
                     if d.action == "award":
@@ -232,7 +244,7 @@ def register(runtime: "Runtime") -> None:
     runtime.services["sink"] = sink
 
     async def credly_sink(stream: Any) -> None:
-        async for events in stream.take_events(max(1, runtime.settings.credly_concurrency), within=0.02):
+        async for events in stream.take_events(max(1, runtime.settings.credly_concurrency), within=SINK_BATCH_WAIT_S):
             await sink.process_batch([(e.message.partition, e.message.key, e.value) for e in events])
 
     runtime.app.agent(runtime.topics["decisions"], name="credly-sink")(credly_sink)

@@ -14,8 +14,9 @@ the touched templates are copied on write, the rest is shared. Semantics:
   once, by the event that makes it complete; a penalty that makes an awarded template
   incomplete revokes it; a revoked badge is never awarded again by processing;
 - the event that awarded (or revoked) a badge, applied again, re-emits the same decision with
-  ``replayed=True``: a crash between the state write and the decision send loses nothing, and
-  the sink deduplicates.
+  ``replayed=True``, the award even once the badge is revoked: a crash between the state write
+  and the decision send loses nothing, and the sink deduplicates (it never issues a badge whose
+  revocation it has seen).
 """
 
 from __future__ import annotations
@@ -251,25 +252,28 @@ def apply_event(
                     Award(learner, uuid, tpl.organization, _event_ref(new_badge), False,
                           tuple(r.id for r in completing), key_fields)
                 )
-        elif badge["status"] == "awarded":
-            if reset_any and not complete:
-                new_badge = {**badge, "status": "revoked", "revoked_by": event_record(event)}
-                decisions.append(
-                    Revoke(learner, uuid, tpl.organization, _event_ref(event_record(event)), False,
-                           tuple(p.id for p in tpens), dict(badge.get("key_fields", {})))
-                )
-            elif badge["event_id"] == eid:
+        elif badge["status"] == "awarded" and reset_any and not complete:
+            new_badge = {**badge, "status": "revoked", "revoked_by": event_record(event)}
+            decisions.append(
+                Revoke(learner, uuid, tpl.organization, _event_ref(event_record(event)), False,
+                       tuple(p.id for p in tpens), dict(badge.get("key_fields", {})))
+            )
+        else:  # awarded, or revoked (never awarded again by processing): re-emission only
+            unchanged = new_f is None and new_r is None
+            if badge["event_id"] == eid:
+                # The awarding event applied again, re-emitted even once the badge is revoked:
+                # a crash may have lost both decisions after the state holding them was written
+                # (the revoke follows with its own event); the sink skips what it carried out.
                 seen_before = True
-                if new_f is None and new_r is None:
+                if unchanged:
                     decisions.append(
                         Award(learner, uuid, tpl.organization, _event_ref(badge), True,
                               tuple(r.id for r in treqs), dict(badge.get("key_fields", {})))
                     )
-        else:  # revoked: never awarded again by processing
-            revoked_by = badge.get("revoked_by")
+            revoked_by = badge.get("revoked_by") if badge["status"] == "revoked" else None
             if revoked_by is not None and revoked_by["event_id"] == eid:
                 seen_before = True
-                if new_f is None and new_r is None:
+                if unchanged:
                     decisions.append(
                         Revoke(learner, uuid, tpl.organization, _event_ref(revoked_by), True,
                                tuple(p.id for p in tpens), dict(badge.get("key_fields", {})))

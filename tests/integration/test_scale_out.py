@@ -18,7 +18,9 @@ from badges.domain.engine import apply_event
 from badges.domain.index import compile_config
 from badges.kafka.config_topic import read_snapshot
 from badges.schemas.catalog import load_catalog
+from badges.wire.decisions import decode_message
 from badges.wire.decode import KafkaDecoder
+from badges.domain.engine import Decision
 from tests.support.cluster import wait_until
 from tests.support.configs import config_yaml, failing, passing, penalty, requirement, rule, template
 from tests.support.openedx import COURSE_PASSING
@@ -85,6 +87,22 @@ def fulfilled_sets(state: dict[str, Any]) -> dict[str, set[str]]:
     return {t: set(p["fulfilled"]) for t, p in state["templates"].items()}
 
 
+def history(stack: Stack, keys: set[tuple[int, str]]) -> str:
+    """The decisions and issuance records of these (learner, template) pairs, to explain a failure."""
+    lines = []
+    learners = {str(u).encode() for u, _ in keys}
+    for m in stack.read(f"{stack.app_id}-badge-decisions", min_count=1):
+        if m.key() in learners:
+            d = decode_message(m.value())
+            if isinstance(d, Decision):
+                lines.append(f"decision p{m.partition()}@{m.offset()} {d.learner.id} {d.template[-3:]} {d.action}"
+                             f" replayed={d.replayed} by {d.event.event_id}")
+    for m in stack.read(f"{stack.app_id}-issuance-changelog", min_count=1):
+        if m.key() in learners:
+            lines.append(f"issuance p{m.partition()}@{m.offset()} {m.key().decode()} {m.value()!r}")
+    return "\n".join(lines)
+
+
 def test_random_sigkills_lose_nothing_and_duplicate_nothing(stack: Stack) -> None:
     rng = random.Random(SEED)
     events = workload(stack, rng)
@@ -125,15 +143,26 @@ def test_random_sigkills_lose_nothing_and_duplicate_nothing(stack: Stack) -> Non
     except AssertionError:
         raise AssertionError(f"{len(diff)} learners differ (got, expected): {dict(list(diff.items())[:5])}") from None
 
+    badge_diff: dict[str, Any] = {}
+
     def badges_match() -> list[dict[str, Any]] | None:
         badges = stack.credly_badges()
         by_key: dict[tuple[int, str], list[dict[str, Any]]] = {}
         for b in badges:
             learner = int(b["recipient_email"].split("@")[0].removeprefix("learner"))
             by_key.setdefault((learner, b["badge_template"]["id"]), []).append(b)
-        states_ok = {k for k, v in by_key.items() if v[0]["state"] == "revoked"} == revoked
-        return badges if set(by_key) == awarded and states_ok else None
+        got_revoked = {k for k, v in by_key.items() if v[0]["state"] == "revoked"}
+        badge_diff.clear()
+        badge_diff.update({
+            "missing": sorted(awarded - set(by_key)), "unexpected": sorted(set(by_key) - awarded),
+            "not revoked": sorted(revoked - got_revoked), "wrongly revoked": sorted(got_revoked - revoked),
+        })
+        return badges if not any(badge_diff.values()) else None
 
-    badges = wait_until(badges_match, timeout=120, interval=1.0, what="one badge per awarded (learner, template)")
+    try:
+        badges = wait_until(badges_match, timeout=120, interval=1.0, what="one badge per awarded (learner, template)")
+    except AssertionError:
+        keys = {k for v in badge_diff.values() for k in v}
+        raise AssertionError(f"Credly differs from a clean run: {badge_diff}\n{history(stack, keys)}") from None
     keys = [(b["recipient_email"], b["badge_template"]["id"]) for b in badges]
     assert len(keys) == len(set(keys)), "a badge was issued twice"
