@@ -155,6 +155,28 @@ class RedisIngest(Service):
             "streams": self.streams, "last_error": self.last_error,
         }
 
+    async def positions(self) -> list[dict[str, Any]]:
+        """For the dashboard: where the consumer group stands on each stream (XINFO GROUPS)."""
+        if self.redis is None:
+            return []
+        rows = []
+        for stream in self.streams:
+            row: dict[str, Any] = {"stream": stream, "group": self.group}
+            try:
+                groups = await self.redis.xinfo_groups(stream)
+            except (RedisError, OSError) as exc:
+                row["error"] = type(exc).__name__
+                rows.append(row)
+                continue
+            info = next((g for g in groups if _text(g.get("name")) == self.group), None)
+            if info is not None:
+                row.update(
+                    last_delivered=_text(info.get("last-delivered-id")), pending=info.get("pending"),
+                    lag=info.get("lag"), consumers=info.get("consumers"),
+                )
+            rows.append(row)
+        return rows
+
     async def on_start(self) -> None:
         self.redis = aioredis.Redis.from_url(
             self.rt.settings.redis_url,
@@ -357,6 +379,10 @@ class RedisIngest(Service):
             for stream, ids in acks_by_stream(entries).items():
                 pipe.xack(stream, self.group, *ids)
             await pipe.execute()
+
+
+def _text(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def register(runtime: "Runtime") -> None:

@@ -122,6 +122,14 @@ async def ingest_offsets(runtime: "Runtime") -> list[dict[str, Any]]:
     return rows
 
 
+async def redis_positions(runtime: "Runtime") -> list[dict[str, Any]] | None:
+    """The Redis Streams consumer group per stream; None when Redis ingestion is off."""
+    service = runtime.services.get("redis_ingest")
+    if service is None:
+        return None
+    return await _maybe(service.positions()) or [{"stream": s, "error": "timeout"} for s in service.streams]
+
+
 async def dashboard(runtime: "Runtime") -> dict[str, Any]:
     snapshot, config = runtime.config.snapshot(), runtime.config.compiled()
     tail = runtime.services.get("dead_letters")
@@ -137,6 +145,7 @@ async def dashboard(runtime: "Runtime") -> dict[str, Any]:
         "consumers": {
             "ingest": {"group": runtime.settings.ingest_group, "partitions": await ingest_offsets(runtime)},
             "agents": {"group": runtime.settings.app_id, "partitions": faust_offsets(runtime)},
+            "redis": await redis_positions(runtime),
             "note": END_OFFSETS_NOTE,
         },
         "cluster": [{"url": url, "partitions": parts, "self": url == self_url(runtime)}

@@ -15,6 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Iterator
 
+import httpx
 import pytest
 import redis
 
@@ -133,6 +134,14 @@ def test_entries_in_the_redis_layout_complete_a_template_once(bus: Bus) -> None:
     sent_time = datetime.fromisoformat(history[b"time"].decode())
     assert badge["issued_at"] == sent_time.strftime("%Y-%m-%d %H:%M:%S %z")  # the entry's `time`
     bus.wait_all_acked(2)
+
+    # the dashboard shows where the group stands on the stream
+    last_id = bus.rds.xinfo_stream(bus.stream)["last-generated-id"].decode()
+    [row] = httpx.get(f"{worker.url}/api/dashboard", timeout=10).json()["consumers"]["redis"]
+    assert row == {"stream": bus.stream, "group": bus.group, "last_delivered": last_id,
+                   "pending": 0, "lag": 0, "consumers": 1}
+    page = httpx.get(f"{worker.url}/", timeout=10).text
+    assert "Redis Streams" in page and bus.stream in page and last_id in page
 
 
 def test_bad_entries_are_dead_lettered_with_their_reason_and_acked(bus: Bus) -> None:

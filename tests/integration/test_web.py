@@ -228,6 +228,7 @@ def test_json_of_templates_and_organizations(w1: WorkerProcess) -> None:
     agents = dash["consumers"]["agents"]["partitions"]
     assert any(p["role"] == "progress agent" for p in agents)
     assert "tansu" in dash["consumers"]["note"]
+    assert dash["consumers"]["redis"] is None  # Redis Streams ingestion is off here
 
 
 def stack_app_id(worker: WorkerProcess) -> str:
