@@ -248,3 +248,9 @@ def register(runtime: "Runtime") -> None:
             await sink.process_batch([(e.message.partition, e.message.key, e.value) for e in events])
 
     runtime.app.agent(runtime.topics["decisions"], name="credly-sink")(credly_sink)
+
+    async def close_credly(app: Any, **_: Any) -> None:
+        """After the agents have stopped: no call can be in flight any more."""
+        await sink.client.close()
+
+    runtime.app.on_before_shutdown.connect(close_credly)

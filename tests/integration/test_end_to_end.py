@@ -116,3 +116,13 @@ def test_progress_is_visible_in_the_table_changelog(stack: Stack) -> None:
 
     states = wait_until(learner_106, what="learner 106 in the progress changelog")
     assert "passed" in states[-1]["templates"][OTHER_T]["fulfilled"]
+
+
+def test_sigterm_stops_the_worker_cleanly(stack: Stack) -> None:
+    """Last of the module: after Credly calls and lifecycle events, SIGTERM ends the worker with
+    exit 0 and nothing alarming in its log."""
+    worker = stack.workers[0]
+    assert worker.stop() == 0
+    log = worker.log_path.read_text()
+    assert "Unclosed client session" not in log
+    assert "Traceback" not in log
