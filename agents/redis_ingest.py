@@ -168,10 +168,10 @@ class RedisIngest(Service):
                 row["error"] = type(exc).__name__
                 rows.append(row)
                 continue
-            info = next((g for g in groups if _text(g.get("name")) == self.group), None)
+            info = next((g for g in groups if _text(g["name"]) == self.group), None)
             if info is not None:
                 row.update(
-                    last_delivered=_text(info.get("last-delivered-id")), pending=info.get("pending"),
+                    last_delivered=_text(info["last-delivered-id"]), pending=info.get("pending"),
                     lag=info.get("lag"), consumers=info.get("consumers"),
                 )
             rows.append(row)
@@ -379,10 +379,6 @@ class RedisIngest(Service):
             for stream, ids in acks_by_stream(entries).items():
                 pipe.xack(stream, self.group, *ids)
             await pipe.execute()
-
-
-def _text(value: Any) -> Any:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def register(runtime: "Runtime") -> None:
