@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from .client import CredlyClient
 from .errors import CredlyError, CredlyServerError, CredlyUnavailable, CredlyValidationError
-from .models import Badge, IssueRequest
+from .models import ISSUED_AT_FORMAT, Badge, IssueRequest
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,12 @@ class _Progress:
 
 
 async def find_issued(client: CredlyClient, org: str, request: IssueRequest) -> Badge | None:
-    """The live (not revoked) badge of this template for this email, if Credly has one."""
+    """The badge this request issued, if Credly has it: the live one of this template for this
+    email, else a revoked one issued for the same completion (same ``issued_at``).
+
+    The revoked one matters after a crash that lost the outcomes of an issue *and* of the revoke
+    after it: without it the lookup would find nothing and issue the badge a second time.
+    """
     badges = await client.find_badges(
         org, recipient_email=request.recipient_email,
         badge_template_id=request.badge_template_id, retry=False,
@@ -72,7 +78,26 @@ async def find_issued(client: CredlyClient, org: str, request: IssueRequest) -> 
     if len(live) > 1:
         log.warning("Credly holds %d live badges of template %s for one recipient (org %s)",
                     len(live), request.badge_template_id, org)
-    return live[0] if live else None
+    if live:
+        return live[0]
+    wanted = _instant(request.issued_at)
+    return next((b for b in badges if wanted is not None and _instant(b.issued_at) == wanted), None)
+
+
+def _instant(text: str | None) -> datetime | None:
+    """An ``issued_at`` as sent (ISSUED_AT_FORMAT) or as Credly may render it (ISO 8601)."""
+    if not text:
+        return None
+    try:
+        moment = datetime.strptime(text, ISSUED_AT_FORMAT)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.replace(microsecond=0)
 
 
 async def issue_once(

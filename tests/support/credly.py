@@ -56,10 +56,9 @@ def tokens(mapping: dict[str, str] | None = None) -> Callable[[str], str]:
 
 
 def issue_request(email: str = "ada@example.com", template: str = TEMPLATE,
-                  name: str = "Ada Lovelace") -> IssueRequest:
+                  name: str = "Ada Lovelace", completed_at: str = "2024-05-01T10:20:30+02:00") -> IssueRequest:
     return IssueRequest.for_learner(email=email, full_name=name, username="ada",
-                                    badge_template_id=template,
-                                    completed_at="2024-05-01T10:20:30+02:00")
+                                    badge_template_id=template, completed_at=completed_at)
 
 
 @asynccontextmanager

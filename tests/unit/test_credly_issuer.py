@@ -112,13 +112,33 @@ async def test_previous_unknown_outcome_not_found_issues(
     assert kinds == [("GET", 200), ("POST", 201)]
 
 
-async def test_revoked_badge_does_not_count_as_issued(
+async def test_a_revoked_badge_of_another_completion_does_not_count_as_issued(
     credly: CredlyClient, credly_emulator: EmulatorServer
 ) -> None:
-    old = await credly.issue_badge(ORG, issue_request())
+    old = await credly.issue_badge(ORG, issue_request(completed_at="2023-01-02T03:04:05+00:00"))
     await credly.revoke_badge(ORG, old.id, REASON)
     out = await issue_once(credly, ORG, issue_request(), outcome_unknown=True)
     assert out.ok and not out.reconciled and out.badge_id != old.id
+
+
+async def test_a_revoked_badge_of_this_completion_is_the_one_issued(
+    credly: CredlyClient, credly_emulator: EmulatorServer
+) -> None:
+    # a crash lost the outcomes of the issue and of the revoke after it: never a second badge
+    ours = await credly.issue_badge(ORG, issue_request())
+    await credly.revoke_badge(ORG, ours.id, REASON)
+    out = await issue_once(credly, ORG, issue_request(), outcome_unknown=True)
+    assert out.ok and out.reconciled and out.badge_id == ours.id and out.state == "revoked"
+    assert posts(credly_emulator) == [201]
+
+
+@pytest.mark.parametrize("rendered", ["2024-05-01T08:20:30.000Z", "2024-05-01T03:20:30-05:00",
+                                      "2024-05-01 08:20:30 +0000"])
+def test_issued_at_is_compared_as_an_instant(rendered: str) -> None:
+    from badges.credly.issuer import _instant
+
+    assert _instant(rendered) == _instant(issue_request().issued_at)
+    assert _instant("not a time") is None and _instant(None) is None
 
 
 async def test_lookup_failures_never_lead_to_a_blind_post(
