@@ -29,6 +29,7 @@ from badges.wire.errors import BadInput, OwnOutput, unexpected
 from badges.wire.registry import RegistryUnavailable
 
 if TYPE_CHECKING:
+    from badges.config.settings import Settings
     from badges.workers.app import Runtime
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,24 @@ class _Rebalance(ConsumerRebalanceListener):
         log.info("ingest assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
 
 
+def consumer_options(s: "Settings") -> dict[str, Any]:
+    """The ingestion consumer's configuration (the raw-consumer benchmark baseline uses it too)."""
+    return dict(
+        bootstrap_servers=s.kafka_bootstrap_servers.split(","),
+        group_id=s.ingest_group,
+        client_id=f"{s.app_id}-ingest",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=s.fetch_max_wait_ms,
+        max_poll_records=s.ingest_batch_max,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        session_timeout_ms=int(s.broker_session_timeout_s * 1000),
+        heartbeat_interval_ms=int(s.broker_heartbeat_interval_s * 1000),
+        rebalance_timeout_ms=int(s.broker_rebalance_timeout_s * 1000),
+        request_timeout_ms=int(max(40.0, s.broker_session_timeout_s + 5) * 1000),
+    )
+
+
 class KafkaIngest(Service):
     """The aiokafka batch consumer of the event-bus topics."""
 
@@ -134,20 +153,7 @@ class KafkaIngest(Service):
 
     async def on_start(self) -> None:
         s = self.rt.settings
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap_servers.split(","),
-            group_id=s.ingest_group,
-            client_id=f"{s.app_id}-ingest",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=s.fetch_max_wait_ms,
-            max_poll_records=s.ingest_batch_max,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            session_timeout_ms=int(s.broker_session_timeout_s * 1000),
-            heartbeat_interval_ms=int(s.broker_heartbeat_interval_s * 1000),
-            rebalance_timeout_ms=int(s.broker_rebalance_timeout_s * 1000),
-            request_timeout_ms=int(max(40.0, s.broker_session_timeout_s + 5) * 1000),
-        )
+        self.consumer = AIOKafkaConsumer(**consumer_options(s))
         self.consumer.subscribe(s.input_topic_names, listener=_Rebalance(self))
         await self.consumer.start()
         log.info("ingesting %s as group %s", ", ".join(s.input_topic_names), s.ingest_group)

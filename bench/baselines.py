@@ -1,11 +1,14 @@
 """Baselines measured in the same run, on the same topic, as separate processes (uvloop, like
 the worker):
 
-- ``raw``: an aiokafka consumer with the ingestion service's settings that reads every message
-  and does nothing with it: the ceiling of the Kafka client.
+- ``raw``: an aiokafka consumer configured exactly as the ingestion service
+  (``badges.agents.ingest.consumer_options``) that reads every message and does nothing with
+  it: the ceiling of the Kafka client.
 - ``faust``: a plain Faust agent that updates a table entry per message (``table[key] += 1``,
-  memory store, the worker's short broker timeouts and fetch wait): the ceiling of Faust's
+  memory store, the worker's broker timeouts and fetch wait): the ceiling of Faust's
   per-message path.
+
+Both read the workers' settings from the ``BADGES_*`` environment the harness gives them.
 
     python -m bench.baselines raw|faust --bootstrap H:P --topic T --expect N --out FILE [...]
 
@@ -56,28 +59,28 @@ class Series:
 async def raw_consumer(args: argparse.Namespace) -> None:
     from aiokafka import AIOKafkaConsumer
 
+    from badges.agents.ingest import consumer_options
+
+    settings = worker_settings(args)
     series = Series(args.expect, Path(args.out))
-    consumer = AIOKafkaConsumer(
-        args.topic,
-        bootstrap_servers=args.bootstrap,
-        group_id=f"bench-raw-{time.time_ns()}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=args.fetch_max_wait_ms,
-        max_poll_records=args.batch,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        session_timeout_ms=3000,
-        heartbeat_interval_ms=1000,
-        rebalance_timeout_ms=3000,
-    )
+    # exactly the ingestion consumer's configuration, in a group of its own
+    options = {**consumer_options(settings), "group_id": f"bench-raw-{time.time_ns()}", "client_id": "bench-raw"}
+    consumer = AIOKafkaConsumer(args.topic, **options)
     await consumer.start()
     try:
         while not series.done:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=args.batch)
+            batch = await consumer.getmany(timeout_ms=1000, max_records=settings.ingest_batch_max)
             for messages in batch.values():
                 series.add(len(messages))
     finally:
         await consumer.stop()
+
+
+def worker_settings(args: argparse.Namespace) -> Any:
+    """The workers' settings: the harness runs a baseline with the workers' BADGES_* environment."""
+    from badges.config.settings import load_settings
+
+    return load_settings(kafka_bootstrap_servers=args.bootstrap)
 
 
 def faust_agent(args: argparse.Namespace) -> None:
@@ -85,6 +88,7 @@ def faust_agent(args: argparse.Namespace) -> None:
 
     from badges.workers.app import BadgesApp
 
+    settings = worker_settings(args)
     app = BadgesApp(
         args.app_id,
         broker=f"kafka://{args.bootstrap}",
@@ -92,16 +96,16 @@ def faust_agent(args: argparse.Namespace) -> None:
         autodiscover=False,
         topic_partitions=args.partitions,
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=3.0,
-        broker_heartbeat_interval=1.0,
-        broker_rebalance_timeout=3.0,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
         broker_commit_interval=1.0,
         producer_acks=-1,
-        stream_recovery_delay=0.2,
+        stream_recovery_delay=settings.recovery_delay_s,
         web_enabled=False,
         logging_config=None,
     )
-    app.fetch_max_wait_ms = args.fetch_max_wait_ms
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     topic = app.topic(args.topic, key_type=bytes, value_type=bytes, key_serializer="raw",
                       value_serializer="raw", partitions=args.partitions)
     schema = faust.Schema(key_type=bytes, value_type=int, key_serializer="raw", value_serializer="json")
@@ -128,8 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--app-id", default=f"bench-faust-{time.time_ns()}")
-    parser.add_argument("--fetch-max-wait-ms", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=2000)
     args = parser.parse_args(argv)
     try:
         import uvloop

@@ -184,7 +184,8 @@ class Bench:
                "--topic", dep.input_topic, "--expect", str(expect), "--out", str(out),
                "--partitions", str(self.o.partitions), "--app-id", f"{dep.app_id}-faust-baseline"]
         logf = open(self.o.out / f"baseline-{kind}.log", "wb")
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=dep.env(), stdout=logf, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         rss = 0.0
         try:
             deadline = time.monotonic() + 60 + expect / 500
