@@ -81,3 +81,36 @@ def test_failed_after_retries_then_retry_failed_redrives_it(stack: Stack) -> Non
     assert "retry" in out
     badges = stack.wait_badges(lambda b: any(x["recipient_email"] == email for x in b))
     assert len([b for b in badges if b["recipient_email"] == email]) == 1
+
+
+def kill_when_posted(stack: Stack, email: str, posts: int) -> None:
+    """SIGKILL the worker as soon as Credly has received ``posts`` issue calls for ``email``
+    (while the last one hangs or between retries), then start it again on the same tables."""
+    from tests.support.cluster import wait_until
+
+    wait_until(lambda: len(posts_for(stack, email)) >= posts, interval=0.02, what=f"{posts} issue call(s)")
+    worker = stack.workers[0]
+    worker.kill9()
+    worker.proc = None
+    worker.start()
+    worker.wait_ready(timeout=90)
+
+
+def test_sigkill_while_credly_holds_a_stored_badge_then_restart_issues_no_duplicate(stack: Stack) -> None:
+    # Credly stores the badge and never answers: the worker dies with the outcome unknown; the
+    # restarted one finds its durable intent and looks the badge up instead of posting again
+    stack.credly_fault(mode="store_then_hang", times=1, hang_s=30, **ISSUE)
+    email = complete(stack, 807)
+    kill_when_posted(stack, email, 1)
+    sentinel = complete(stack, 808)
+    stack.wait_badges(lambda b: any(x["recipient_email"] == sentinel for x in b))
+    assert len([b for b in stack.credly_badges() if b["recipient_email"] == email]) == 1
+    assert len(posts_for(stack, email)) == 1
+
+
+def test_sigkill_during_credly_retries_then_restart_issues_exactly_one(stack: Stack) -> None:
+    stack.credly_fault(mode="status", status=503, times=3, **ISSUE)
+    email = complete(stack, 809)
+    kill_when_posted(stack, email, 2)  # between the second and the third attempt
+    badges = stack.wait_badges(lambda b: any(x["recipient_email"] == email for x in b))
+    assert len([b for b in badges if b["recipient_email"] == email]) == 1
