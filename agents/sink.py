@@ -24,6 +24,7 @@ from badges.agents.lifecycle import AWARDED, REVOKED, LifecycleEmitter, badge_uu
 from badges.credly.metered import MeteredCredlyClient
 from badges.credly.issuer import find_issued, issue_once, revoke_once
 from badges.credly.models import IssueRequest
+from badges.credly.ratelimit import shared_rate_limit
 from badges.credly.tokens import MissingToken, token_lookup
 from badges.domain.engine import Decision
 from badges.tables.writer import TableWriter
@@ -78,6 +79,7 @@ class Sink:
             max_attempts=s.credly_max_attempts,
             backoff_max_s=s.credly_backoff_max_s,
             rate_per_s=s.credly_rate_per_s,
+            shared_limit=shared_rate_limit(s),
         )
         self.lifecycle = LifecycleEmitter(runtime)
         self.slots = asyncio.Semaphore(s.credly_concurrency)

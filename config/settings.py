@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     credly_max_attempts: int = Field(default=5, ge=1, le=50)
     credly_backoff_max_s: float = Field(default=30.0, gt=0)
     credly_rate_per_s: float = Field(default=20.0, gt=0, description="calls/s per organization")
+    # Share that rate among all workers through Redis (BADGES_REDIS_URL); off: per worker.
+    credly_shared_rate_limit: bool = False
     credly_concurrency: int = Field(default=32, ge=1, le=1024)
     revoke_reason: str = "Open edX internal user credential was revoked"
 

@@ -43,6 +43,7 @@ from .models import (
     Page,
     badge_filter,
 )
+from .ratelimit import Limiter, SharedRateLimit
 from .retry import credly_stop, is_transient, parse_retry_after, wait_credly
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class CredlyClient:
         rate_per_s: float = 20.0,
         backoff_initial_s: float = 0.5,
         max_retry_after_s: float = 300.0,
+        shared_limit: SharedRateLimit | None = None,
     ) -> None:
         self.base_url = str(base_url).rstrip("/") + "/"
         self._origin = URL(self.base_url).origin()
@@ -112,7 +114,8 @@ class CredlyClient:
         self.max_retry_after_s = max_retry_after_s
         self.rate_per_s = rate_per_s
         self._sessions: dict[str, tuple[str, aiohttp.ClientSession]] = {}
-        self._limiters: dict[str, AsyncLimiter] = {}
+        self._limiters: dict[str, Limiter] = {}
+        self._shared_limit = shared_limit
         self._retired: list[aiohttp.ClientSession] = []
 
     def __repr__(self) -> str:
@@ -266,11 +269,14 @@ class CredlyClient:
         self._sessions[org] = (token, session)
         return token, session
 
-    def _limiter(self, org: str) -> AsyncLimiter:
+    def _limiter(self, org: str) -> Limiter:
         limiter = self._limiters.get(org)
         if limiter is None:
             # Capacity 1: calls are spaced 1/rate apart instead of bursting.
-            limiter = self._limiters[org] = AsyncLimiter(1, 1.0 / self.rate_per_s)
+            limiter = AsyncLimiter(1, 1.0 / self.rate_per_s)
+            if self._shared_limit is not None:  # shared by the workers, this one as the fallback
+                limiter = self._shared_limit.for_org(org, limiter)
+            self._limiters[org] = limiter
         return limiter
 
     async def _call(

@@ -13,12 +13,12 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
-from aiolimiter import AsyncLimiter
 from yarl import URL
 
 from badges import metrics
 
 from .client import CredlyClient
+from .ratelimit import Limiter
 from .errors import (
     CredlyAuthError,
     CredlyError,
@@ -72,7 +72,7 @@ def outcome_label(exc: CredlyError) -> str:
 class _TimedLimiter:
     """The client's limiter; records when a call is let through (the latency starts there)."""
 
-    def __init__(self, limiter: AsyncLimiter) -> None:
+    def __init__(self, limiter: Limiter) -> None:
         self._limiter = limiter
 
     async def acquire(self, amount: float = 1) -> None:

@@ -19,7 +19,8 @@ def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyp
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("sink"), [(TEMPLATE, "Sink")], "sink")
     s.configure(config_yaml(demo_template(TEMPLATE, COURSE, with_penalty=False)))
     # short Credly timeout and retries so that failure paths stay quick (never below correctness)
-    s.start_worker(BADGES_CREDLY_TIMEOUT_S="1", BADGES_CREDLY_MAX_ATTEMPTS="4")
+    s.start_worker(BADGES_CREDLY_TIMEOUT_S="1", BADGES_CREDLY_MAX_ATTEMPTS="4",
+                   BADGES_CREDLY_SHARED_RATE_LIMIT="true")
     yield s
     s.stop()
     s.emulator.stop_thread()
@@ -34,6 +35,18 @@ def complete(stack: Stack, learner: int) -> str:
 def posts_for(stack: Stack, email: str) -> list[dict]:
     return [r for r in stack.credly_requests()
             if r["method"] == "POST" and r["path"].endswith("/badges") and (r.get("body") or {}).get("recipient_email") == email]
+
+
+def test_the_sink_takes_its_calls_from_the_shared_window_in_redis(stack: Stack) -> None:
+    import redis
+
+    from tests.support.cluster import wait_until
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    complete(stack, 800)
+    # the window's key lives one window (1 s at 20 calls/s) after the last call: poll closely
+    wait_until(lambda: client.keys(f"{stack.app_id}-credly-rate*"), interval=0.02,
+               what="the organization's rate-limit window in Redis")
 
 
 def test_500_500_ok_gives_exactly_one_badge(stack: Stack) -> None:
