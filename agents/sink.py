@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import orjson
 
@@ -45,6 +46,37 @@ SINK_BATCH_WAIT_S = 0.005
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+INTENT_STALE_S = 30.0  # far above a batch's normal duration; below any operator's patience
+INTENT_SWEEP_EVERY_S = 10.0
+INTENT_FULL_SCAN_S = 600.0
+
+
+def stale_intents(
+    records: Any, partitions: set[int], n_partitions: int, older_than: float,
+) -> tuple[dict[bytes, tuple[int, list[Decision]]], int]:
+    """The pending decisions of intents recorded before ``older_than`` in these partitions, and
+    how many younger intents are still waiting to become stale."""
+    work: dict[bytes, tuple[int, list[Decision]]] = {}
+    younger = 0
+    for lkey, raw in records:
+        if b'"pending"' not in raw:  # most records: no parsing
+            continue
+        try:
+            partition = learner_partition(int(lkey), n_partitions)
+        except ValueError:
+            continue
+        if partition not in partitions:
+            continue
+        for rec in orjson.loads(raw).values():
+            if not rec.get("pending"):
+                continue
+            if rec.get("intent_at", 0) < older_than:
+                work.setdefault(lkey, (partition, []))[1].extend(Decision.from_dict(d) for d in rec["pending"])
+            else:
+                younger += 1
+    return work, younger
 
 
 def needs_call(rec: dict[str, Any] | None, action: str) -> bool:
@@ -83,6 +115,7 @@ class Sink:
         )
         self.lifecycle = LifecycleEmitter(runtime)
         self.slots = asyncio.Semaphore(s.credly_concurrency)
+        self.lock = asyncio.Lock()  # one batch at a time: the agent's, or the intent sweep's
 
     # --- records ----------------------------------------------------------------------------
 
@@ -110,15 +143,25 @@ class Sink:
             assert isinstance(message, Decision)
             lkey = key or str(message.learner.id).encode()
             work.setdefault(lkey, (partition, []))[1].append(message)
+        async with self.lock:
+            await self.carry_out_work(work)
+
+    async def carry_out_work(self, work: dict[bytes, tuple[int, list[Decision]]]) -> None:
+        """Carry out decisions grouped by learner; callers hold ``self.lock``."""
         if not work:
             return
-        # 1. intent: mark every record about to be called in flight, durably
+        # 1. intent: mark every record about to be called in flight, durably, with the decisions
+        #    themselves, so that an intent never completed is found and carried out (sweep_intents)
         plans: dict[bytes, tuple[int, dict[str, Any], list[Decision]]] = {}
         unknown: dict[tuple[bytes, str], bool] = {}  # an earlier attempt's outcome is unknown
         for lkey, (partition, decisions) in work.items():
             records = self.load(lkey)
             todo = [d for d in decisions if needs_call(records.get(d.template), d.action)]
             if not todo:
+                # carried out already: an intent left over from before is done too
+                done = [records[d.template].pop("pending", None) for d in decisions if d.template in records]
+                if any(p is not None for p in done):
+                    await self.save(partition, lkey, records)
                 continue
             for d in todo:
                 rec = records.setdefault(d.template, {})
@@ -126,6 +169,8 @@ class Sink:
                 unknown.setdefault((lkey, d.template), bool(rec.get("in_flight") or rec.get("outcome_unknown")))
                 rec["in_flight"] = rec.get("in_flight", False) or d.action == "award"
                 rec["desired"] = "awarded" if d.action == "award" else "revoked"
+                rec.setdefault("pending", []).append(d.to_dict())
+                rec["intent_at"] = time.time()
             await self.save(partition, lkey, records)
             plans[lkey] = (partition, records, todo)
         if not plans:
@@ -137,7 +182,10 @@ class Sink:
             for lkey, (_, records, todo) in plans.items()
         ))
         # 3. outcomes
-        for lkey, (partition, records, _todo) in plans.items():
+        for lkey, (partition, records, todo) in plans.items():
+            for d in todo:
+                records[d.template].pop("pending", None)
+                records[d.template].pop("intent_at", None)
             await self.save(partition, lkey, records)
 
     async def _carry_out(self, records: dict[str, Any], decisions: list[Decision], unknown: dict[str, bool]) -> None:
@@ -208,6 +256,28 @@ class Sink:
             rec.update(status=REVOKE_FAILED, credly_id=badge_id, last_error=outcome.error, error_type=outcome.error_type)
             metrics.REVOCATIONS.labels("failed").inc()
 
+    # --- intents never completed ---------------------------------------------------------------
+
+    async def sweep_intents(self, partitions: set[int], now: float | None = None) -> int:
+        """Carry out decisions whose durable intent was never completed, in these partitions;
+        returns how many such intents are too young yet (look again later).
+
+        A batch records its intents (with the decisions) before calling Credly and clears them
+        with the outcomes. An intent older than INTENT_STALE_S on a partition this worker owns
+        was left by a batch that never finished and whose decisions were not delivered again
+        (a crash at the wrong moment around a rebalance): it is carried out now, looking the
+        badge up in Credly first, as any retried call does.
+        """
+        now = time.time() if now is None else now
+        async with self.lock:  # no batch of this worker is in flight while it looks
+            work, younger = stale_intents(self.rt.tables["issuance"].data.items(), partitions,
+                                          self.rt.settings.partitions, now - INTENT_STALE_S)
+            if work:
+                log.warning("carrying out %d decision(s) of intents never completed",
+                            sum(len(ds) for _, ds in work.values()))
+                await self.carry_out_work(work)
+        return younger
+
     # --- operator requests --------------------------------------------------------------------
 
     async def redrive_failed(self, partition: int, work: dict[bytes, tuple[int, list[Decision]]]) -> int:
@@ -241,15 +311,62 @@ def _retry_decision(rec: dict[str, Any], template: str) -> Decision:
     })
 
 
+BATCH_RETRY_MAX_S = 30.0
+
+
+async def until_done(
+    process: Callable[[list[Any]], Awaitable[None]], items: list[Any], *, stop: Callable[[], bool],
+    first_wait_s: float = 0.5,
+) -> None:
+    """Process a batch of decisions until it succeeds.
+
+    Faust's ``take_events`` acknowledges a batch even when the code that got it raises, so an
+    exception that left the loop would commit decisions never carried out. Processing a batch
+    again is safe (outcomes are recorded, unknown ones looked up in Credly first), so an
+    unexpected error is logged and the batch retried with backoff, holding its partitions.
+    """
+    wait = first_wait_s
+    while True:
+        try:
+            await process(items)
+            return
+        except Exception:  # noqa: BLE001 - see the docstring; cancellation still propagates
+            if stop():
+                raise
+            log.exception("Credly sink: a batch of %d decision(s) failed; retrying in %.1fs", len(items), wait)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, BATCH_RETRY_MAX_S)
+
+
 def register(runtime: "Runtime") -> None:
     sink = Sink(runtime)
     runtime.services["sink"] = sink
 
     async def credly_sink(stream: Any) -> None:
         async for events in stream.take_events(max(1, runtime.settings.credly_concurrency), within=SINK_BATCH_WAIT_S):
-            await sink.process_batch([(e.message.partition, e.message.key, e.value) for e in events])
+            items = [(e.message.partition, e.message.key, e.value) for e in events]
+            await until_done(sink.process_batch, items, stop=lambda: runtime.app.should_stop)
 
     runtime.app.agent(runtime.topics["decisions"], name="credly-sink")(credly_sink)
+
+    # Intents are orphaned by crashes, which end in rebalances: the table is scanned after each
+    # rebalance (and again while orphans are too young to be carried out), and otherwise rarely.
+    scanned = {"rebalance": -1, "at": 0.0}
+
+    async def sweep() -> None:
+        app = runtime.app
+        due = (app.rebalancing_count != scanned["rebalance"]
+               or time.monotonic() - scanned["at"] > INTENT_FULL_SCAN_S)
+        if not due or app.rebalancing or not app.tables.recovery.completed.is_set():
+            return
+        decisions_topic = runtime.settings.decisions_topic
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == decisions_topic}
+        count = app.rebalancing_count
+        younger = await sink.sweep_intents(owned) if owned else 0
+        if not younger and app.rebalancing_count == count:
+            scanned.update(rebalance=count, at=time.monotonic())
+
+    runtime.app.timer(INTENT_SWEEP_EVERY_S, name="credly-intent-sweep")(sweep)
 
     async def close_credly(app: Any, **_: Any) -> None:
         """After the agents have stopped: no call can be in flight any more."""

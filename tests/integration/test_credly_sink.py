@@ -127,3 +127,40 @@ def test_sigkill_during_credly_retries_then_restart_issues_exactly_one(stack: St
     kill_when_posted(stack, email, 2)  # between the second and the third attempt
     badges = stack.wait_badges(lambda b: any(x["recipient_email"] == email for x in b))
     assert len([b for b in badges if b["recipient_email"] == email]) == 1
+
+
+def test_an_intent_never_completed_is_carried_out_after_a_restart(stack: Stack) -> None:
+    """A batch recorded its intent (with the decision) and died, and the decision was never
+    delivered again: the worker that owns the record finds the stale intent and issues the badge
+    (looking it up in Credly first), without any new decision."""
+    import orjson
+
+    from badges.wire.envelope import learner_partition
+    from tests.support.stack import ORG
+
+    learner = 810
+    email = f"learner{learner}@example.com"
+    award = {
+        "action": "award", "learner": {"id": learner, "username": f"learner{learner}", "email": email,
+                                        "name": "Ada Lovelace"},
+        "template": TEMPLATE, "organization": ORG,
+        "event": {"event_id": "0d9e3c1a-0000-4000-8000-000000000810", "event_type": COURSE_PASSING,
+                  "time": "2024-05-01T10:20:30+00:00", "time_us": 1714558830000000, "origin": "test"},
+        "replayed": False, "cause": ["passed"], "key_fields": {},
+    }
+    record = {TEMPLATE: {"in_flight": True, "desired": "awarded", "pending": [award], "intent_at": 0}}
+    producer = stack.producer()
+    producer.produce(f"{stack.app_id}-issuance-changelog", key=str(learner).encode(), value=orjson.dumps(record),
+                     partition=learner_partition(learner, stack.settings.partitions))
+    assert producer.flush(30) == 0
+    worker = stack.workers[0]
+    worker.kill9()  # the running worker does not read its own changelog: restart it on the record
+    worker.proc = None
+    worker.start()
+    worker.wait_ready(timeout=90)
+
+    badges = stack.wait_badges(lambda b: any(x["recipient_email"] == email for x in b), timeout=60)
+    [badge] = [b for b in badges if b["recipient_email"] == email]
+    assert badge["badge_template"]["id"] == TEMPLATE and badge["issued_at"].startswith("2024-05-01 10:20:30")
+    lookups = [r for r in stack.credly_requests() if r["method"] == "GET" and email in str(r.get("query", ""))]
+    assert lookups, "an intent's outcome is unknown: Credly is asked before issuing"

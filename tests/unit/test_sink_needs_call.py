@@ -30,3 +30,61 @@ def test_a_failed_award_is_retried_and_a_revoke_happens_once() -> None:
     assert needs_call({"status": "issued"}, "revoke")
     assert needs_call({"status": "revoke_failed"}, "revoke")
     assert not needs_call({"status": "revoked"}, "revoke")
+
+
+async def test_a_failing_batch_is_processed_again_until_it_succeeds(caplog: pytest.LogCaptureFixture) -> None:
+    # Faust's take_events acks a batch even when its consumer raises: the sink must not let go
+    from badges.agents.sink import until_done
+
+    calls: list[list[int]] = []
+
+    async def flaky(items: list[int]) -> None:
+        calls.append(list(items))
+        if len(calls) < 3:
+            raise RuntimeError("broker hiccup")
+
+    await until_done(flaky, [1, 2], stop=lambda: False, first_wait_s=0)
+    assert calls == [[1, 2]] * 3
+    assert caplog.text.count("retrying") == 2
+
+
+async def test_a_failing_batch_is_given_up_only_when_the_worker_stops() -> None:
+    from badges.agents.sink import until_done
+
+    async def broken(items: list[int]) -> None:
+        raise RuntimeError("still broken")
+
+    with pytest.raises(RuntimeError):
+        await until_done(broken, [1], stop=lambda: True, first_wait_s=0)
+
+
+def test_stale_intents_are_those_left_pending_long_enough_on_owned_partitions() -> None:
+    import orjson
+
+    from badges.agents.sink import stale_intents
+    from badges.wire.envelope import learner_partition
+
+    def award(learner: int, template: str) -> dict:
+        return {"action": "award", "learner": {"id": learner, "username": "u", "email": "u@example.com", "name": "U"},
+                "template": template, "organization": "org",
+                "event": {"event_id": "e", "event_type": "t", "time": "2024-01-01T00:00:00+00:00", "time_us": 1,
+                          "origin": "o"}}
+
+    n = 4
+    learners = [1, 2, 3, 4, 5, 6, 7, 8]
+    owned = {learner_partition(learners[0], n)}
+    records = []
+    for lid in learners:
+        records.append((str(lid).encode(), orjson.dumps({
+            "old": {"pending": [award(lid, "old")], "intent_at": 100.0},
+            "new": {"pending": [award(lid, "new")], "intent_at": 200.0},
+            "done": {"status": "issued"},
+        })))
+    records.append((b"not-a-learner", b"{}"))
+    work, younger = stale_intents(records, owned, n, older_than=150.0)
+    mine = [lid for lid in learners if learner_partition(lid, n) in owned]
+    assert younger == len(mine)  # the "new" intents: not stale yet
+    assert sorted(int(k) for k in work) == mine
+    for key, (partition, decisions) in work.items():
+        assert partition in owned
+        assert [(d.action, d.template, d.learner.id) for d in decisions] == [("award", "old", int(key))]
