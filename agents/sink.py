@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator
 
 import orjson
 
@@ -53,6 +53,22 @@ INTENT_SWEEP_EVERY_S = 10.0
 INTENT_FULL_SCAN_S = 600.0
 
 
+def records_in(
+    records: Any, partitions: set[int], n_partitions: int, marker: bytes | None = None,
+) -> Iterator[tuple[bytes, int, dict[str, Any]]]:
+    """(learner key, partition, records by template) of the issuance records in these
+    partitions; with ``marker``, only records whose raw bytes contain it (the rest unparsed)."""
+    for lkey, raw in list(records):
+        if marker is not None and marker not in raw:
+            continue
+        try:
+            partition = learner_partition(int(lkey), n_partitions)
+        except ValueError:
+            continue
+        if partition in partitions:
+            yield lkey, partition, orjson.loads(raw)
+
+
 def stale_intents(
     records: Any, partitions: set[int], n_partitions: int, older_than: float,
 ) -> tuple[dict[bytes, tuple[int, list[Decision]]], int]:
@@ -60,16 +76,8 @@ def stale_intents(
     how many younger intents are still waiting to become stale."""
     work: dict[bytes, tuple[int, list[Decision]]] = {}
     younger = 0
-    for lkey, raw in records:
-        if b'"pending"' not in raw:  # most records: no parsing
-            continue
-        try:
-            partition = learner_partition(int(lkey), n_partitions)
-        except ValueError:
-            continue
-        if partition not in partitions:
-            continue
-        for rec in orjson.loads(raw).values():
+    for lkey, partition, by_template in records_in(records, partitions, n_partitions, marker=b'"pending"'):
+        for rec in by_template.values():
             if not rec.get("pending"):
                 continue
             if rec.get("intent_at", 0) < older_than:
@@ -258,7 +266,7 @@ class Sink:
 
     # --- intents never completed ---------------------------------------------------------------
 
-    async def sweep_intents(self, partitions: set[int], now: float | None = None) -> int:
+    async def sweep_intents(self, partitions: set[int]) -> int:
         """Carry out decisions whose durable intent was never completed, in these partitions;
         returns how many such intents are too young yet (look again later).
 
@@ -268,7 +276,7 @@ class Sink:
         (a crash at the wrong moment around a rebalance): it is carried out now, looking the
         badge up in Credly first, as any retried call does.
         """
-        now = time.time() if now is None else now
+        now = time.time()
         async with self.lock:  # no batch of this worker is in flight while it looks
             work, younger = stale_intents(self.rt.tables["issuance"].data.items(), partitions,
                                           self.rt.settings.partitions, now - INTENT_STALE_S)
@@ -283,15 +291,9 @@ class Sink:
     async def redrive_failed(self, partition: int, work: dict[bytes, tuple[int, list[Decision]]]) -> int:
         """Queue every failed record of this partition for another try."""
         n = 0
-        partitions = self.rt.settings.partitions
-        for lkey, raw in list(self.rt.tables["issuance"].data.items()):
-            try:
-                learner_id = int(lkey)
-            except ValueError:
-                continue
-            if learner_partition(learner_id, partitions) != partition:
-                continue
-            for template, rec in orjson.loads(raw).items():
+        table = self.rt.tables["issuance"].data.items()
+        for lkey, _, by_template in records_in(table, {partition}, self.rt.settings.partitions):
+            for template, rec in by_template.items():
                 if rec.get("status") not in (FAILED, REVOKE_FAILED) or not rec.get("learner"):
                     continue
                 work.setdefault(lkey, (partition, []))[1].append(_retry_decision(rec, template))
