@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
+
+from badges.wire.timeparse import iso_to_us
 
 from .client import CredlyClient
 from .errors import CredlyError, CredlyServerError, CredlyUnavailable, CredlyValidationError
@@ -84,20 +86,19 @@ async def find_issued(client: CredlyClient, org: str, request: IssueRequest) -> 
     return next((b for b in badges if wanted is not None and _instant(b.issued_at) == wanted), None)
 
 
-def _instant(text: str | None) -> datetime | None:
-    """An ``issued_at`` as sent (ISSUED_AT_FORMAT) or as Credly may render it (ISO 8601)."""
+def _instant(text: str | None) -> int | None:
+    """An ``issued_at`` as sent (ISSUED_AT_FORMAT) or as Credly may render it (ISO 8601), in
+    whole seconds since the epoch."""
     if not text:
         return None
     try:
-        moment = datetime.strptime(text, ISSUED_AT_FORMAT)
+        return int(datetime.strptime(text, ISSUED_AT_FORMAT).timestamp())
     except ValueError:
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.replace(microsecond=0)
+        pass
+    try:
+        return iso_to_us(text) // 1_000_000
+    except ValueError:
+        return None
 
 
 async def issue_once(
