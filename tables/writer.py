@@ -44,10 +44,17 @@ class TableWriter:
         """Store locally and send to the changelog; returns the send future."""
         self._store_put(partition, key, value)
         fut = await self._app.producer.send(self._changelog, key, value, partition, None, None)
+        return self._track_persisted(fut, partition, 1)
+
+    def _track_persisted(self, fut: Any, partition: int, count: int) -> Any:
+        """Tell a persistent store (rocksdb) the changelog offset of the last of ``count``
+        records once the send lands, as Faust's own table writes do."""
         store: Any = self._table.data
         if hasattr(store, "set_persisted_offset"):
             tp = TP(self._changelog, partition)
-            fut.add_done_callback(lambda f: f.exception() or store.set_persisted_offset(tp, f.result().offset))
+            fut.add_done_callback(
+                lambda f: f.exception() or store.set_persisted_offset(tp, f.result().offset + count - 1)
+            )
         return fut
 
     async def put_many(self, partition: int, items: Sequence[tuple[bytes, bytes | None]]) -> list[Any]:
@@ -90,13 +97,7 @@ class TableWriter:
     async def _send_batch(self, producer: Any, batch: Any, partition: int, count: int) -> Any:
         batch.close()  # exactly these records: plain sends after it go to a batch of their own
         fut = await producer.send_batch(batch, self._changelog, partition=partition)
-        store: Any = self._table.data
-        if hasattr(store, "set_persisted_offset"):
-            tp = TP(self._changelog, partition)
-            fut.add_done_callback(
-                lambda f: f.exception() or store.set_persisted_offset(tp, f.result().offset + count - 1)
-            )
-        return fut
+        return self._track_persisted(fut, partition, count)
 
     def get(self, key: bytes) -> bytes | None:
         return self._table.data.get(key)  # type: ignore[no-any-return]
