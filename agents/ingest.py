@@ -115,10 +115,12 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # The batch in hand finishes (and commits) before the partitions move on.
+        self.ingest.joined = False
         async with self.ingest.batch_lock:
             pass
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.ingest.joined = True
         log.info("ingest assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
 
 
@@ -150,13 +152,16 @@ class KafkaIngest(Service):
         self.decoder = runtime.services["decoder"]
         self.batch_lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
+        self.joined = False  # a member of the ingest group with its assignment (maybe empty)
 
-    async def on_start(self) -> None:
+    async def _subscribe(self) -> AIOKafkaConsumer:
         s = self.rt.settings
-        self.consumer = AIOKafkaConsumer(**consumer_options(s))
-        self.consumer.subscribe(s.input_topic_names, listener=_Rebalance(self))
-        await self.consumer.start()
+        consumer = AIOKafkaConsumer(**consumer_options(s))
+        consumer.subscribe(s.input_topic_names, listener=_Rebalance(self))
+        await consumer.start()
+        self.consumer = consumer
         log.info("ingesting %s as group %s", ", ".join(s.input_topic_names), s.ingest_group)
+        return consumer
 
     async def on_stop(self) -> None:
         if self.consumer is not None:
@@ -165,8 +170,12 @@ class KafkaIngest(Service):
 
     @Service.task
     async def _consume(self) -> None:
-        assert self.consumer is not None
-        consumer = self.consumer
+        # Which events are kept depends on the configuration: join the group only once the
+        # configuration topic has been read whole, so that no event is skipped, and no offset
+        # committed, against an empty or partial configuration (SPEC §9 "Restarts").
+        if await self.wait_for_stopped(self.rt.config.wait_loaded()):
+            return
+        consumer = await self._subscribe()
         while not self.should_stop:
             batch = await consumer.getmany(timeout_ms=1000, max_records=self.rt.settings.ingest_batch_max)
             if not batch:

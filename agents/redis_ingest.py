@@ -204,9 +204,9 @@ class RedisIngest(Service):
     # -- the loop ---------------------------------------------------------------------------------
     @Service.task
     async def _run(self) -> None:
-        # The routing of events depends on the configuration: read nothing before the tables
-        # (the configuration GlobalTable among them) are recovered, or events would be dropped.
-        if await self.wait_for_stopped(self.rt.app.tables.recovery.completed):
+        # The routing of events depends on the configuration: read nothing before the whole
+        # configuration topic has been read, or events would be dropped.
+        if await self.wait_for_stopped(self.rt.config.wait_loaded()):
             return
         try:
             while not self.should_stop:

@@ -14,6 +14,8 @@ from typing import Any, Sequence
 import faust
 from faust.types import TP
 
+from badges.compat import batching_producer, store_put
+
 
 # Fewer changed records than this are sent one by one (see ``put_many``).
 BATCH_MIN = 32
@@ -25,24 +27,9 @@ class TableWriter:
         self._table = table
         self._changelog = table.changelog_topic.get_topic_name()
 
-    def _store_put(self, partition: int, key: bytes, value: bytes | None) -> None:
-        store: Any = self._table.data
-        if hasattr(store, "_db_for_partition"):  # rocksdb: one database per partition
-            db = store._db_for_partition(partition)
-            if value is None:
-                db.delete(key)
-                store._key_index.pop(key, None)
-            else:
-                db.put(key, value)
-                store._key_index[key] = partition
-        elif value is None:
-            store.pop(key, None)
-        else:
-            store[key] = value
-
     async def put(self, partition: int, key: bytes, value: bytes | None) -> Any:
         """Store locally and send to the changelog; returns the send future."""
-        self._store_put(partition, key, value)
+        store_put(self._table, partition, key, value)
         fut = await self._app.producer.send(self._changelog, key, value, partition, None, None)
         return self._track_persisted(fut, partition, 1)
 
@@ -67,15 +54,14 @@ class TableWriter:
         until the producer has taken the partition's previous batch (a broker round trip), which
         would throttle a trickle of small envelopes. Returns the send futures.
         """
-        producer = self._batching_producer()
+        producer = batching_producer(self._app)
         if producer is None or len(items) < BATCH_MIN:
             return [await self.put(partition, key, value) for key, value in items]
         futures = []
         batch = producer.create_batch()
         count = 0
-        store_put = self._store_put
         for key, value in items:
-            store_put(partition, key, value)
+            store_put(self._table, partition, key, value)
             if batch.append(timestamp=None, key=key, value=value, headers=[]) is None:  # full
                 futures.append(await self._send_batch(producer, batch, partition, count))
                 batch = producer.create_batch()
@@ -85,14 +71,6 @@ class TableWriter:
         if count:
             futures.append(await self._send_batch(producer, batch, partition, count))
         return futures
-
-    def _batching_producer(self) -> Any:
-        """The aiokafka producer under Faust's, when records may be batched into it directly."""
-        producer: Any = self._app.producer
-        ensure = getattr(producer, "_ensure_producer", None)  # Faust's aiokafka transport
-        if ensure is None or self._app.in_transaction:
-            return None
-        return ensure()
 
     async def _send_batch(self, producer: Any, batch: Any, partition: int, count: int) -> Any:
         batch.close()  # exactly these records: plain sends after it go to a batch of their own

@@ -13,7 +13,9 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from badges import compat
 from badges.config.settings import Settings
+from badges.health import Problems
 from badges.kafka.end_offsets import verified_end_offsets
 from badges.schemas.catalog import Catalog, load_catalog
 from badges.tables import definitions
@@ -36,7 +38,7 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 1500)
+        compat.set_fetch_max_wait(consumer, getattr(self.app, "fetch_max_wait_ms", 1500))
         self._bootstrap = faust_aiokafka.server_list(transport.url, transport.default_port)
         return consumer
 
@@ -47,9 +49,7 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # has not taken yet; Faust's thread takes them only when its loop asks for the next
         # batch, so under a trickle of events each hop waited up to that long (end-to-end p99
         # at 250 events/s: 215 ms with 100 ms, 52 ms with 5 ms; bench/NOTES.md).
-        fetcher = getattr(self._consumer, "_fetcher", None)
-        if fetcher is not None:
-            fetcher._prefetch_backoff = PREFETCH_BACKOFF_S
+        compat.set_prefetch_backoff(compat.thread_consumer(self), PREFETCH_BACKOFF_S)
 
     async def _highwaters(self, partitions: Any) -> Any:
         reported = await super()._highwaters(partitions)
@@ -86,6 +86,7 @@ class Runtime:
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
     services: dict[str, Any] = field(default_factory=dict)
+    problems: Problems = field(default_factory=Problems)  # reasons the worker is not ready
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -111,6 +112,13 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         web_enabled=True,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        # Of Faust's own pages only the router's (which worker owns a key): its table pages
+        # would serve raw table values, configuration records with inline tokens included.
+        web_router_enabled=True,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         web_host=web_url.split("://", 1)[1].rsplit(":", 1)[0],
         canonical_url=web_url,
         logging_config=None,
@@ -134,7 +142,12 @@ def build_app(settings: Settings) -> BadgesApp:
     runtime.topics["decisions"] = app.topic(settings.decisions_topic, schema=raw, partitions=p)
     runtime.topics["dead_letters"] = app.topic(settings.dead_letter_topic, schema=raw, partitions=p)
     runtime.topics["lifecycle"] = app.topic(settings.lifecycle_topic, schema=raw)
-    runtime.tables["config"] = definitions.config_table(app, settings, view.on_changelog_event)
+    config = runtime.tables["config"] = definitions.config_table(app, settings, view.on_changelog_event)
+
+    @config.on_recover
+    async def reload_configuration() -> None:
+        view.reload(compat.stored_items(config, 0))
+
     runtime.tables["progress"] = definitions.progress_table(app, settings)
     runtime.tables["issuance"] = definitions.issuance_table(app, settings)
 

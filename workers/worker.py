@@ -6,6 +6,7 @@ import gc
 
 import faust
 
+from badges import compat
 from badges.config.settings import Settings
 from badges.kafka.topics import ensure_topics
 from badges.workers.app import build_app
@@ -37,6 +38,8 @@ def run_worker(settings: Settings) -> None:
         uvloop.install()
     except ImportError:  # optional speed-up
         pass
+    compat.check()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     ensure_topics(settings)
     app = build_app(settings)
     tune_gc()

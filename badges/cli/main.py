@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from badges.cli.common import settings_or_exit, setup_logging
+from badges.cli.common import fail, settings_or_exit, setup_logging
 from badges.cli.config_cmd import config_app, template_app
 from badges.cli.credly_cmd import credly_emulator, org_app, retry_failed, templates_app
 from badges.cli.dev_cmd import dev_app
@@ -32,9 +32,13 @@ def worker() -> None:
     """Run a worker: all agents, tables and the web server (settings from BADGES_* variables)."""
     settings = settings_or_exit()
     setup_logging(settings.log_level)
+    from badges.compat import InternalsMismatch
     from badges.workers.worker import run_worker
 
-    run_worker(settings)
+    try:
+        run_worker(settings)
+    except InternalsMismatch as exc:
+        fail(str(exc), code=2)
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ class HttpError(Exception):
 
 def is_api(request: web.Request) -> bool:
     path = request.path
-    if path.startswith(("/api/", "/credly/")) or path in ("/api", "/metrics", "/healthz"):
+    if path.startswith(("/api/", "/credly/")) or path in ("/api", "/metrics", "/healthz", "/livez"):
         return True
     if request.method not in ("GET", "HEAD"):
         return True

@@ -14,7 +14,7 @@ result as HTML (``templates/``) or JSON (``/api/...``). Errors are ``HttpError``
 | GET | ``/badges`` · ``/api/badges`` (all workers) · ``/api/local/badges`` (this worker) | - |
 | POST | ``/api/templates/{uuid}/activate`` · ``/deactivate`` · ``/api/templates/sync`` · ``/api/badges/retry-failed`` | bearer |
 | POST | ``/credly/webhook`` | - (SPEC §7) |
-| GET | ``/healthz`` · ``/metrics`` · ``/static/...`` | - |
+| GET | ``/healthz`` (readiness, 503 with reasons) · ``/livez`` · ``/metrics`` · ``/static/...`` | - |
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from badges import __version__
+from badges.health import crashed_services, not_ready_reasons
 from badges.tables.definitions import PROGRESS
 from badges.web import admin, catalog, cluster, dashboard, deadletters, learners, webhook
 from badges.web.auth import require_admin
@@ -50,10 +51,6 @@ STATIC = Path(__file__).parent / "static"
 ADMIN_BODY_LIMIT = 4 * 1024
 BADGES_DEFAULT_LIMIT, BADGES_MAX_LIMIT = 200, 5000
 BADGE_STATUSES = ("pending", "in_flight", "issued", "failed", "revoked", "revoke_failed")
-# Faust's built-in blueprints we keep: only the router's (which worker owns a key). Its table
-# blueprint would serve raw table values, configuration records with inline tokens included,
-# and its index would take "/".
-KEEP_BLUEPRINTS = ("faust.web.apps.router:blueprint",)
 
 Build = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -93,31 +90,37 @@ def register(runtime: "Runtime") -> None:
     web_app = app.web.web_app
     web_app.middlewares.append(error_middleware(me))
     web_app[SITE] = {"app_id": runtime.settings.app_id, "url": me, "version": __version__}
-    blueprints = app.web.blueprints
-    blueprints._enabled = [(p, bp) for p, bp in blueprints._enabled if bp in KEEP_BLUEPRINTS]
     app.web.add_static("/static/", STATIC)
     deadletters.register(runtime)
 
     # --- health and metrics ---------------------------------------------------------------------
 
     async def health(self: View, request: web.Request) -> web.Response:
+        """Readiness: 200 only when this worker can process events, else 503 with the reasons."""
         ingest = runtime.services.get("kafka_ingest")
         ingest_assigned = len(ingest.consumer.assignment()) if ingest and ingest.consumer else 0
-        assigned = len(app.consumer.assignment())
         redis = runtime.services.get("redis_ingest")
+        reasons = not_ready_reasons(runtime)
         return json_response({
-            "status": "ok",
+            "ready": not reasons,
+            "reasons": reasons,
             "app_id": runtime.settings.app_id,
-            "ready": bool(ingest_assigned and assigned) and (redis is None or redis.ready),
-            "assigned_partitions": assigned,
+            "config_generation": runtime.config.generation,
+            "assigned_partitions": len(app.consumer.assignment()),
             "ingest_partitions": ingest_assigned,
             "redis_ingest": redis.status() if redis is not None else None,
-        })
+        }, status=503 if reasons else 200)
+
+    async def live(self: View, request: web.Request) -> web.Response:
+        """Liveness: 200 while no service of the worker has crashed."""
+        crashed = crashed_services(runtime)
+        return json_response({"alive": not crashed, "crashed": crashed}, status=503 if crashed else 200)
 
     async def prometheus(self: View, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     app.page("/healthz", name="healthz")(_view("Health", get=health))
+    app.page("/livez", name="livez")(_view("Live", get=live))
     app.page("/metrics", name="metrics")(_view("Metrics", get=prometheus))
 
     # --- pages and their JSON -----------------------------------------------------------------

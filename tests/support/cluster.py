@@ -45,12 +45,14 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
 
 
 def worker_env(bootstrap: str, app_id: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """A worker's environment: the production defaults (rocksdb store included) except the
+    short group timeouts the embedded broker needs (BROKER.md); a test that wants another
+    store or setting says so in ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BADGES_")}
     env.update(FAST_BROKER_ENV)
     env.update(
         BADGES_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
         BADGES_APP_ID=app_id,
-        BADGES_STORE="memory",
         BADGES_DATA_DIR=str(data_dir),
         BADGES_PARTITIONS="4",
         BADGES_LOG_LEVEL="info",

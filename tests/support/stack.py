@@ -59,7 +59,7 @@ class Stack:
     def settings(self) -> Settings:
         return load_settings(
             kafka_bootstrap_servers=self.bootstrap, app_id=self.app_id, partitions=self.partitions,
-            credly_api_url=self.emulator.api_url, store="memory", data_dir=self.workdir,
+            credly_api_url=self.emulator.api_url, data_dir=self.workdir,
             event_bus_topic_prefix=self.app_id,
         )
 
@@ -92,6 +92,9 @@ class Stack:
 
     def start_worker(self, name: str | None = None, wait: bool = True, **extra: str) -> WorkerProcess:
         name = name or f"worker{len(self.workers) + 1}"
+        # each worker its own local state (two rocksdb stores cannot share a directory); a
+        # worker started again under the same name resumes from its own
+        extra.setdefault("BADGES_DATA_DIR", str(self.workdir / "data" / name))
         worker = WorkerProcess(self.env(**extra), self.workdir / f"{name}.log").start()
         self.workers.append(worker)
         if wait:
