@@ -129,6 +129,7 @@ def consumer_options(s: "Settings") -> dict[str, Any]:
     return dict(
         bootstrap_servers=s.kafka_bootstrap_servers.split(","),
         group_id=s.ingest_group,
+        group_instance_id=s.group_instance_id,
         client_id=f"{s.app_id}-ingest",
         enable_auto_commit=False,
         auto_offset_reset="earliest",

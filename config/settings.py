@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     # The fetch wait dominates latency while consumers are idle (BROKER.md).
     fetch_max_wait_ms: int = Field(default=50, ge=0, le=10_000)
     ingest_batch_max: int = Field(default=2000, ge=1, le=100_000)
+    # Static group membership (KIP-345): a stable, unique name per worker (the pod name of a
+    # StatefulSet). A restarted worker takes its partitions back without a rebalance, and a
+    # SIGTERM does not leave the group; unset: dynamic membership.
+    group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
     # Faust waits this long after a rebalance before it recovers tables (its default is 3 s).
     recovery_delay_s: float = Field(default=3.0, ge=0)
 

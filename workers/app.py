@@ -99,6 +99,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",  # SPEC §7: new groups start from the beginning
+        consumer_group_instance_id=settings.group_instance_id,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         broker_rebalance_timeout=settings.broker_rebalance_timeout_s,

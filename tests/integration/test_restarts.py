@@ -1,7 +1,7 @@
 """A worker restarted with the same app id and data dir resumes everything (SPEC §9 "Restarts").
 
-Each store a user can choose (``rocksdb``, the production default, and ``memory``), each kind
-of restart (SIGTERM, then start again; SIGKILL, then start again), the same local data dir:
+Each store a user can choose (``rocksdb``, the production default, and ``memory``), with
+static and dynamic group membership, each kind of restart (SIGTERM, then start again; SIGKILL, then start again), the same local data dir:
 the configuration, every learner's progress and the issuance records come back, events sent
 while the worker was down are processed against the full configuration (none skipped as
 "no active rule"), and a learner half-way through a template completes after the restart with
@@ -54,7 +54,10 @@ def start(stack: Stack) -> WorkerProcess:
     for running in stack.workers:
         running.stop()
     stack.workers.clear()
-    return stack.start_worker("w", BADGES_STORE=stack.store, BADGES_ADMIN_TOKEN=ADMIN)  # type: ignore[attr-defined]
+    store = stack.store  # type: ignore[attr-defined]
+    # rocksdb workers run with static group membership (as a StatefulSet would), memory ones without
+    membership = {"BADGES_GROUP_INSTANCE_ID": f"{stack.app_id}-w"} if store == "rocksdb" else {}
+    return stack.start_worker("w", BADGES_STORE=store, BADGES_ADMIN_TOKEN=ADMIN, **membership)
 
 
 def api(worker: WorkerProcess, path: str) -> Any:
