@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from badges import metrics
+from faust.types import TP
+
 from badges.domain.engine import apply_event
+from badges.faults import fault_point, ledger_applied
+from badges.kafka.offsets import StreamGuard, Verdict, applied_offset_key, resume_position
 from badges.wire.decisions import encode_decision
 from badges.wire.envelope import EnvelopeError, decode_envelope, learner_key
 from badges.tables.writer import TableWriter
@@ -45,15 +49,55 @@ class ProgressProcessor:
         self.rt = runtime
         self.writer = TableWriter(runtime.app, runtime.tables["progress"])
         self.decisions_topic = runtime.settings.decisions_topic
+        self.events_topic = runtime.settings.learner_events_topic
+        self.guard = StreamGuard()
         # In memory only: a worker crash during a replay leaves that run's report incomplete,
         # and `badges replay` says so (the events themselves are processed all the same).
         self.replay_counts: dict[tuple[str, int], dict[str, int]] = {}
 
-    async def process(self, partition: int, envelope: bytes) -> None:
+    async def resume_positions(
+        self, consumer: Any, assignment: set[Any], committed: dict[Any, int | None],
+    ) -> dict[Any, int]:
+        """After an assignment (tables recovered): forget what was known of every partition, learn
+        where each learner-events partition stands, and name those whose committed offset is
+        past the last applied one (with where to read them from)."""
+        self.guard = StreamGuard()
+        mine = [tp for tp in assignment if tp.topic == self.events_topic]
+        fresh = [tp for tp in mine if self.writer.get(applied_offset_key(tp.partition)) is None
+                 and committed.get(tp) is None]
+        # a partition nobody has applied or committed anything of starts at the log's start
+        earliest = await consumer.earliest_offsets(*fresh) if fresh else {}
+        seek = {}
+        for tp in mine:
+            raw = self.writer.get(applied_offset_key(tp.partition))
+            applied = int(raw) if raw is not None else None
+            position = resume_position(committed.get(tp), applied)
+            if applied is None:
+                start = committed.get(tp)
+                start = start if start is not None else earliest.get(tp, 0)
+                applied = start - 1
+            self.guard.applied[tp.partition] = applied
+            if position is not None:
+                metrics.OFFSETS_SOUGHT_BACK.labels("assignment").inc()
+                seek[tp] = position
+        return seek
+
+    def commit_ceiling(self, tp: Any) -> int | None:
+        """The first learner-events offset of ``tp`` not applied yet: commits stop below it."""
+        if tp.topic != self.events_topic:
+            return None
+        return self.guard.first_unapplied(tp.partition)
+
+    async def process(self, partition: int, offset: int, envelope: bytes) -> None:
+        verdict = self.guard.check(partition, offset)
+        if verdict is not Verdict.APPLY:
+            await self._skip(partition, offset, verdict)
+            return
         try:
             env = decode_envelope(envelope)
         except EnvelopeError as exc:  # only our own code writes this topic
             log.error("skipping a corrupt envelope on partition %d: %s", partition, exc)
+            await self._record_applied(partition, offset, [])
             return
         events = env.events
         config = self.rt.config.compiled()
@@ -81,15 +125,35 @@ class ProgressProcessor:
         if matched_pen:
             metrics.PENALTIES_MATCHED.inc(matched_pen)
         dumps = orjson.dumps
-        await self.writer.put_many(partition, [(key, dumps(state)) for key, state in dirty.items()])
+        await self._record_applied(partition, offset, [(key, dumps(state)) for key, state in dirty.items()])
         metrics.FULFILLMENTS.inc(len(dirty))
+        fault_point("progress.after_state_write")
         producer = self.rt.app.producer
         for key, decision in decisions:
             metrics.DECISIONS.labels(decision.action, str(decision.replayed).lower()).inc()
             await producer.send(self.decisions_topic, key, encode_decision(decision), partition, None, None)
+        fault_point("progress.after_decisions")
         metrics.EVENTS_APPLIED.inc(len(events))
         if env.replay_id:
             await self._count_replay(env.replay_id, env.end, partition, len(events), added, decisions)
+
+    async def _record_applied(self, partition: int, offset: int, records: list[tuple[bytes, bytes]]) -> None:
+        """The envelope's progress records and the partition's applied offset, in one changelog
+        batch of the partition: the offset is never durable without the progress it produced."""
+        records.append((applied_offset_key(partition), str(offset).encode()))
+        await self.writer.put_many(partition, records)
+        self.guard.applied_through(partition, offset)
+        ledger_applied(self.events_topic, partition, offset)
+
+    async def _skip(self, partition: int, offset: int, verdict: Verdict) -> None:
+        if verdict is Verdict.SKIPPED:
+            target = self.guard.seeking[partition]
+            metrics.OFFSETS_SOUGHT_BACK.labels("skipped").inc()
+            log.error("learner-events partition %d: offset %d delivered after %d; offsets were skipped "
+                      "by the consumer: reading again from %d", partition, offset, target - 1, target)
+            await self.rt.app.consumer.seek(TP(self.events_topic, partition), target)
+        else:
+            metrics.OFFSETS_SOUGHT_BACK.labels("dropped_while_seeking").inc()
 
     async def _count_replay(
         self, replay_id: str, end: bool, partition: int, applied: int, added: int, decisions: list[Any]
@@ -114,6 +178,9 @@ def register(runtime: "Runtime") -> None:
 
     async def progress(stream: Any) -> None:
         async for event in stream.events():
-            await processor.process(event.message.partition, event.value)
+            message = event.message
+            await processor.process(message.partition, message.offset, event.value)
 
     runtime.app.agent(runtime.topics["learner_events"], name="progress")(progress)
+    runtime.app.resume_positions = processor.resume_positions
+    runtime.app.commit_ceiling = processor.commit_ceiling

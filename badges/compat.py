@@ -21,6 +21,7 @@ from aiokafka.consumer.fetcher import Fetcher
 from faust.stores import rocksdb as faust_rocksdb
 from faust.tables.base import Collection
 from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 TESTED = {"faust-streaming": "0.15", "aiokafka": "0.14"}
@@ -58,6 +59,11 @@ INTERNALS: tuple[Internal, ...] = (
              lambda: hasattr(faust_aiokafka.Producer, "_ensure_producer")),
     Internal("Collection._changelog_topic_name (global table on the configuration topic)",
              lambda: hasattr(Collection, "_changelog_topic_name")),
+    Internal("Consumer._new_offset, _acked, _acked_index, _gap, _committed_offset (commit bookkeeping)",
+             lambda: hasattr(FaustConsumer, "_new_offset") and all(
+                 _assigned_in(FaustConsumer.__init__, name)
+                 for name in ("_acked", "_acked_index", "_gap", "_committed_offset"))),
+    Internal("Consumer.perform_seek (seek after assignment)", lambda: hasattr(FaustConsumer, "perform_seek")),
     Internal("TableManager.recovery.completed (readiness)",
              lambda: _assigned_in(Recovery.__init__, "completed")),
 )
@@ -98,6 +104,26 @@ def set_prefetch_backoff(consumer: AIOKafkaConsumer | None, seconds: float) -> N
     fetcher = getattr(consumer, "_fetcher", None)
     if fetcher is not None:
         fetcher._prefetch_backoff = seconds
+
+
+# --- Faust consumer bookkeeping ----------------------------------------------------------------
+
+def merge_gaps_into_acked(consumer: FaustConsumer, tp: Any) -> None:
+    """Faust's handling of offsets it saw skipped while fetching (compaction, transaction
+    markers), as in its ``_new_offset``: they count as acknowledged up to the highest acked."""
+    acked = consumer._acked[tp]
+    gap_for_tp = consumer._gap[tp]
+    if not acked or not gap_for_tp:
+        return
+    max_offset = max(acked)
+    candidates = sorted(gap_for_tp.overlap(0, max_offset), key=lambda x: x.begin)
+    if candidates:
+        filled: list[int] = []
+        for entry in candidates:
+            filled.extend(range(entry.begin, entry.end))
+        acked.extend(o for o in filled if o not in consumer._acked_index[tp])
+        consumer._acked_index[tp].update(filled)
+        gap_for_tp.chop(0, max(filled[-1], max_offset + 1))
 
 
 # --- table stores -------------------------------------------------------------------------------

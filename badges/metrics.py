@@ -41,3 +41,10 @@ WEBHOOK_EVENTS = Counter(
     "Credly webhook notifications, by event type and outcome",
     ["event_type", "outcome"],
 )
+
+OFFSETS_SOUGHT_BACK = Counter(
+    "badges_offsets_sought_back_total",
+    "learner-events messages not applied because the consumer skipped or committed past work "
+    "(reason: assignment, skipped, dropped_while_seeking); each is read again",
+    ["reason"],
+)

@@ -77,7 +77,7 @@ def completing_event(stack: Stack, learner: int) -> Any:
 
 def seed_progress(stack: Stack, env: dict[str, str], keys: int) -> None:
     """One real half-done learner through a worker, then its record cloned for learners 2..keys."""
-    worker = stack.start_worker("seed", **env)
+    worker = stack.start_worker("seed", wait=False, **env).wait_ready(timeout=600)
     stack.send([stack.event(COURSE_PASSING, 1, {"is_passing": True, "course.course_key": C1},
                             email="b1@example.com")])
     changelog = f"{stack.app_id}-progress-changelog"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -16,7 +16,9 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from badges import compat
 from badges.config.settings import Settings
 from badges.health import Problems
+from badges.faults import fault_point
 from badges.kafka.end_offsets import verified_end_offsets
+from badges.kafka.offsets import committable_run
 from badges.schemas.catalog import Catalog, load_catalog
 from badges.tables import definitions
 from badges.tables.config_view import ConfigView
@@ -59,8 +61,36 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class _TunedConsumer(faust_aiokafka.Consumer):
+    """Faust's consumer with offsets the worker can trust (``badges.kafka.offsets``): a commit
+    never passes an offset that was not acknowledged, and after every assignment a partition
+    whose commit went past the work applied is sought back to it."""
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _new_offset(self, tp: Any) -> int | None:
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        compat.merge_gaps_into_acked(self, tp)
+        acked.sort()
+        ceiling = self.app.commit_ceiling(tp) if self.app.commit_ceiling else None
+        offset, rest = committable_run(acked, self._committed_offset[tp], ceiling)
+        done = len(acked) - len(rest)
+        self._acked_index[tp].difference_update(acked[:done])
+        del acked[:done]
+        return offset
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        fault_point("consumer.before_resume_seek")
+        resume = getattr(self.app, "resume_positions", None)
+        if resume is None:
+            return
+        for tp, offset in (await resume(self, self.assignment(), dict(self._committed_offset))).items():
+            log.warning("%s: committed offset %s is past the last applied one; reading from %d",
+                        tp, self._committed_offset.get(tp), offset)
+            await self.seek(tp, offset)
 
 
 class _TunedTransport(faust_aiokafka.Transport):
@@ -70,6 +100,10 @@ class _TunedTransport(faust_aiokafka.Transport):
 class BadgesApp(faust.App):
     runtime: "Runtime"
     fetch_max_wait_ms: int = 1500
+    # (assignment, committed offsets) -> partitions to read from elsewhere (the progress agent's)
+    resume_positions: Callable[[Any, set[Any], dict[Any, int | None]], Awaitable[dict[Any, int]]] | None = None
+    # topic partition -> the first offset not applied yet, where an agent knows it (ditto)
+    commit_ceiling: Callable[[Any], int | None] | None = None
 
     def _new_transport(self) -> Any:
         return _TunedTransport(self.conf.broker_consumer, self)

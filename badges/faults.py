@@ -1,0 +1,66 @@
+"""Deterministic fault points: make the process die at a named point, to prove crash safety.
+
+``BADGES_FAULT_POINT=name`` (or ``name:n``, the n-th time the point is reached) makes a worker
+exit at once with status 137, as if SIGKILLed, the moment its code reaches ``fault_point(name)``:
+no cleanup, no flush, nothing written after that point. Tests use it to stop a worker exactly
+between two steps of the exactly-once protocol (after the intent is durable and before Credly is
+called, after Credly answered and before the outcome is written, ...) instead of hoping that a
+random kill lands there. Unset, a fault point costs one dictionary lookup.
+
+``BADGES_FAULT_LEDGER=path`` appends ``topic partition offset`` for every message the progress
+agent applies, so that a test can check, after any number of crashes, that every offset below
+the final committed one was applied at least once.
+
+Both are test instruments: the settings model does not know them, and production never sets
+them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+FAULT_ENV = "BADGES_FAULT_POINT"
+LEDGER_ENV = "BADGES_FAULT_LEDGER"
+EXIT_STATUS = 137
+
+POINTS = (
+    "consumer.before_resume_seek",  # assignment recovered, before seeking back to applied work
+    "progress.after_state_write",  # progress records sent, decisions not yet
+    "progress.after_decisions",  # decisions sent, the envelope not yet acknowledged
+    "sink.after_intent_flush",  # intents durable, Credly not yet called
+    "sink.after_credly_call",  # Credly answered, the outcome not yet written
+)
+
+
+def _parse(raw: str | None) -> tuple[str, int] | None:
+    if not raw:
+        return None
+    name, _, nth = raw.partition(":")
+    if name not in POINTS:
+        raise SystemExit(f"{FAULT_ENV}={raw}: unknown fault point; known: {', '.join(POINTS)}")
+    return name, int(nth or 1)
+
+
+_armed = _parse(os.environ.get(FAULT_ENV))
+_hits = 0
+
+
+def fault_point(name: str) -> None:
+    global _hits
+    if _armed is None or _armed[0] != name:
+        return
+    _hits += 1
+    if _hits >= _armed[1]:
+        sys.stderr.write(f"fault point {name} reached ({_hits}): exiting with {EXIT_STATUS}\n")
+        sys.stderr.flush()
+        os._exit(EXIT_STATUS)
+
+
+_ledger_path = os.environ.get(LEDGER_ENV)
+_ledger = open(_ledger_path, "a", buffering=1) if _ledger_path else None  # noqa: SIM115 - process-long
+
+
+def ledger_applied(topic: str, partition: int, offset: int) -> None:
+    if _ledger is not None:
+        _ledger.write(f"{topic} {partition} {offset}\n")
