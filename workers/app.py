@@ -14,6 +14,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from badges.config.settings import Settings
+from badges.health import Health
 from badges.kafka.end_offsets import verified_end_offsets
 from badges.schemas.catalog import Catalog, load_catalog
 from badges.tables import definitions
@@ -37,7 +38,6 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 1500)
-        self._bootstrap = faust_aiokafka.server_list(transport.url, transport.default_port)
         return consumer
 
     async def on_start(self) -> None:
@@ -55,7 +55,7 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         reported = await super()._highwaters(partitions)
         if self.consumer.in_transaction:
             return reported
-        return await verified_end_offsets(self._bootstrap, reported)
+        return await verified_end_offsets(self.app.runtime.settings.kafka, reported)
 
 
 class _TunedConsumer(faust_aiokafka.Consumer):
@@ -86,12 +86,13 @@ class Runtime:
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
     services: dict[str, Any] = field(default_factory=dict)
+    health: Health = field(default_factory=Health)  # what keeps the worker from being ready
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
     web_url = settings.web_url
     return dict(
-        broker=settings.kafka_url,
+        **settings.kafka.faust_kwargs(),  # broker URL and credentials (SPEC §9)
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
         datadir=str(settings.data_dir),
         autodiscover=False,

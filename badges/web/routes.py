@@ -108,7 +108,8 @@ def register(runtime: "Runtime") -> None:
         return json_response({
             "status": "ok",
             "app_id": runtime.settings.app_id,
-            "ready": bool(ingest_assigned and assigned) and (redis is None or redis.ready),
+            "ready": bool(ingest_assigned and assigned) and (redis is None or redis.ready) and runtime.health.ok,
+            "problems": runtime.health.problems,
             "assigned_partitions": assigned,
             "ingest_partitions": ingest_assigned,
             "redis_ingest": redis.status() if redis is not None else None,

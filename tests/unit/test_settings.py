@@ -25,7 +25,7 @@ def test_spec_defaults() -> None:
     assert s.input_topic_names == ["learning-badges-lifecycle"]
     assert s.schema_registry_url is None
     assert s.credly_base == "https://sandbox-api.credly.com/v1/"
-    assert s.redis_url == "redis://127.0.0.1:6379/0"
+    assert s.redis_connection() == ("redis://127.0.0.1:6379/0", {})
     assert s.web_port == 6066
     assert s.admin_token is None
     assert str(s.data_dir) == "data"
