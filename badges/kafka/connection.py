@@ -57,10 +57,11 @@ class _Trail(logging.Handler):
         return seen
 
 
-# librdkafka's log lines go to this logger: into the trail, and on to the process's logging if
-# it has any (the worker); a command-line tool without logging prints none of them.
+# librdkafka's log lines go into the trail only: a failing connection logs the same line every
+# few milliseconds, and the one line that matters is the cause `explain` names from them.
 LIBRDKAFKA_LOG = logging.getLogger("badges.kafka.librdkafka")
 LIBRDKAFKA_LOG.setLevel(logging.INFO)
+LIBRDKAFKA_LOG.propagate = False
 TRAIL = _Trail()
 LIBRDKAFKA_LOG.addHandler(TRAIL)
 
