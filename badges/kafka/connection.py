@@ -8,7 +8,9 @@ mutual TLS, any TLS broker) works everywhere at once and a new client cannot for
 
 It also turns the failures of a secured connection (wrong password, unknown CA, a plaintext
 client against a TLS port) into one line naming the cause and the setting to look at, since
-librdkafka and aiokafka report them as many log lines or as a bare "unable to bootstrap".
+librdkafka reports them as a stream of log lines and then a bare timeout. Every command's first
+Kafka call goes through `KafkaConnection.metadata` (the worker's is declaring its topics, before
+Faust starts), so that is where a connection that cannot work is reported.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-
 
 
 class _Trail(logging.Handler):
@@ -100,6 +101,7 @@ class KafkaConnection:
             connect_timeout_s=settings.kafka_connect_timeout_s,
         )
         conn.check()
+        conn.ssl_context  # noqa: B018 - a CA or key that cannot be loaded is a settings error too
         return conn
 
     # --- what the settings mean -----------------------------------------------------------------
@@ -138,7 +140,7 @@ class KafkaConnection:
         if problems:
             raise KafkaConfigError("; ".join(problems))
 
-    def __repr__(self) -> str:  # the dataclass repr already hides the password; say so
+    def __repr__(self) -> str:  # shows that a password is set, never what it is
         secret = "**********" if self.sasl_password is not None else None
         return (f"KafkaConnection(bootstrap={self.bootstrap_servers!r}, security_protocol={self.security_protocol!r}, "
                 f"sasl_mechanism={self.sasl_mechanism!r}, sasl_username={self.sasl_username!r}, "

@@ -51,6 +51,7 @@ def test_refused_credentials_stop_ingestion_with_the_reason(stack: Stack, regist
     assert health["ready"] is False
     reason = health["problems"]["schema_registry"]
     assert "refused our credentials (401)" in reason and "BADGES_SCHEMA_REGISTRY_PASSWORD" in reason
+    assert SECRET not in str(health)
     refused = len(registry.requests) - refused_before
     time.sleep(3)  # a retrying loop would have asked again by now (its first delay is 0.5 s)
     assert len(registry.requests) - refused_before == refused <= 3  # not retried
