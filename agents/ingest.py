@@ -26,7 +26,7 @@ from badges.wire.deadletter import dead_letter_headers
 from badges.wire.decode import KafkaDecoder
 from badges.wire.envelope import encode_envelope, learner_partition
 from badges.wire.errors import BadInput, OwnOutput, unexpected
-from badges.wire.registry import RegistryUnavailable
+from badges.wire.registry import RegistryAuthError, RegistryUnavailable
 
 if TYPE_CHECKING:
     from badges.config.settings import Settings
@@ -127,7 +127,7 @@ class _Rebalance(ConsumerRebalanceListener):
 def consumer_options(s: "Settings") -> dict[str, Any]:
     """The ingestion consumer's configuration (the raw-consumer benchmark baseline uses it too)."""
     return dict(
-        bootstrap_servers=s.kafka_bootstrap_servers.split(","),
+        **s.kafka.aiokafka_kwargs(),
         group_id=s.ingest_group,
         group_instance_id=s.group_instance_id,
         client_id=f"{s.app_id}-ingest",
@@ -187,12 +187,20 @@ class KafkaIngest(Service):
                 await consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
 
     async def _handle_with_retry(self, batch: dict[TopicPartition, list[Any]]) -> bool:
-        """An unreachable schema registry is an outage, not bad input: hold the batch and retry."""
+        """An unreachable schema registry is an outage, not bad input: hold the batch and retry.
+
+        A registry that refuses our credentials is a configuration error that no retry fixes:
+        ingestion stops without committing the batch, and the worker reports not ready with
+        the reason until it is restarted with the right BADGES_SCHEMA_REGISTRY_* settings.
+        """
         delay = 0.5
         while not self.should_stop:
             try:
                 await self.handle_batch(batch)
                 return True
+            except RegistryAuthError as exc:
+                self.rt.health.set_problem("schema_registry", str(exc))
+                return False
             except RegistryUnavailable as exc:
                 log.warning("schema registry unavailable (%s); retrying the batch in %.1fs", exc, delay)
                 await self.sleep(delay)
@@ -252,7 +260,7 @@ def register(runtime: "Runtime") -> None:
     from badges.wire.registry import SchemaRegistry
 
     s = runtime.settings
-    registry = SchemaRegistry(str(s.schema_registry_url)) if s.schema_registry_url else None
+    registry = SchemaRegistry.from_settings(s)
     runtime.services["registry"] = registry
     runtime.services["decoder"] = KafkaDecoder(runtime.catalog, registry=registry)
     ingest = KafkaIngest(runtime)

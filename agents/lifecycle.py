@@ -64,13 +64,17 @@ class LifecycleEmitter:
             return 0
         cache_key = f"{subject_kind}:{event_type}"
         if cache_key not in self._ids:
-            from badges.wire.registry import key_subject, value_subject
+            from badges.wire.registry import RegistryAuthError, key_subject, value_subject
 
-            if subject_kind == "key":
-                self._ids[cache_key] = await registry.register(key_subject(self.topic), "string")
-            else:
-                schema = self.rt.catalog[event_type].schema
-                self._ids[cache_key] = await registry.register(value_subject(self.topic, event_type), schema)
+            try:
+                if subject_kind == "key":
+                    self._ids[cache_key] = await registry.register(key_subject(self.topic), "string")
+                else:
+                    schema = self.rt.catalog[event_type].schema
+                    self._ids[cache_key] = await registry.register(value_subject(self.topic, event_type), schema)
+            except RegistryAuthError as exc:  # the sink holds its batch; readiness says why
+                self.rt.health.set_problem("schema_registry", str(exc))
+                raise
         return self._ids[cache_key]
 
     async def emit(self, event_type: str, learner: dict[str, Any], template_uuid: str, partition: int) -> Any:

@@ -178,8 +178,10 @@ class RedisIngest(Service):
         return rows
 
     async def on_start(self) -> None:
+        url, options = self.rt.settings.redis_connection()
         self.redis = aioredis.Redis.from_url(
-            self.rt.settings.redis_url,
+            url,
+            **options,
             socket_timeout=self.block_ms / 1000 + 10,  # a BLOCK read must not time out the socket
             socket_connect_timeout=5,
             health_check_interval=30,

@@ -1,10 +1,11 @@
 """Whether this worker is ready to process events, and if not, why (``/healthz``, ``/livez``).
 
 Ready means: the whole configuration topic has been read, the Faust consumer has its partitions
-and has recovered its tables, and every ingestion path has joined its consumer group. A
-component that finds a problem only it can see (a rejected credential, an unreachable
-dependency) reports it with ``Problems.set`` and clears it when it is gone; the reasons are
-plain words for operators and never carry secrets.
+and has recovered its tables, every ingestion path has joined its consumer group, and no
+component reports a problem. Components that meet a condition only an operator can fix (the
+schema registry refuses our credentials, the broker refuses our TLS or SASL settings) record it
+in ``Health`` under a key of their own, instead of retrying forever or exiting, and clear it
+when it is gone. A reason is one line of plain words that never holds a secret.
 
 Liveness is narrower: the process is alive while its services have not crashed. A worker that
 waits for a broker or recovers a large table is alive and not ready, and must not be restarted
@@ -13,27 +14,41 @@ for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from badges.workers.app import Runtime
 
+log = logging.getLogger(__name__)
 
-@dataclass
-class Problems:
-    """Reasons reported by components, by component name."""
 
-    _by_component: dict[str, str] = field(default_factory=dict)
+class Health:
+    """Problems reported by components, by key."""
 
-    def set(self, component: str, reason: str) -> None:
-        self._by_component[component] = reason
+    def __init__(self) -> None:
+        self._problems: dict[str, str] = {}
 
-    def clear(self, component: str) -> None:
-        self._by_component.pop(component, None)
+    def set_problem(self, key: str, reason: str) -> bool:
+        """Record (or update) a problem; logs it once per key. True if the key is new."""
+        new = key not in self._problems
+        if new or self._problems[key] != reason:
+            log.error("not ready: %s", reason)
+        self._problems[key] = reason
+        return new
 
-    def reasons(self) -> list[str]:
-        return [f"{component}: {reason}" for component, reason in sorted(self._by_component.items())]
+    def clear(self, key: str) -> None:
+        if self._problems.pop(key, None) is not None:
+            log.info("%s: resolved", key)
+
+    @property
+    def problems(self) -> dict[str, str]:
+        """Key -> reason of every current problem (a copy)."""
+        return dict(self._problems)
+
+    @property
+    def ok(self) -> bool:
+        return not self._problems
 
 
 def not_ready_reasons(runtime: "Runtime") -> list[str]:
@@ -52,7 +67,7 @@ def not_ready_reasons(runtime: "Runtime") -> list[str]:
     redis = runtime.services.get("redis_ingest")
     if redis is not None and not redis.ready:
         reasons.append(f"redis ingestion not ready ({redis.last_error or 'starting'})")
-    reasons.extend(runtime.problems.reasons())
+    reasons.extend(reason for _key, reason in sorted(runtime.health.problems.items()))
     return reasons
 
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from badges.kafka.connection import KafkaConnection
 
 
 class SettingsError(Exception):
@@ -29,6 +32,19 @@ class Settings(BaseSettings):
     event_bus_topic_prefix: str = ""
     input_topics: str = "learning-badges-lifecycle"
     schema_registry_url: AnyHttpUrl | None = None
+    # SPEC §9 "Secured Kafka and registry": one connection configuration for every Kafka client,
+    # rendered for each client library by badges.kafka.connection.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_file: Path | None = None
+    kafka_ssl_cert_file: Path | None = None
+    kafka_ssl_key_file: Path | None = None
+    # How long a command waits for the broker before it names the cause and gives up.
+    kafka_connect_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    schema_registry_username: str | None = None
+    schema_registry_password: SecretStr | None = None
     partitions: int = Field(default=8, ge=1, le=1024, description="partitions of internal topics")
     topic_replication_factor: int = Field(default=1, ge=1, le=16)
 
@@ -48,7 +64,10 @@ class Settings(BaseSettings):
     recovery_delay_s: float = Field(default=3.0, ge=0)
 
     # --- Redis Streams (edx-event-bus-redis) ---------------------------------------------
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    # redis://user:password@host:port/db, or rediss:// for TLS (verified against the system's
+    # CAs, or BADGES_REDIS_SSL_CA_FILE).
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    redis_ssl_ca_file: Path | None = None
     redis_streams: str = Field(default="", description="event-bus topics read from Redis Streams")
     # Unset: "{hostname}:{web_port}", stable across restarts of the same worker, so a restarted
     # process finds its own pending entries at once; other consumers' are claimed after the idle time.
@@ -98,6 +117,32 @@ class Settings(BaseSettings):
     def _topics(cls, value: str) -> str:
         return ",".join(t.strip() for t in value.split(",") if t.strip())
 
+    @field_validator("schema_registry_url", mode="before")
+    @classmethod
+    def _registry_without_credentials(cls, value: object) -> object:
+        # Credentials in a URL must be percent-encoded (Confluent Cloud secrets hold "/" and
+        # "+") and would show wherever the URL does: they have settings of their own.
+        if isinstance(value, str) and "@" in value:
+            raise ValueError("put the credentials in BADGES_SCHEMA_REGISTRY_USERNAME / _PASSWORD, not in the URL")
+        return value
+
+    @model_validator(mode="after")
+    def _kafka_connection(self) -> "Settings":
+        from badges.kafka.connection import KafkaConfigError
+
+        try:
+            self.kafka  # noqa: B018 - built once, checked here
+        except KafkaConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @cached_property
+    def kafka(self) -> "KafkaConnection":
+        """The one connection configuration every Kafka client is built from (SPEC §9)."""
+        from badges.kafka.connection import KafkaConnection
+
+        return KafkaConnection.from_settings(self)
+
     # --- Derived names (one place for every topic name) ----------------------------------
     def bus_topic(self, topic: str) -> str:
         """The event-bus topic as edx-event-bus-kafka names it."""
@@ -140,9 +185,17 @@ class Settings(BaseSettings):
     def ingest_group(self) -> str:
         return f"{self.app_id}-ingest"
 
-    @property
-    def kafka_url(self) -> str:
-        return ";".join(f"kafka://{s}" for s in self.kafka_bootstrap_servers.split(","))
+    def redis_connection(self) -> tuple[str, dict[str, Any]]:
+        """The Redis URL (it may hold a password) and the redis-py options for it.
+
+        One place for both Redis clients (Redis Streams ingestion, the shared Credly rate limit):
+        ``rediss://`` verifies the server against BADGES_REDIS_SSL_CA_FILE when it is set.
+        """
+        url = self.redis_url.get_secret_value()
+        options: dict[str, Any] = {}
+        if url.startswith("rediss://") and self.redis_ssl_ca_file is not None:
+            options["ssl_ca_certs"] = str(self.redis_ssl_ca_file)
+        return url, options
 
     @property
     def credly_base(self) -> str:
@@ -164,6 +217,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]) or "settings"
-            lines.append(f"BADGES_{field.upper()}: {err['msg']}")
+            field = ".".join(str(p) for p in err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            # errors of a combination of settings (the Kafka connection) name their settings
+            lines.append(f"BADGES_{field.upper()}: {message}" if field else message)
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

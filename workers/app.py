@@ -15,8 +15,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from badges import compat
 from badges.config.settings import Settings
-from badges.health import Problems
 from badges.faults import fault_point
+from badges.health import Health
 from badges.kafka.end_offsets import verified_end_offsets
 from badges.kafka.offsets import committable_run
 from badges.schemas.catalog import Catalog, load_catalog
@@ -41,7 +41,6 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         compat.set_fetch_max_wait(consumer, getattr(self.app, "fetch_max_wait_ms", 1500))
-        self._bootstrap = faust_aiokafka.server_list(transport.url, transport.default_port)
         return consumer
 
     async def on_start(self) -> None:
@@ -57,7 +56,7 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         reported = await super()._highwaters(partitions)
         if self.consumer.in_transaction:
             return reported
-        return await verified_end_offsets(self._bootstrap, reported)
+        return await verified_end_offsets(self.app.runtime.settings.kafka, reported)
 
 
 class _TunedConsumer(faust_aiokafka.Consumer):
@@ -120,13 +119,13 @@ class Runtime:
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
     services: dict[str, Any] = field(default_factory=dict)
-    problems: Problems = field(default_factory=Problems)  # reasons the worker is not ready
+    health: Health = field(default_factory=Health)  # what keeps the worker from being ready
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
     web_url = settings.web_url
     return dict(
-        broker=settings.kafka_url,
+        **settings.kafka.faust_kwargs(),  # broker URL and credentials (SPEC §9)
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
         datadir=str(settings.data_dir),
         autodiscover=False,

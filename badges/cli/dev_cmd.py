@@ -51,6 +51,7 @@ def send_sample(
     from confluent_kafka import Producer
 
     from badges.domain.events import Learner
+    from badges.kafka.connection import KafkaConnection
     from badges.schemas.catalog import load_catalog
     from badges.wire.encode import encode_kafka_event
     from badges.wire.sample import sample_record
@@ -75,7 +76,8 @@ def send_sample(
         event_type, record, value_schema_id=1, key=course, key_schema_id=1,
         event_id=uuid.uuid1(), time=datetime.now(timezone.utc),
     )
-    producer = Producer({"bootstrap.servers": state["bootstrap"], "acks": "all"})
+    # the embedded broker of `badges dev`: plaintext on loopback
+    producer = Producer(KafkaConnection(bootstrap=(state["bootstrap"],)).confluent_config(acks="all"))
     producer.produce(state["input_topic"], key=key, value=value, headers=headers)
     if producer.flush(10):
         fail(f"could not deliver to {state['bootstrap']}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from badges.cli.common import fail, settings_or_exit, setup_logging
+from badges.cli.common import err_console, fail, settings_or_exit, setup_logging
 from badges.cli.config_cmd import config_app, template_app
 from badges.cli.credly_cmd import credly_emulator, org_app, retry_failed, templates_app
 from badges.cli.dev_cmd import dev_app
@@ -42,7 +42,15 @@ def worker() -> None:
 
 
 def main() -> None:
-    app()
+    """Run a command; a broker or registry that cannot be used ends it with one line, not a traceback."""
+    from badges.kafka.connection import BrokerUnavailable
+    from badges.wire.registry import RegistryError
+
+    try:
+        app()
+    except (BrokerUnavailable, RegistryError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

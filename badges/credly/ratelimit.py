@@ -38,13 +38,13 @@ def window_for(rate_per_s: float) -> tuple[int, int]:
 class SharedRateLimit:
     """One moving window per organization, in Redis, shared by every worker of the app."""
 
-    def __init__(self, redis_url: str, rate_per_s: float, key_prefix: str) -> None:
+    def __init__(self, redis_url: str, rate_per_s: float, key_prefix: str, **redis_options: Any) -> None:
         calls, seconds = window_for(rate_per_s)
         self.item = RateLimitItemPerSecond(calls, seconds)
         self.window_s = float(seconds)
         uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
         self._storage = RedisStorage(uri, implementation="redispy", key_prefix=key_prefix,
-                                     socket_connect_timeout=2, socket_timeout=2)
+                                     socket_connect_timeout=2, socket_timeout=2, **redis_options)
         self._limiter = MovingWindowRateLimiter(self._storage)
         self._degraded = False
 
@@ -97,4 +97,5 @@ def shared_rate_limit(settings: Any) -> SharedRateLimit | None:
     """The shared limiter the settings ask for, if any."""
     if not settings.credly_shared_rate_limit:
         return None
-    return SharedRateLimit(settings.redis_url, settings.credly_rate_per_s, f"{settings.app_id}-credly-rate")
+    url, options = settings.redis_connection()
+    return SharedRateLimit(url, settings.credly_rate_per_s, f"{settings.app_id}-credly-rate", **options)

@@ -9,15 +9,14 @@ from __future__ import annotations
 import time
 from typing import Any, Iterable
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from badges.config.entities import ConfigSnapshot, decode_entity, encode_entity, entity_key
 from badges.config.settings import Settings
+from badges.kafka.connection import BrokerUnavailable
 from badges.kafka.topics import TopicSpec, ensure_topics
 
-
-class BrokerUnavailable(RuntimeError):
-    pass
+__all__ = ["BrokerUnavailable", "publish", "read_snapshot", "read_topic"]
 
 
 def read_topic(settings: Settings, topic: str, idle_s: float = 1.0, timeout_s: float = 30.0) -> list[Any]:
@@ -26,18 +25,14 @@ def read_topic(settings: Settings, topic: str, idle_s: float = 1.0, timeout_s: f
     The end is found by idleness as well as by the high watermark, because the embedded broker
     (tansu) reports a wrong one.
     """
-    consumer = Consumer({
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
+    consumer = Consumer(settings.kafka.confluent_config(**{
         "group.id": f"{settings.app_id}-tool-{time.time_ns()}",
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "socket.timeout.ms": 5000,
-    })
+    }))
     try:
-        try:
-            meta = consumer.list_topics(topic, timeout=10)
-        except KafkaException as exc:
-            raise BrokerUnavailable(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from None
+        meta = settings.kafka.metadata(consumer, topic)
         tmeta = meta.topics.get(topic)
         if tmeta is None or tmeta.error is not None or not tmeta.partitions:
             return []
@@ -77,7 +72,7 @@ def read_snapshot(settings: Settings, idle_s: float = 1.0) -> ConfigSnapshot:
 
 def publish(settings: Settings, entities: Iterable[Any]) -> int:
     ensure_topics(settings, [TopicSpec(settings.config_topic, 1, compacted=True)])
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all"})
+    producer = Producer(settings.kafka.confluent_config(acks="all"))
     errors: list[str] = []
 
     def on_delivery(err: Any, _msg: Any) -> None:

@@ -27,7 +27,7 @@ def retry_failed_requests(settings: Settings) -> list[tuple[int, bytes]]:
 
 def request_retry_failed(settings: Settings) -> int:
     ensure_topics(settings, [s for s in worker_topics(settings) if s.name == settings.decisions_topic])
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all"})
+    producer = Producer(settings.kafka.confluent_config(acks="all"))
     errors: list[str] = []
 
     def delivered(err: Any, _msg: Any) -> None:

@@ -63,6 +63,9 @@ class EmbeddedBroker:
     port: int = 0
     host: str = "127.0.0.1"
     log_path: Path | None = None
+    # The address clients are told to use, when something (a TLS terminator, a SASL proxy in
+    # tests) stands in front of the broker; unset: the listener itself.
+    advertised: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -79,7 +82,7 @@ class EmbeddedBroker:
             [
                 str(tansu_binary()), "broker",
                 "--listener-url", url,
-                "--advertised-listener-url", url,
+                "--advertised-listener-url", f"tcp://{self.advertised}" if self.advertised else url,
                 "--cluster-id", f"badges-{self.port}",
                 "--storage-engine", "memory://tansu/",
             ],

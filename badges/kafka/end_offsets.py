@@ -10,22 +10,24 @@ it returns the one last record, and the answer is the reported end.
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable, Mapping, TypeVar
+from typing import Mapping, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from badges.kafka.connection import KafkaConnection
 
 TPT = TypeVar("TPT", bound=TopicPartition)
 
 
 async def verified_end_offsets(
-    bootstrap: Iterable[str], reported: Mapping[TPT, int], timeout_s: float = 10.0
+    connection: KafkaConnection, reported: Mapping[TPT, int], timeout_s: float = 10.0
 ) -> dict[TPT, int]:
     ends = dict(reported)
     todo = {tp for tp, end in reported.items() if end and end > 0}
     if not todo:
         return ends
     probe = AIOKafkaConsumer(
-        bootstrap_servers=list(bootstrap), enable_auto_commit=False, group_id=None,
+        **connection.aiokafka_kwargs(), enable_auto_commit=False, group_id=None,
         fetch_max_wait_ms=100, max_partition_fetch_bytes=16 * 1024 * 1024,
     )
     await probe.start()

@@ -78,25 +78,23 @@ class Replayer:
         catalog = load_catalog()
         self.decoder = KafkaDecoder(catalog, registry=_registry(settings))
         self.config = compile_config(read_snapshot(settings), catalog)
-        self.consumer = Consumer({
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+        self.consumer = Consumer(settings.kafka.confluent_config(**{
             "group.id": f"{settings.app_id}-replay-{self.summary.replay_id}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
-        })
-        self.producer = Producer({
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+        }))
+        self.producer = Producer(settings.kafka.confluent_config(**{
             "acks": "all",
             "linger.ms": 5,
             "message.max.bytes": 8 * 1024 * 1024,
-        })
+        }))
         self._errors: list[str] = []
 
     def plan(self) -> Plan:
         starts: dict[TopicPartition, int] = {}
         ends: dict[TopicPartition, int] = {}
         for topic in self.topics:
-            meta = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
+            meta = self.settings.kafka.metadata(self.consumer, topic).topics.get(topic)
             if meta is None or meta.error is not None:
                 raise BrokerUnavailable(f"topic {topic} does not exist")
             for p in meta.partitions:
@@ -194,12 +192,11 @@ class Replayer:
     def wait_for_reports(self, timeout_s: float, on_report: Callable[[int], None] | None = None) -> ReplaySummary:
         """Collect the per-partition reports of this run (the workers have processed it all)."""
         s = self.summary
-        consumer = Consumer({
-            "bootstrap.servers": self.settings.kafka_bootstrap_servers,
+        consumer = Consumer(self.settings.kafka.confluent_config(**{
             "group.id": f"{self.settings.app_id}-replay-wait-{s.replay_id}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
-        })
+        }))
         consumer.assign([TopicPartition(self.settings.replay_reports_topic, 0, 0)])
         seen: set[int] = set()
         deadline = time.monotonic() + timeout_s
@@ -233,8 +230,6 @@ def prepare_topics(settings: Settings) -> None:
 
 
 def _registry(settings: Settings) -> Any:
-    if not settings.schema_registry_url:
-        return None
     from badges.wire.registry import SchemaRegistry
 
-    return SchemaRegistry(str(settings.schema_registry_url))
+    return SchemaRegistry.from_settings(settings)

@@ -39,14 +39,14 @@ def worker_topics(settings: Settings) -> list[TopicSpec]:
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    return AdminClient(settings.kafka.confluent_config())
 
 
 def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None, timeout: float = 15.0) -> list[str]:
     """Create the missing topics; returns the names created. Existing topics are left alone."""
     specs = worker_topics(settings) if specs is None else specs
     admin = admin_client(settings)
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    existing = set(settings.kafka.metadata(admin).topics)
     new = [
         NewTopic(
             s.name,

@@ -70,7 +70,7 @@ class DeadLetterTail(Service):
         s = self.rt.settings
         while not self.should_stop:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=s.kafka_bootstrap_servers.split(","),
+                **s.kafka.aiokafka_kwargs(),
                 client_id=f"{s.app_id}-web-dead-letters",
                 group_id=None,
                 enable_auto_commit=False,

@@ -104,6 +104,7 @@ def register(runtime: "Runtime") -> None:
         return json_response({
             "ready": not reasons,
             "reasons": reasons,
+            "problems": runtime.health.problems,  # the components' own, by key
             "app_id": runtime.settings.app_id,
             "config_generation": runtime.config.generation,
             "assigned_partitions": len(app.consumer.assignment()),

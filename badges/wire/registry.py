@@ -4,8 +4,11 @@ Only what the worker needs: fetch a writer schema by id (to resolve events produ
 newer openedx-events) and register our own output schemas. Results are cached for the life of
 the process: a schema id never changes meaning.
 
-Credentials may come in the URL (``https://user:secret@host``) or as arguments; they are sent
-as HTTP basic auth and never appear in reprs, logs or exception messages.
+Credentials come as arguments (BADGES_SCHEMA_REGISTRY_USERNAME / _PASSWORD, any characters:
+Confluent Cloud secrets hold ``/`` and ``+``), never in the URL, where they would have to be
+percent-encoded and would show wherever the URL does. They are sent as HTTP basic auth and never
+appear in reprs, logs or exception messages. A 401 or 403 is `RegistryAuthError`, a configuration
+error: retrying cannot fix it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -46,6 +49,10 @@ class RegistryRejected(RegistryError):
 
 class RegistryUnavailable(RegistryError):
     """No answer now (connection, timeout, 5xx, refused credentials): try again later."""
+
+
+class RegistryAuthError(RegistryError):
+    """The registry refused our credentials (401/403): a configuration error, not an outage."""
 
 
 class _Transient(RegistryUnavailable):
@@ -87,18 +94,6 @@ def schema_string(schema: Mapping[str, Any] | str) -> str:
     return schema
 
 
-def _split_credentials(url: str) -> tuple[str, aiohttp.BasicAuth | None]:
-    parts = urlsplit(url)
-    if parts.username is None:
-        return url.rstrip("/"), None
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    auth = aiohttp.BasicAuth(parts.username, parts.password or "")
-    return clean.rstrip("/"), auth
-
-
 class SchemaRegistry:
     def __init__(
         self,
@@ -110,10 +105,8 @@ class SchemaRegistry:
         attempts: int = 3,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        self._base, auth = _split_credentials(str(url))
-        if username is not None:
-            auth = aiohttp.BasicAuth(username, password or "")
-        self._auth = auth
+        self._base = str(url).rstrip("/")
+        self._auth = aiohttp.BasicAuth(username, password or "") if username is not None else None
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._attempts = max(1, attempts)
         # Without a caller's session each request gets its own: requests are rare (once per
@@ -124,9 +117,17 @@ class SchemaRegistry:
         self._inflight: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._registered: dict[tuple[str, str], int] = {}
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> "SchemaRegistry | None":
+        """The registry of BADGES_SCHEMA_REGISTRY_*, or None when none is configured."""
+        if not settings.schema_registry_url:
+            return None
+        password = settings.schema_registry_password
+        return cls(str(settings.schema_registry_url), username=settings.schema_registry_username,
+                   password=password.get_secret_value() if password is not None else None)
+
     @property
     def url(self) -> str:
-        """The base URL without credentials."""
         return self._base
 
     def __repr__(self) -> str:
@@ -196,15 +197,17 @@ class SchemaRegistry:
             self._by_id.setdefault(schema_id, json.loads(text))
         return schema_id
 
-    @staticmethod
-    def _raise_for(status: int, body: Any, what: str, client_error: type[RegistryError]) -> None:
+    def _raise_for(self, status: int, body: Any, what: str, client_error: type[RegistryError]) -> None:
         if 200 <= status < 300:
             return
         message = ""
         if isinstance(body, dict):
             message = f" (error {body.get('error_code')}: {str(body.get('message', ''))[:200]})"
         if status in (401, 403):
-            raise RegistryUnavailable(f"{what}: the registry refused our credentials ({status})")
+            raise RegistryAuthError(
+                f"schema registry at {self._base} refused our credentials ({status}) on {what}: "
+                "check BADGES_SCHEMA_REGISTRY_USERNAME / BADGES_SCHEMA_REGISTRY_PASSWORD"
+            )
         if status >= 500:
             raise _Transient(f"{what}: registry error {status}{message}")
         raise client_error(f"{what}: HTTP {status}{message}")

@@ -117,6 +117,40 @@ def wait_badges(stack: Stack, user_ids: range | list[int], timeout: float = 60.0
     return wait_until(all_there, timeout=timeout, interval=0.2, what=f"badges for {len(user_ids)} learners")
 
 
+@pytest.fixture
+def acl_user(rds: redis.Redis) -> Iterator[tuple[str, str]]:
+    """A Redis ACL user of its own (not ``default``), with a password a URL must percent-encode."""
+    user, password = f"badges-it-{uuid.uuid4().hex[:6]}", "p/w+:@%-" + uuid.uuid4().hex[:8]
+    rds.acl_setuser(user, enabled=True, passwords=[f"+{password}"], keys=["*"], channels=["*"], commands=["+@all"])
+    yield user, password
+    rds.acl_deluser(user)
+
+
+def test_rediss_with_an_acl_user(stack: Stack, rds: redis.Redis, acl_user: tuple[str, str], tmp_path: Any) -> None:
+    """BADGES_REDIS_URL=rediss://user:password@... verified with BADGES_REDIS_SSL_CA_FILE (SPEC §9)."""
+    from urllib.parse import quote
+
+    from tests.support.tls import TlsTerminator, make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    tls = TlsTerminator(pki, "127.0.0.1:6379").start()
+    user, password = acl_user
+    bus = Bus(stack, rds, url=f"rediss://{quote(user, safe='')}:{quote(password, safe='')}@{tls.address}/0")
+    try:
+        worker = bus.start_worker(BADGES_REDIS_SSL_CA_FILE=str(pki.ca))
+        assert worker.health()["redis_ingest"]["ready"]
+        bus.add(bus.passing(451))
+        assert wait_badges(stack, [451]) == {email(451): 1}
+        assert password not in worker.log_path.read_text()
+        clients = rds.client_list()
+        assert any(c.get("user") == user for c in clients)  # it is the ACL user that reads
+    finally:
+        for w in stack.workers:
+            w.stop()
+        tls.stop()
+        rds.delete(bus.stream)
+
+
 def test_entries_in_the_redis_layout_complete_a_template_once(bus: Bus) -> None:
     # written before the worker exists: a new group starts at the stream's retained history
     history = bus.passing(401)

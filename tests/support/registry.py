@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import fastavro
-from aiohttp import web
+from aiohttp import BasicAuth, web
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
@@ -55,8 +55,11 @@ def _canonical(text: str, schema_type: str) -> str:
 
 
 class StandInRegistry:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", credentials: tuple[str, str] | None = None) -> None:
         self._host = host
+        # when set, every request needs HTTP basic auth with this (username, password), as
+        # Confluent Cloud's registry does; otherwise 401
+        self.credentials = credentials
         self._port: int | None = None
         self._state = _State()
         self._lock = threading.Lock()
@@ -180,10 +183,21 @@ class StandInRegistry:
             await asyncio.sleep(self.delay_s)
         if self.fail_with is not None:
             return _error(self.fail_with, self.fail_with * 100, "stand-in failure")
+        if self.credentials is not None and not self._authorized(request.headers.get("Authorization")):
+            return _error(401, 40101, "Unauthorized")
         try:
             return await handler(request)
         except web.HTTPNotFound:
             return _error(404, 404, "HTTP 404 Not Found")
+
+    def _authorized(self, header: str | None) -> bool:
+        if header is None or not header.startswith("Basic "):
+            return False
+        try:
+            auth = BasicAuth.decode(header)
+        except ValueError:
+            return False
+        return (auth.login, auth.password) == self.credentials
 
     def _stored_id(self, request: web.Request) -> _Stored | None:
         try:

@@ -54,6 +54,9 @@ class Stack:
     emulator: EmulatorServer
     partitions: int = 4
     workers: list[WorkerProcess] = field(default_factory=list)
+    # BADGES_KAFKA_* connection variables (TLS, SASL) for every command, worker and the test's
+    # own clients; empty: plaintext
+    security: dict[str, str] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:
@@ -61,6 +64,7 @@ class Stack:
             kafka_bootstrap_servers=self.bootstrap, app_id=self.app_id, partitions=self.partitions,
             credly_api_url=self.emulator.api_url, data_dir=self.workdir,
             event_bus_topic_prefix=self.app_id,
+            **{k.removeprefix("BADGES_").lower(): v for k, v in self.security.items()},
         )
 
     @property
@@ -76,6 +80,7 @@ class Stack:
             "BADGES_CREDLY_TIMEOUT_S": "2",
             "BADGES_CREDLY_BACKOFF_MAX_S": "0.5",
             TOKEN_ENV: TOKEN,
+            **self.security,
         }
         return worker_env(self.bootstrap, self.app_id, self.workdir, **{**defaults, **extra})
 
@@ -116,8 +121,8 @@ class Stack:
     # --- events -------------------------------------------------------------------------------
 
     def producer(self) -> Producer:
-        return Producer({"bootstrap.servers": self.bootstrap, "acks": "all", "linger.ms": 2,
-                         "partitioner": "murmur2_random"})
+        return Producer(self.settings.kafka.confluent_config(**{"acks": "all", "linger.ms": 2,
+                                                                "partitioner": "murmur2_random"}))
 
     def send(self, messages: Iterable[Any], topic: str | None = None) -> int:
         producer = self.producer()
@@ -139,8 +144,8 @@ class Stack:
 
     def read(self, topic: str, min_count: int = 1, timeout: float = 30.0) -> list[Any]:
         """Messages of a topic from the beginning, waiting until at least ``min_count``."""
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"t-{uuid.uuid4()}",
-                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        consumer = Consumer(self.settings.kafka.confluent_config(**{
+            "group.id": f"t-{uuid.uuid4()}", "auto.offset.reset": "earliest", "enable.auto.commit": False}))
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
         out: list[Any] = []
@@ -178,8 +183,10 @@ class Stack:
         return wait_until(check, timeout=timeout, interval=0.2, what=what)  # type: ignore[no-any-return]
 
 
-def make_stack(bootstrap: str, workdir: Path, templates: Iterable[tuple[str, str]], name: str) -> Stack:
+def make_stack(bootstrap: str, workdir: Path, templates: Iterable[tuple[str, str]], name: str,
+               security: dict[str, str] | None = None) -> Stack:
     emulator = EmulatorServer(seed(templates)).start_in_thread()
-    stack = Stack(bootstrap=bootstrap, app_id=f"it-{name}-{uuid.uuid4().hex[:6]}", workdir=workdir, emulator=emulator)
+    stack = Stack(bootstrap=bootstrap, app_id=f"it-{name}-{uuid.uuid4().hex[:6]}", workdir=workdir, emulator=emulator,
+                  security=dict(security or {}))
     ensure_topics(stack.settings)
     return stack

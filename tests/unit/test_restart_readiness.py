@@ -11,7 +11,7 @@ import pytest
 
 from badges import compat
 from badges.config.entities import Organization, Template, encode_entity, entity_key
-from badges.health import Problems, crashed_services, not_ready_reasons
+from badges.health import Health, crashed_services, not_ready_reasons
 from badges.schemas.catalog import load_catalog
 from badges.tables.config_view import ConfigView
 
@@ -58,7 +58,7 @@ async def test_waiting_for_the_configuration_ends_when_it_is_loaded() -> None:
 
 
 def runtime(*, loaded: bool = True, recovered: bool = True, rebalancing: bool = False,
-            in_recovery: bool = False, joined: bool | None = True, problems: Problems | None = None) -> Any:
+            in_recovery: bool = False, joined: bool | None = True, health: Health | None = None) -> Any:
     completed = asyncio.Event()
     if recovered:
         completed.set()
@@ -70,7 +70,7 @@ def runtime(*, loaded: bool = True, recovered: bool = True, rebalancing: bool = 
         services["kafka_ingest"] = SimpleNamespace(joined=joined)
     app = SimpleNamespace(tables=SimpleNamespace(recovery=SimpleNamespace(completed=completed)),
                           rebalancing=rebalancing, in_recovery=in_recovery, crashed=False)
-    return SimpleNamespace(app=app, config=config, services=services, problems=problems or Problems(),
+    return SimpleNamespace(app=app, config=config, services=services, health=health or Health(),
                            settings=SimpleNamespace(config_topic="badges-config"))
 
 
@@ -84,11 +84,11 @@ def test_ready_only_when_configuration_partitions_tables_and_ingestion_are() -> 
 
 
 def test_components_report_their_own_reasons_and_clear_them() -> None:
-    problems = Problems()
-    rt = runtime(problems=problems)
-    problems.set("schema registry", "401 Unauthorized: check BADGES_SCHEMA_REGISTRY_USERNAME")
-    assert not_ready_reasons(rt) == ["schema registry: 401 Unauthorized: check BADGES_SCHEMA_REGISTRY_USERNAME"]
-    problems.clear("schema registry")
+    health = Health()
+    rt = runtime(health=health)
+    health.set_problem("schema_registry", "schema registry refused our credentials (401)")
+    assert not_ready_reasons(rt) == ["schema registry refused our credentials (401)"]
+    health.clear("schema_registry")
     assert not_ready_reasons(rt) == []
 
 

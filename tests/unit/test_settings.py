@@ -25,7 +25,7 @@ def test_spec_defaults() -> None:
     assert s.input_topic_names == ["learning-badges-lifecycle"]
     assert s.schema_registry_url is None
     assert s.credly_base == "https://sandbox-api.credly.com/v1/"
-    assert s.redis_url == "redis://127.0.0.1:6379/0"
+    assert s.redis_connection() == ("redis://127.0.0.1:6379/0", {})
     assert s.web_port == 6066
     assert s.admin_token is None
     assert str(s.data_dir) == "data"
@@ -57,3 +57,13 @@ def test_admin_token_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BADGES_ADMIN_TOKEN", "s3cret-admin-token")
     s = load_settings()
     assert "s3cret-admin-token" not in repr(s) and "s3cret-admin-token" not in str(s.model_dump())
+
+
+def test_redis_url_with_password_and_tls_ca(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BADGES_REDIS_URL", "rediss://badges:s3cr%2Fet@redis.example:6380/2")
+    monkeypatch.setenv("BADGES_REDIS_SSL_CA_FILE", "/etc/ssl/redis-ca.pem")
+    s = load_settings()
+    assert s.redis_connection() == ("rediss://badges:s3cr%2Fet@redis.example:6380/2", {"ssl_ca_certs": "/etc/ssl/redis-ca.pem"})
+    assert "s3cr" not in repr(s)
+    monkeypatch.setenv("BADGES_REDIS_URL", "redis://badges:pw@redis.example:6379/0")
+    assert load_settings().redis_connection()[1] == {}  # no TLS: the CA file means nothing

@@ -21,7 +21,7 @@ from badges.wire.decode import KafkaDecoder
 from badges.wire.errors import BadInput
 from badges.wire.framing import frame
 from badges.wire.registry import (
-    RegistryRejected, RegistryUnavailable, SchemaRegistry, UnknownSchemaId, UnusableSchema,
+    RegistryAuthError, RegistryRejected, RegistryUnavailable, SchemaRegistry, UnknownSchemaId, UnusableSchema,
     key_subject, value_subject,
 )
 from tests.support import openedx
@@ -171,14 +171,15 @@ async def test_server_errors_are_retried_then_unavailable(registry: StandInRegis
     assert registry.requests.count(("GET", "/schemas/ids/1")) == 3
 
 
-async def test_refused_credentials_are_unavailable_and_never_shown(registry: StandInRegistry) -> None:
+async def test_refused_credentials_are_a_configuration_error_never_shown(registry: StandInRegistry) -> None:
     registry.fail_with = 401
-    url = registry.url.replace("http://", "http://svc-user:s3cr3t-token@")
-    async with SchemaRegistry(url) as client:
+    async with SchemaRegistry(registry.url, username="svc-user", password="s3cr3t-token") as client:
         assert "s3cr3t" not in repr(client) and "s3cr3t" not in client.url
-        with pytest.raises(RegistryUnavailable) as info:
+        with pytest.raises(RegistryAuthError) as info:
             await client.get_schema(1)
-    assert "401" in str(info.value) and "s3cr3t" not in str(info.value)
+    assert not isinstance(info.value, RegistryUnavailable)  # not an outage: nobody retries it
+    assert "401" in str(info.value) and "BADGES_SCHEMA_REGISTRY_PASSWORD" in str(info.value)
+    assert "s3cr3t" not in str(info.value)
     assert registry.requests.count(("GET", "/schemas/ids/1")) == 1  # not retried
 
 
@@ -212,7 +213,7 @@ async def test_basic_auth_is_sent() -> None:
     await site.start()
     port = runner.addresses[0][1]
     try:
-        async with SchemaRegistry(f"http://user:pw@127.0.0.1:{port}") as client:
+        async with SchemaRegistry(f"http://127.0.0.1:{port}", username="user", password="pw") as client:
             await client.get_schema(1)
     finally:
         await runner.cleanup()
