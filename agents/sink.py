@@ -28,6 +28,7 @@ from badges.credly.models import IssueRequest
 from badges.credly.ratelimit import shared_rate_limit
 from badges.credly.tokens import MissingToken, token_lookup
 from badges.domain.engine import Decision
+from badges.faults import fault_point
 from badges.tables.writer import TableWriter
 from badges.wire.decisions import RETRY_FAILED, decode_message
 from badges.wire.envelope import learner_partition
@@ -184,6 +185,7 @@ class Sink:
         if not plans:
             return
         await self.rt.app.producer.flush()
+        fault_point("sink.after_intent_flush")
         # 2. calls, learners concurrently, each learner's decisions in order
         await asyncio.gather(*(
             self._carry_out(records, todo, {t: u for (k, t), u in unknown.items() if k == lkey})
@@ -224,6 +226,7 @@ class Sink:
         rec.update(organization=org, learner=learner, completed_at=d.event.time, decided_by=d.event.event_id,
                    decided_by_type=d.event.event_type, badge_uuid=badge_uuid(int(learner["id"]), template))
         outcome = await issue_once(self.client, org, request, outcome_unknown=unknown)
+        fault_point("sink.after_credly_call")
         rec["attempts"] = rec.get("attempts", 0) + outcome.attempts
         rec["updated"] = _now()
         if outcome.ok:
@@ -254,6 +257,7 @@ class Sink:
             metrics.REVOCATIONS.labels("not_issued").inc()
             return
         outcome = await revoke_once(self.client, org, badge_id, reason=self.rt.settings.revoke_reason)
+        fault_point("sink.after_credly_call")
         rec["attempts"] = rec.get("attempts", 0) + outcome.attempts
         if outcome.ok:
             await (await self.lifecycle.emit(REVOKED, learner, template, 0))

@@ -106,6 +106,7 @@ def faust_agent(args: argparse.Namespace) -> None:
         logging_config=None,
     )
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
+    app.kafka = settings.kafka
     topic = app.topic(args.topic, key_type=bytes, value_type=bytes, key_serializer="raw",
                       value_serializer="raw", partitions=args.partitions)
     schema = faust.Schema(key_type=bytes, value_type=int, key_serializer="raw", value_serializer="json")

@@ -56,7 +56,7 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         reported = await super()._highwaters(partitions)
         if self.consumer.in_transaction:
             return reported
-        return await verified_end_offsets(self.app.runtime.settings.kafka, reported)
+        return await verified_end_offsets(self.app.kafka, reported)
 
 
 class _TunedConsumer(faust_aiokafka.Consumer):
@@ -98,6 +98,7 @@ class _TunedTransport(faust_aiokafka.Transport):
 
 class BadgesApp(faust.App):
     runtime: "Runtime"
+    kafka: Any  # badges.kafka.connection.KafkaConnection: how every Kafka client connects
     fetch_max_wait_ms: int = 1500
     # (assignment, committed offsets) -> partitions to read from elsewhere (the progress agent's)
     resume_positions: Callable[[Any, set[Any], dict[Any, int | None]], Awaitable[dict[Any, int]]] | None = None
@@ -165,6 +166,7 @@ def build_app(settings: Settings) -> BadgesApp:
 
     app = BadgesApp(settings.app_id, **faust_settings(settings))
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
+    app.kafka = settings.kafka
     catalog = load_catalog()
     view = ConfigView(catalog)
     runtime = Runtime(settings=settings, app=app, catalog=catalog, config=view)

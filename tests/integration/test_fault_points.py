@@ -1,0 +1,76 @@
+"""Crashes at named points of the exactly-once path, by construction (``BADGES_FAULT_POINT``).
+
+For each fault point a worker (production store) runs the exactly-once workload
+(tests/support/exactly_once.py) until the point is reached and the process exits as if
+SIGKILLed; a worker started again on the same data dir finishes the work. The outcome must
+equal one clean pass of the engine: every badge issued once, revoked where it should be, and
+no committed learner-events offset past one that was never applied (the ledger).
+``consumer.before_resume_seek`` is reached on an assignment: it is armed for the second one,
+which a second worker joining the group causes while the first is busy.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from badges.faults import EXIT_STATUS, FAULT_ENV, LEDGER_ENV
+from tests.support.cluster import wait_until
+from tests.support.exactly_once import (
+    T_BOTH, T_ONE, check_badges, check_ledger, check_progress, config, expected_outcome, workload,
+)
+from tests.support.stack import Stack, make_stack
+
+LEARNERS = 40
+POINTS = {
+    # point -> the hit that kills (later hits leave some work done before the crash)
+    "progress.after_state_write": 3,
+    "progress.after_decisions": 3,
+    "sink.after_intent_flush": 2,
+    "sink.after_credly_call": 2,
+    "consumer.before_resume_seek": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+    s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("faults"), [(T_ONE, "One"), (T_BOTH, "Both")], "faults")
+    s.configure(config())
+    yield s
+    s.stop()
+    s.emulator.stop_thread()
+
+
+@pytest.mark.parametrize("point", list(POINTS))
+def test_a_crash_at_each_fault_point_loses_nothing_and_duplicates_nothing(stack: Stack, point: str) -> None:
+    first = 20_000 + 1000 * list(POINTS).index(point)  # each point its own learners
+    events = workload(stack, random.Random(first), learners=LEARNERS, first=first)
+    ledger: Path = stack.workdir / f"ledger-{point}.txt"
+    ledger.touch()
+    fault = {FAULT_ENV: f"{point}:{POINTS[point]}", LEDGER_ENV: str(ledger)}
+    name = f"w-{point}"
+    for running in stack.workers:
+        running.stop()
+    stack.workers.clear()
+    victim = stack.start_worker(name, **fault)
+    if point == "consumer.before_resume_seek":
+        stack.send(events[: len(events) // 2])
+        stack.start_worker(f"{name}-second", wait=False, **{LEDGER_ENV: str(ledger)})  # a rebalance
+        stack.send(events[len(events) // 2:])
+    else:
+        stack.send(events)
+    assert victim.proc is not None
+    wait_until(lambda: victim.proc.poll() is not None, timeout=90, what=f"the worker to reach {point}")
+    assert victim.proc.returncode == EXIT_STATUS
+    assert f"fault point {point} reached" in victim.log_path.read_text()
+    stack.workers.remove(victim)
+    stack.start_worker(name, **{LEDGER_ENV: str(ledger)})  # the same data dir, no fault
+
+    states, awarded, revoked = expected_outcome(stack, events)
+    assert awarded and revoked, "the workload must award and revoke"
+    check_progress(stack, states)
+    check_badges(stack, awarded, revoked, learners=range(first, first + LEARNERS))
+    wait_until(lambda: check_ledger(stack, ledger) > 0, timeout=30, what="committed learner-events offsets")
