@@ -233,6 +233,17 @@ def _awarded_record(tpl: CompiledTemplate, event: LearnerEvent) -> BadgeRecord:
     return badge
 
 
+def _configured(templates: dict[str, TemplateProgress], config: CompiledConfig
+                ) -> dict[str, TemplateProgress]:
+    """The progress of templates still configured: a deleted template's (SPEC §8 removal) is
+    dropped when the learner's state is next written. Only written states are touched, and only
+    after an event matched the configuration, so a worker whose configuration is not loaded
+    yet never drops anything."""
+    if all(uuid in config.templates for uuid in templates):
+        return templates
+    return {uuid: p for uuid, p in templates.items() if uuid in config.templates}
+
+
 class _Pass:
     """One event's decisions: each (template, action) at most once, new or re-emitted."""
 
@@ -469,7 +480,7 @@ def apply_event(
     new_state: LearnerState = {
         "v": STATE_VERSION,
         "learner": identity,
-        "templates": {**templates_in, **updates},
+        "templates": {**_configured(templates_in, config), **updates},
     }
     return Outcome(new_state, decisions, True, len(reqs), len(pens), False, added)
 
@@ -517,5 +528,6 @@ def apply_manual(state: LearnerState | None, config: CompiledConfig, event: Lear
     run.cascade()
     if not run.updates:
         return Outcome(state, run.decisions, False, already_applied=bool(run.decisions), note=note)
-    new_state: LearnerState = {**state, "templates": {**templates_in, **run.updates}}
+    new_state: LearnerState = {**state, "templates": {**_configured(templates_in, config),
+                                                      **run.updates}}
     return Outcome(new_state, run.decisions, True, note=note)

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.configs import config_yaml, failing, passing, penalty, requirement, template
 from tests.support.openedx import COURSE_PASSING, DEMO_COURSE
-from tests.support.stack import Stack, make_stack
+from tests.support.stack import ORG, Stack, make_stack
 
 FOUNDATIONS = "7d4f6a52-0000-4000-8000-0000000001aa"
 ADVANCED = "7d4f6a52-0000-4000-8000-0000000001bb"
@@ -106,3 +106,15 @@ def test_manual_award_through_the_admin_api_cascades_to_the_badge_of_badges(stac
                         headers={"Authorization": f"Bearer {ADMIN}"}).json()
     [found] = [t for t in learner["templates"] if t["template"] == FOUNDATIONS]
     assert (found["badge"]["cause"], found["badge"]["reason"]) == ("manual", "transfer credit")
+
+
+def test_template_delete_and_org_remove_are_refused_while_in_use_then_tombstone(stack: Stack) -> None:
+    """Last of the module: it deletes the Electives template."""
+    active = stack.cli("template", "delete", ELECTIVES, check=False)
+    assert active.returncode != 0 and "deactivate it first" in active.stderr
+    org = stack.cli("org", "remove", ORG, check=False)
+    assert org.returncode != 0 and "delete them first" in org.stderr
+    stack.cli("template", "deactivate", ELECTIVES)
+    assert "removed" in stack.cli("template", "delete", ELECTIVES).stdout
+    exported = stack.cli("config", "export").stdout
+    assert ELECTIVES not in exported and FOUNDATIONS in exported

@@ -246,3 +246,13 @@ def test_a_configuration_with_a_cycle_still_compiles_and_never_loops():
     cfg = compile_templates(a, b)
     assert any("cycle" in p for p in cfg.problems) and cfg.dependents == {}
     assert run(cfg, [passing(1, DEMO, t=1)]).awards() == []
+
+
+def test_progress_of_a_deleted_template_is_dropped_at_the_next_write():
+    kept = template([_course("a", DEMO), _course("b", OTHER)])
+    deleted = template([_course("c", DEMO), _course("d", THIRD)])
+    r = run(compile_templates(kept, deleted), [passing(1, DEMO, t=1)])
+    assert set(r.states[1]["templates"]) == {kept.uuid, deleted.uuid}
+    r.config = compile_templates(kept)  # the deleted template's tombstone applied
+    r.feed(passing(1, OTHER, t=2))
+    assert set(r.states[1]["templates"]) == {kept.uuid}
