@@ -108,6 +108,22 @@ def test_manual_award_through_the_admin_api_cascades_to_the_badge_of_badges(stac
     assert (found["badge"]["cause"], found["badge"]["reason"]) == ("manual", "transfer credit")
 
 
+def test_the_web_view_shows_n_of_m_counts_dependencies_and_the_new_settings(stack: Stack) -> None:
+    def page(path: str) -> str:
+        answer = httpx.get(f"{stack.workers[0].url}{path}", timeout=10,
+                           headers={"Authorization": f"Bearer {ADMIN}"})
+        assert answer.status_code == 200, answer.text
+        return answer.text
+
+    learner = page("/learners/201")  # two electives of three
+    assert "2 of 2 needed (of 3)" in learner and "Expires" in learner
+    assert "Depends on the badge" in page("/learners/204") and "(held)" in page("/learners/204")
+    electives = page(f"/templates/{ELECTIVES}")
+    assert "P365D" in electives and "2 of 3" in electives
+    advanced = page(f"/templates/{ADVANCED}")
+    assert f"Badge of <a href=\"/templates/{FOUNDATIONS}\">" in advanced
+    assert ADVANCED in page(f"/templates/{FOUNDATIONS}")  # required by
+
 def test_template_delete_and_org_remove_are_refused_while_in_use_then_tombstone(stack: Stack) -> None:
     """Last of the module: it deletes the Electives template."""
     active = stack.cli("template", "delete", ELECTIVES, check=False)
