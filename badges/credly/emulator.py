@@ -40,7 +40,7 @@ _REQUIRED = ("recipient_email", "issued_to_first_name", "issued_to_last_name",
 
 
 def demo_seed() -> dict[str, Any]:
-    """One organization (the SPEC's example uuid) with two active and one archived template."""
+    """One organization (the SPEC's example uuid) with three active and one archived template."""
     return {
         "organizations": [{"uuid": DEMO_ORG, "name": "Demo Organization", "token": DEMO_TOKEN}],
         "templates": [
@@ -53,6 +53,9 @@ def demo_seed() -> dict[str, Any]:
             {"uuid": "7d4f6a52-0000-4000-8000-0000000000cc", "org": DEMO_ORG,
              "name": "Retired Badge", "description": "No longer issued",
              "image_url": None, "state": "archived"},
+            {"uuid": "7d4f6a52-0000-4000-8000-0000000000dd", "org": DEMO_ORG,
+             "name": "Demo Graduate", "description": "The Demo badge and two electives",
+             "image_url": "https://example.com/badges/graduate.png", "state": "active"},
         ],
     }
 

@@ -92,10 +92,14 @@ def test_sample_configuration_validates():
     doc = result.document
     assert [o.uuid for o in doc.organizations] == [ORG]
     assert [o.api_key_env for o in doc.organizations] == ["CREDLY_TOKEN_ACME"]
-    assert [t.uuid for t in doc.templates] == [TPL_A, TPL_B]
+    assert [t.uuid for t in doc.templates] == [TPL_A, TPL_B, "7d4f6a52-0000-4000-8000-0000000000dd"]
     other = doc.templates[1]
     assert [(r.id, r.group) for r in other.requirements] == [
         ("other", "A"), ("other-ccx", "A"), ("other-certificate", "B")]
+    graduate = doc.templates[2]  # the SPEC §8 keys
+    assert (graduate.groups["electives"].min, graduate.complete_within, graduate.expires_after) == (
+        2, "P180D", "P365D")
+    assert graduate.requirements[0].badge == TPL_A
 
 
 BAD = """\
