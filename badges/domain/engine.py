@@ -26,8 +26,7 @@ from typing import Any, ClassVar, Literal
 
 from badges.domain.events import Learner, LearnerEvent
 from badges.domain.matching import render, resolve
-from badges.domain.model import CompiledConfig, Penalty, Requirement
-from badges.domain.model import CompiledTemplate
+from badges.domain.model import CompiledConfig, CompiledTemplate, Penalty, Requirement
 from badges.domain.progress import (
     STATE_VERSION,
     BadgeRecord,
@@ -202,7 +201,7 @@ def held_badges(tpl: CompiledTemplate, view: dict[str, TemplateProgress], t: int
     return out
 
 
-def _counted_time(rec: Any, t: int) -> int:
+def counted_time(rec: Any, t: int) -> int:
     """The newest matching event of a fulfillment known up to ``t`` (the first one when a newer
     one arrived out of order: only the first and the newest are kept)."""
     latest = rec["latest_us"]
@@ -220,7 +219,7 @@ def _complete(tpl: CompiledTemplate, fulfilled: dict[str, Any], held: dict[str, 
         lower = start if lower is None else max(lower, start)
     if not windowed or lower is None:
         return tpl.is_complete(fulfilled.keys() | held.keys() if held else fulfilled)
-    counted = {rid for rid, rec in fulfilled.items() if lower <= _counted_time(rec, t) <= t}
+    counted = {rid for rid, rec in fulfilled.items() if lower <= counted_time(rec, t) <= t}
     return tpl.is_complete(counted | held.keys())
 
 

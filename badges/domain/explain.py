@@ -7,21 +7,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from badges.domain.engine import held_badges
+from badges.domain.engine import counted_time, held_badges
 from badges.domain.model import CompiledConfig, CompiledTemplate, Requirement
 from badges.domain.progress import LearnerState, TemplateProgress
 from badges.wire.timeparse import us_to_iso
 
 
 def _requirement_view(req: Requirement, progress: TemplateProgress | None,
-                      held: dict[str, int], aged_before: int | None) -> dict[str, Any]:
+                      held: dict[str, int], aged_before: int | None, now_us: int) -> dict[str, Any]:
     """``aged_before``: fulfillments whose newest event is older no longer count
     (complete_within); ``held``: the badge requirements fulfilled now (badge of badges)."""
     fulfilled = progress["fulfilled"] if progress else {}
     resets = progress["resets"] if progress else {}
     rec = fulfilled.get(req.id)
     aged_out = (rec is not None and aged_before is not None
-                and rec["latest_us"] < aged_before)
+                and counted_time(rec, now_us) < aged_before)
     return {
         "id": req.id,
         "description": req.description,
@@ -44,14 +44,15 @@ def explain_template(
     """``view``: the learner's progress of every template (for badge requirements); ``now_us``:
     the time fulfillments age out against (complete_within); None: none ages out."""
     fulfilled = progress["fulfilled"] if progress else {}
-    held = held_badges(template, view or {}, now_us if now_us is not None else 0)
+    now = now_us if now_us is not None else 0
+    held = held_badges(template, view or {}, now)
     aged_before = (now_us - template.complete_within_us
                    if now_us is not None and template.complete_within_us is not None else None)
     groups = []
     counted: set[str] = set(held)
     for group in template.groups:
         reqs = [r for r in template.requirements if r.group == group.key]
-        views = [_requirement_view(r, progress, held, aged_before) for r in reqs]
+        views = [_requirement_view(r, progress, held, aged_before, now) for r in reqs]
         count = sum(1 for v in views if v["fulfilled"])
         counted.update(v["id"] for v in views if v["fulfilled"])
         groups.append(
