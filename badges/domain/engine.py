@@ -232,6 +232,15 @@ def _awarded_record(tpl: CompiledTemplate, event: LearnerEvent) -> BadgeRecord:
     return badge
 
 
+def _revoked_record(badge: BadgeRecord, event: LearnerEvent) -> BadgeRecord:
+    """The badge revoked by ``event``; an operator's cause and reason describe only the change
+    they made, so a revocation by processing drops them."""
+    revoked: BadgeRecord = {**badge, "status": "revoked", "revoked_by": event_record(event)}
+    revoked.pop("cause", None)
+    revoked.pop("reason", None)
+    return revoked
+
+
 def _configured(templates: dict[str, TemplateProgress], config: CompiledConfig
                 ) -> dict[str, TemplateProgress]:
     """The progress of templates still configured: a deleted template's (SPEC §8 removal) is
@@ -322,10 +331,7 @@ class _Pass:
                 elif (action == "revoke" and _holds(badge, t)
                       and not _complete(tpl, fulfilled, held, t, windowed=False)):
                     assert badge is not None
-                    new_badge = {**badge, "status": "revoked",
-                                 "revoked_by": event_record(self.event)}
-                    new_badge.pop("cause", None)
-                    new_badge.pop("reason", None)
+                    new_badge = _revoked_record(badge, self.event)
                     self.revoke(tpl, badge, cause)
                 elif badge is not None and self.re_emit(tpl, badge, cause):
                     work.append((uuid, action))
@@ -440,12 +446,10 @@ def apply_event(
                     new_badge["key_fields"] = key_fields
                 run.award(tpl, new_badge, tuple(r.id for r in completing), badge is not None)
         if new_badge is not None:
-            pass
+            pass  # awarded (or renewed) by this event
         elif (badge is not None and _holds(badge, t) and reset_any
               and not _complete(tpl, final_f, held, t, windowed=False)):
-            new_badge = {**badge, "status": "revoked", "revoked_by": event_record(event)}
-            new_badge.pop("cause", None)
-            new_badge.pop("reason", None)
+            new_badge = _revoked_record(badge, event)
             run.revoke(tpl, badge, tuple(p.id for p in tpens))
         elif badge is not None:  # awarded, or revoked (never awarded again by processing)
             # The awarding event applied again, re-emitted even once the badge is revoked: a
@@ -513,8 +517,7 @@ def apply_manual(state: LearnerState | None, config: CompiledConfig, event: Lear
         new_badge = {**_awarded_record(tpl, event), "cause": "manual", "reason": reason}
         run.award(tpl, new_badge, ("manual",), badge is not None, reason)
     elif badge is not None and badge["status"] == "awarded":
-        new_badge = {**badge, "status": "revoked", "revoked_by": event_record(event),
-                     "cause": "manual", "reason": reason}
+        new_badge = {**_revoked_record(badge, event), "cause": "manual", "reason": reason}
         run.revoke(tpl, badge, ("manual",), reason)
     else:
         note = f"learner {event.learner.id} has no badge of {uuid} to revoke"

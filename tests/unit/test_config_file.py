@@ -503,3 +503,19 @@ def test_rule_less_requirement_on_a_frequent_event_type_is_a_warning():
                         "        description", "event_type: org.openedx.learning.certificate.created.v1\n"
                         "        description")
     assert check_file(rare, CATALOG).warnings == []
+
+
+def test_config_validate_prints_warnings_and_exits_zero(tmp_path):
+    from typer.testing import CliRunner
+
+    from badges.cli.main import app
+
+    path = tmp_path / "rule-less.yaml"
+    path.write_text(SPEC_EXAMPLE.replace(
+        "        rules:\n          - {key_path: is_passing, operator: \"=\", value: \"false\"}\n"
+        "          - {key_path: course.course_key, operator: \"=\", value: \"course-v1:OpenedX+DemoX+Demo_Course\"}\n",
+        ""))
+    result = CliRunner().invoke(app, ["config", "validate", "--offline", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and "templates[0].penalties[0].rules" in result.output
+    assert "valid" in result.output
