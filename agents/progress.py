@@ -111,6 +111,8 @@ class ProgressProcessor:
             key = learner_key(ev.learner.id)
             state = dirty[key] if key in dirty else load_state(get(key))
             outcome = apply_event(state, config, ev)
+            if outcome.note:  # a manual command that changed nothing, and why
+                log.warning("manual %s: %s", ev.event_type, outcome.note)
             matched_req += outcome.matched_requirements
             matched_pen += outcome.matched_penalties
             added += outcome.fulfillments_added

@@ -24,7 +24,7 @@ from badges import metrics
 from badges.agents.lifecycle import AWARDED, REVOKED, LifecycleEmitter, badge_uuid
 from badges.credly.metered import MeteredCredlyClient
 from badges.credly.issuer import find_issued, issue_once, revoke_once
-from badges.credly.models import IssueRequest
+from badges.credly.models import IssueRequest, evidence_summary
 from badges.credly.ratelimit import shared_rate_limit
 from badges.credly.tokens import MissingToken, token_lookup
 from badges.domain.engine import Decision
@@ -88,16 +88,19 @@ def stale_intents(
     return work, younger
 
 
-def needs_call(rec: dict[str, Any] | None, action: str) -> bool:
+def needs_call(rec: dict[str, Any] | None, action: str, renewal_of: str | None = None) -> bool:
     """Whether Credly must still be called for an award/revoke, from the outcomes recorded.
 
     Only outcomes count, never intents: after a crash the batch that recorded an award's and a
     revoke's intents is delivered again, and its award must still be issued (the revoke that
     follows takes it back, as in a run without the crash). A revoke carried out (status
-    ``revoked``) or failed makes every later award of the badge a no-op.
+    ``revoked``) or failed makes every later award of the badge a no-op, except a renewal
+    (``renewal_of``: its event id; SPEC §8 expiry or manual award) not carried out yet.
     """
     status = rec.get("status") if rec else None
     if action == "award":
+        if renewal_of is not None and rec and rec.get("decided_by") != renewal_of:
+            return True
         if status in (ISSUED, REVOKED_ST, REVOKE_FAILED):
             metrics.AWARDS.labels("duplicate_skipped").inc()
             return False
@@ -106,6 +109,10 @@ def needs_call(rec: dict[str, Any] | None, action: str) -> bool:
         metrics.REVOCATIONS.labels("duplicate_skipped").inc()
         return False
     return True
+
+
+def _renewal(d: Decision) -> str | None:
+    return d.event.event_id if d.action == "award" and d.renewal else None
 
 
 class Sink:
@@ -165,7 +172,7 @@ class Sink:
         unknown: dict[tuple[bytes, str], bool] = {}  # an earlier attempt's outcome is unknown
         for lkey, (partition, decisions) in work.items():
             records = self.load(lkey)
-            todo = [d for d in decisions if needs_call(records.get(d.template), d.action)]
+            todo = [d for d in decisions if needs_call(records.get(d.template), d.action, _renewal(d))]
             if not todo:
                 # carried out already: an intent left over from before is done too
                 done = [records[d.template].pop("pending", None) for d in decisions if d.template in records]
@@ -202,14 +209,15 @@ class Sink:
         async with self.slots:
             for d in decisions:
                 rec = records.setdefault(d.template, {})
-                if not needs_call(rec, d.action):  # carried out by an earlier decision of this batch
+                if not needs_call(rec, d.action, _renewal(d)):  # carried out earlier in this batch
                     continue
                 learner = d.to_dict()["learner"]
                 try:
                     if d.action == "award":
                         await self._issue(rec, learner, d, unknown.get(d.template, False))
                     else:
-                        await self._revoke(rec, learner, d.template, d.organization, d.event.event_id)
+                        await self._revoke(rec, learner, d.template, d.organization, d.event.event_id,
+                                           d.reason)
                 except MissingToken as exc:
                     rec.update(status=FAILED if d.action == "award" else REVOKE_FAILED, last_error=str(exc),
                                error_type="MissingToken", updated=_now())
@@ -221,8 +229,13 @@ class Sink:
         template, org = d.template, d.organization
         request = IssueRequest.for_learner(
             email=learner["email"], full_name=learner["name"], username=learner["username"],
-            badge_template_id=template, completed_at=d.event.time,
+            badge_template_id=template, completed_at=d.event.time, earner_id=learner["id"],
+            expires_at=d.expires_at, evidence=evidence_summary(self._cause_names(d), d.event.time),
         )
+        if d.renewal and rec.get("decided_by") != d.event.event_id:
+            rec.pop("credly_id", None)  # the earlier badge (expired or revoked) stays as it was
+        rec.update(expires_at=d.expires_at, cause="manual" if d.cause == ("manual",) else None,
+                   reason=d.reason or None)
         rec.update(organization=org, learner=learner, completed_at=d.event.time, decided_by=d.event.event_id,
                    decided_by_type=d.event.event_type, badge_uuid=badge_uuid(int(learner["id"]), template))
         outcome = await issue_once(self.client, org, request, outcome_unknown=unknown)
@@ -240,15 +253,24 @@ class Sink:
                        in_flight=False, outcome_unknown=outcome.outcome_unknown)
             metrics.AWARDS.labels("failed").inc()
 
-    async def _revoke(self, rec: dict[str, Any], learner: dict[str, Any], template: str, org: str, event_id: str) -> None:
+    def _cause_names(self, d: Decision) -> list[str]:
+        """The requirements that completed the template, by description where there is one."""
+        tpl = self.rt.config.compiled().templates.get(d.template)
+        names = {r.id: r.description or r.id for r in tpl.requirements} if tpl else {}
+        return [names.get(c, c) for c in d.cause]
+
+    async def _revoke(self, rec: dict[str, Any], learner: dict[str, Any], template: str, org: str, event_id: str,
+                      reason: str = "") -> None:
         rec.update(revoked_by=event_id, updated=_now())
+        if reason:
+            rec.update(cause="manual", reason=reason)
         badge_id = rec.get("credly_id")
         if badge_id is None and (rec.get("in_flight") or rec.get("outcome_unknown")) and rec.get("learner"):
             # an issue whose outcome is unknown: Credly may hold the badge
             request = IssueRequest.for_learner(
                 email=rec["learner"]["email"], full_name=rec["learner"]["name"],
                 username=rec["learner"]["username"], badge_template_id=template,
-                completed_at=rec.get("completed_at") or _now(),
+                completed_at=rec.get("completed_at") or _now(), earner_id=rec["learner"].get("id"),
             )
             found = await find_issued(self.client, org, request)
             badge_id = found.id if found else None
@@ -256,7 +278,7 @@ class Sink:
             rec.update(status=REVOKED_ST, credly_state=None, in_flight=False, outcome_unknown=False)
             metrics.REVOCATIONS.labels("not_issued").inc()
             return
-        outcome = await revoke_once(self.client, org, badge_id, reason=self.rt.settings.revoke_reason)
+        outcome = await revoke_once(self.client, org, badge_id, reason=reason or self.rt.settings.revoke_reason)
         fault_point("sink.after_credly_call")
         rec["attempts"] = rec.get("attempts", 0) + outcome.attempts
         if outcome.ok:

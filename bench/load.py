@@ -1,11 +1,15 @@
 """The benchmark's load: M badge templates, U learners' event histories, and what must result.
 
-Templates (``kind`` = index mod 4, each on its own course ``course-v1:BenchX+C{j}+2024``):
+Templates (``kind`` = index mod 6, each on its own course ``course-v1:BenchX+C{j}+2024``):
 
 - ``single``: one requirement, passing the course;
 - ``and``: three groups: verified enrollment AND passing AND a certificate;
 - ``or``: (passing run 2024 OR run 2025) AND (certificate of run 2024 OR run 2025);
-- ``penalty``: passing, with a penalty on failing the course (resets it, revokes the badge).
+- ``penalty``: passing, with a penalty on failing the course (resets it, revokes the badge);
+- ``nofm`` (SPEC §8): 2 of {verified enrollment, passing, certificate}, passing within a window
+  open since 2020, all within ``complete_within``, the badge expiring after a year;
+- ``badges`` (SPEC §8): the badge of template ``j - 1`` (an ``nofm``, never revoked) AND passing
+  the course; a learner who takes this course takes the prerequisite's course first.
 
 Each learner has one or two *activities* in distinct courses (a template's course with
 probability ``TEMPLATE_SHARE``, else a course no template names): an enrollment, some failing
@@ -48,8 +52,8 @@ RULE_TYPES = frozenset({PASSING, ENROLLED, CERTIFIED})  # the types some templat
 ORG = "0b8a3f0e-0000-4000-8000-00000000b001"
 TOKEN = "tok-bench-0123456789abcdef"
 TOKEN_ENV = "CREDLY_TOKEN_BENCH"
-KINDS = ("single", "and", "or", "penalty")
-FORMAT = 4  # bump when the generated load changes
+KINDS = ("single", "and", "or", "penalty", "nofm", "badges")
+FORMAT = 5  # bump when the generated load changes
 
 # The mix (probabilities); see the module docstring.
 TWO_ACTIVITIES = 0.2
@@ -96,6 +100,7 @@ def template_doc(j: int) -> dict[str, Any]:
     """Template ``j`` as a configuration entity (``config.entities.Template`` fields)."""
     c, kind = course(j), kind_of(j)
     penalties: list[dict[str, Any]] = []
+    rules: dict[str, Any] = {}
     if kind == "single":
         reqs = [_passing("passed", c)]
     elif kind == "and":
@@ -115,14 +120,26 @@ def template_doc(j: int) -> dict[str, Any]:
             {"id": "certified-2025", "event_type": CERTIFIED, "group": "certified",
              "rules": [_rule("course.course_key", rerun)]},
         ]
-    else:
+    elif kind == "penalty":
         reqs = [_passing("passed", c)]
         penalties = [{"id": "failed", "event_type": PASSING, "requirements": ["passed"],
                       "rules": [_rule("is_passing", "false"), _rule("course.course_key", c)]}]
+    elif kind == "nofm":
+        reqs = [
+            {"id": "enrolled", "event_type": ENROLLED, "group": "any",
+             "rules": [_rule("course.course_key", c), _rule("mode", "verified")]},
+            {**_passing("passed", c, group="any"), "not_before": "2020-01-01T00:00:00Z"},
+            {"id": "certified", "event_type": CERTIFIED, "group": "any",
+             "rules": [_rule("course.course_key", c)]},
+        ]
+        rules = {"groups": {"any": {"min": 2}}, "complete_within": "P3650D", "expires_after": "P365D"}
+    else:
+        reqs = [{"id": "prerequisite", "badge": template_uuid(j - 1)}, _passing("passed", c)]
     return {
         "uuid": template_uuid(j), "organization": ORG, "name": f"Bench {kind} {j}",
         "description": f"{kind} template on {c}", "image_url": f"https://img.example/{j}.png",
         "credly_state": "active", "is_active": True, "requirements": reqs, "penalties": penalties,
+        **rules,
     }
 
 
@@ -173,18 +190,27 @@ def learner_plan(seed: int, learner: int, m: int) -> list[Planned]:
                 c = noise_course(rng.randrange(max(m, 50)))
             if c not in courses:
                 break
+        j = _courses(m).get(c)
+        if j is not None and kind_of(j) == "badges" and course(j - 1) not in courses:
+            courses.add(course(j - 1))
+            _activity(rng, course(j - 1), out)
         courses.add(c)
-        out.append((ENROLLED, c, (("mode", "verified" if rng.random() < VERIFIED else "audit"),)))
-        out += [(PASSING, c, (("is_passing", False),))] * _pick(rng, FAILS)
-        if rng.random() < PASS:
-            out.append((PASSING, c, (("is_passing", True),)))
-            if rng.random() < CERT_IF_PASSED:
-                out.append((CERTIFIED, c, ()))
-            if rng.random() < LATE_FAIL_IF_PASSED:
-                out.append((PASSING, c, (("is_passing", False),)))
+        _activity(rng, c, out)
     if rng.random() < LOG_IN:
         out.append((LOGIN, None, ()))
     return out
+
+
+def _activity(rng: random.Random, c: str, out: list[Planned]) -> None:
+    """One course: an enrollment, some failing grades, perhaps a pass, a certificate, a late fail."""
+    out.append((ENROLLED, c, (("mode", "verified" if rng.random() < VERIFIED else "audit"),)))
+    out += [(PASSING, c, (("is_passing", False),))] * _pick(rng, FAILS)
+    if rng.random() < PASS:
+        out.append((PASSING, c, (("is_passing", True),)))
+        if rng.random() < CERT_IF_PASSED:
+            out.append((CERTIFIED, c, ()))
+        if rng.random() < LATE_FAIL_IF_PASSED:
+            out.append((PASSING, c, (("is_passing", False),)))
 
 
 @lru_cache(maxsize=8)
@@ -199,7 +225,9 @@ def expected_outcomes(plan: list[Planned], m: int) -> dict[int, tuple[str, int, 
     applied in plan order (SPEC §2).
 
     Only penalty templates depend on order, and their events share a key (the course), so the
-    worker applies them in plan order too.
+    worker applies them in plan order too. A ``badges`` template's prerequisite is an ``nofm``
+    template, never revoked: whether it completes does not depend on order (which of the two
+    courses' events completes it may, when they travel on different input partitions).
     """
     by_course = _courses(m)
     fulfilled: dict[int, set[str]] = {}
@@ -218,7 +246,7 @@ def expected_outcomes(plan: list[Planned], m: int) -> dict[int, tuple[str, int, 
                 if badge.get(j, ("",))[0] == "awarded":
                     badge[j] = ("revoked", badge[j][1], pos)
             continue
-        elif etype == ENROLLED and kind == "and" and fs["mode"] == "verified":
+        elif etype == ENROLLED and kind in ("and", "nofm") and fs["mode"] == "verified":
             f.add("enrolled")
         elif etype == CERTIFIED:
             f.add("certified" if kind != "or" else f"certified-{run}")
@@ -228,10 +256,19 @@ def expected_outcomes(plan: list[Planned], m: int) -> dict[int, tuple[str, int, 
             complete = {"enrolled", "passed", "certified"} <= f
         elif kind == "or":
             complete = bool(f & {"passed-2024", "passed-2025"}) and bool(f & {"certified-2024", "certified-2025"})
+        elif kind == "nofm":
+            complete = len(f & {"enrolled", "passed", "certified"}) >= 2
+        elif kind == "badges":
+            complete = "passed" in f and badge.get(j - 1, ("",))[0] == "awarded"
         else:
             complete = "passed" in f
         if complete:
             badge[j] = ("awarded", pos, -1)
+            # the badge of badges that waited for this one completes in the same event
+            dependent = j + 1
+            if (dependent < m and kind_of(dependent) == "badges" and dependent not in badge
+                    and "passed" in fulfilled.get(dependent, set())):
+                badge[dependent] = ("awarded", pos, -1)
     return badge
 
 

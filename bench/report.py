@@ -73,7 +73,8 @@ def write(r: dict[str, Any], md: Path, png: Path) -> None:
         "share of one core; the machine has "
         f"{m['nproc']}).")
     add(f"- Load: U = {load['learners']:,} learners, M = {load['templates']} templates "
-        f"(single, AND-of-groups, OR-groups, penalty), {load['messages']:,} messages "
+        f"(single, AND-of-groups, OR-groups, penalty, N-of-M with a window, complete_within and "
+        f"expiry, badge of badges), {load['messages']:,} messages "
         f"({load['applied']:,} of event types some rule uses, {load['badges']:,} badges to issue, "
         f"{load['revoked']:,} of them revoked later); "
         + ", ".join(f"{t.removeprefix('org.openedx.learning.')} {n:,}" for t, n in load["by_type"].items())

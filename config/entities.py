@@ -15,7 +15,7 @@ import json
 import re
 import uuid as uuid_mod
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Iterable, Literal, Union
+from typing import Annotated, Any, Callable, Iterable, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from badges.domain.timespan import parse_duration, parse_instant
 
 # --- shared value types ------------------------------------------------------------------------
 
@@ -81,6 +83,10 @@ def _none_as_empty(value: object) -> object:
     return [] if value is None else value
 
 
+def _none_as_empty_dict(value: object) -> object:
+    return {} if value is None else value
+
+
 def _none_as_blank(value: object) -> object:
     return "" if value is None else value
 
@@ -98,6 +104,24 @@ def _nonblank(value: str) -> str:
 
 
 NonBlank = Annotated[str, AfterValidator(_nonblank)]
+
+
+def _checked_by(parse: Callable[[str], int], kind: str) -> Callable[[str], str]:
+    """A validator that keeps the text as written once ``parse`` accepts it."""
+
+    def check(value: str) -> str:
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise PydanticCustomError(kind, "{why}", {"why": str(exc)}) from None
+        return value.strip()
+
+    return check
+
+
+# Kept as written (export prints them back); the engine converts them once, when compiling.
+Duration = Annotated[str, AfterValidator(_checked_by(parse_duration, "duration"))]
+Instant = Annotated[str, AfterValidator(_checked_by(parse_instant, "instant"))]
 
 
 def _env_var(value: str) -> str:
@@ -125,13 +149,35 @@ class DataRule(BaseModel):
 
 
 class Requirement(BaseModel):
+    """An event requirement (``event_type`` and rules, optionally a time window) or a badge
+    requirement (``badge``: another template's badge held by the learner, SPEC §8)."""
+
     model_config = _ENTITY_CONFIG
 
     id: NonBlank
-    event_type: NonBlank
+    event_type: Text = ""
     description: Text = ""
     group: str | None = None
     rules: Annotated[list[DataRule], BeforeValidator(_none_as_empty)] = Field(default_factory=list)
+    badge: UuidStr | None = None
+    not_before: Instant | None = None
+    not_after: Instant | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Requirement":
+        if (self.badge is None) == (not self.event_type.strip()):
+            raise PydanticCustomError(
+                "requirement_kind", "a requirement has either an event_type or a badge", {}
+            )
+        return self
+
+
+class GroupSettings(BaseModel):
+    """Per-group settings of a template; a group without them needs one fulfillment."""
+
+    model_config = _ENTITY_CONFIG
+
+    min: int = Field(default=1, ge=1)
 
 
 class Penalty(BaseModel):
@@ -192,6 +238,12 @@ class Template(BaseModel):
         default_factory=list
     )
     updated_at: str | None = None  # Credly's updated_at of the template, as Credly sent it
+    # SPEC §8, all optional: absent, the template means what it meant before them.
+    groups: Annotated[dict[str, GroupSettings], BeforeValidator(_none_as_empty_dict)] = Field(
+        default_factory=dict
+    )
+    complete_within: Duration | None = None
+    expires_after: Duration | None = None
 
 
 Entity = Union[Organization, Template]

@@ -32,13 +32,17 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, SecretStr
 from pydantic import ValidationError
 
+from badges.domain.dependencies import find_cycles
+from badges.domain.timespan import parse_instant
 from badges.config.entities import (
     BOOLEAN_WORDS_TEXT,
     BooleanWord,
     ConfigSnapshot,
     DataRule,
+    Duration,
     Entity,
     EnvVarName,
+    Instant,
     NonBlank,
     Operator,
     Organization,
@@ -134,10 +138,13 @@ class FileRequirement(BaseModel):
     model_config = _FILE
 
     id: NonBlank
-    event_type: NonBlank
+    event_type: NonBlank | None = None  # required unless `badge` (checked with the semantics)
     description: Text = ""
     group: Annotated[str | None, BeforeValidator(_blank_as_none)] = None
     rules: Annotated[list[FileRule], EmptyList] = Field(default_factory=list)
+    badge: UuidStr | None = None
+    not_before: Instant | None = None
+    not_after: Instant | None = None
 
 
 class FilePenalty(BaseModel):
@@ -159,12 +166,23 @@ class FileOrganization(BaseModel):
     api_key: SecretStr | None = None
 
 
+class FileGroup(BaseModel):
+    model_config = _FILE
+
+    min: int = 1  # bounds checked with the semantics (they depend on the requirements)
+
+
 class FileTemplate(BaseModel):
     model_config = _FILE
 
     uuid: UuidStr
     # None: keep the template's current activation (as `badges template activate` left it).
     active: BooleanWord | None = None
+    groups: Annotated[dict[str, FileGroup], BeforeValidator(lambda v: {} if v is None else v)] = (
+        Field(default_factory=dict)
+    )
+    complete_within: Duration | None = None
+    expires_after: Duration | None = None
     requirements: Annotated[list[FileRequirement], EmptyList] = Field(default_factory=list)
     penalties: Annotated[list[FilePenalty], EmptyList] = Field(default_factory=list)
 
@@ -256,8 +274,10 @@ _MESSAGES = {
 
 def _model_at(loc: Loc) -> type[BaseModel] | None:
     model: Any = ConfigDocument
+    keyed = False  # the previous field is a mapping: this part is one of its keys
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or keyed:
+            keyed = False
             continue
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return None
@@ -271,6 +291,9 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
                 ann = get_args(ann)[0]
             elif origin is list:
                 ann = get_args(ann)[0]
+            elif origin is dict:
+                ann = get_args(ann)[1]
+                keyed = True
             else:
                 break
         model = ann
@@ -312,6 +335,38 @@ def _canonical_uuid(value: Any) -> str | None:
         return str(uuid_mod.UUID(value.strip()))
     except (ValueError, AttributeError):
         return None
+
+
+# Event types the LMS emits many times per learner (every grade change, every enrollment
+# change): without a rule, a requirement or penalty on them reacts to all of them (SPEC §8).
+FREQUENT = frozenset({
+    "org.openedx.learning.course.passing.status.updated.v1",
+    "org.openedx.learning.ccx.course.passing.status.updated.v1",
+    "org.openedx.learning.course.enrollment.changed.v1",
+})
+
+
+@dataclass(frozen=True)
+class _Req:
+    """What the template-level checks need to know of one requirement."""
+
+    loc: Loc
+    group: str | None
+    badge: str | None  # the template whose badge fulfills it (canonical uuid)
+
+
+def badge_cycles(refs: dict[str, list[tuple[str, Loc]]], out: _Collector) -> None:
+    """Report every cycle of badge requirements at the requirement that closes it."""
+    graph = {uuid: [target for target, _ in targets] for uuid, targets in refs.items()}
+    for cycle in find_cycles(graph):
+        places = [
+            next(loc for t, loc in refs[owner] if t == target)
+            for owner, target in zip(cycle, cycle[1:])
+        ]
+        # a place in the file when the cycle has one (edges of the topic have no line)
+        where = next((p for p in reversed(places) if len(p) > 1), places[-1])
+        out.error(where + ("badge",) if len(where) > 1 else where,
+                  "badge requirements form a cycle: " + " -> ".join(cycle))
 
 
 class _Semantics:
@@ -400,6 +455,7 @@ class _Semantics:
                     if rid is not None and i not in owners.setdefault(rid, []):
                         owners[rid].append(i)
         seen_uuids: dict[str, int] = {}
+        badge_refs: dict[str, list[tuple[str, Loc]]] = {}
         for i, tpl in enumerate(items):
             if not isinstance(tpl, dict):
                 continue
@@ -411,34 +467,101 @@ class _Semantics:
                                    f"(also templates[{seen_uuids[uuid]}])")
                 else:
                     seen_uuids[uuid] = i
-            own_ids = self.requirements(tpl.get("requirements"), loc + ("requirements",))
-            self.penalties(tpl.get("penalties"), loc + ("penalties",), i, own_ids, owners)
+            reqs = self.requirements(tpl.get("requirements"), loc + ("requirements",))
+            self.groups(tpl.get("groups"), reqs, loc + ("groups",))
+            self.penalties(tpl.get("penalties"), loc + ("penalties",), i, reqs, owners)
+            if uuid is not None:
+                badge_refs.setdefault(uuid, []).extend(
+                    (r.badge, r.loc) for r in reqs.values() if r.badge is not None
+                )
             if parse_boolean_word(tpl.get("active")) is True and not _listed(tpl.get("requirements")):
                 self.out.error(loc + ("active",), "an active template needs at least one requirement")
+        badge_cycles(badge_refs, self.out)
 
-    def requirements(self, reqs: Any, loc: Loc) -> list[str]:
-        ids: dict[str, int] = {}
+    def requirements(self, reqs: Any, loc: Loc) -> dict[str, _Req]:
+        ids: dict[str, _Req] = {}
         for j, req in enumerate(_listed(reqs)):
             if not isinstance(req, dict):
                 continue
             rloc = loc + (j,)
             rid = _text(req.get("id"))
+            badge = _canonical_uuid(req.get("badge")) if req.get("badge") is not None else None
             if rid is not None:
                 if rid in ids:
-                    first = loc + (ids[rid],)
+                    first = ids[rid].loc
                     self.out.error(
                         rloc + ("id",),
                         f"duplicate requirement id {rid!r} (also {format_path(first)}, "
                         f"line {self.out.line(first)})",
                     )
                 else:
-                    ids[rid] = j
+                    ids[rid] = _Req(rloc, _text(req.get("group")), badge)
+            if req.get("badge") is not None:
+                self.badge_requirement(req, rloc)
+                continue
+            if "badge" in req:
+                self.out.error(rloc + ("badge",), "expected the uuid of a badge template")
+            if req.get("event_type") is None:
+                self.out.error(rloc + ("event_type",), "required field 'event_type' is missing "
+                               "(or 'badge': the template whose badge fulfills it)")
             spec = self.event_spec(req.get("event_type"), rloc + ("event_type",))
             self.rules(req.get("rules"), spec, rloc + ("rules",))
-        return list(ids)
+            self.window(req, rloc)
+            if spec is not None and spec.event_type in FREQUENT and not _listed(req.get("rules")):
+                self.out.warn(
+                    rloc + ("rules",),
+                    f"requirement {rid!r} has no rules: every {spec.event_type} event fulfills it",
+                )
+        return ids
+
+    def badge_requirement(self, req: dict[str, Any], loc: Loc) -> None:
+        for key in ("event_type", "rules", "not_before", "not_after"):
+            if key in req:
+                self.out.error(
+                    loc + (key,),
+                    f"a badge requirement has no {key}: it is fulfilled while the learner holds "
+                    "the named template's badge",
+                )
+
+    def window(self, req: dict[str, Any], loc: Loc) -> None:
+        bounds = {}
+        for key in ("not_before", "not_after"):
+            value = req.get(key)
+            if isinstance(value, str):
+                try:
+                    bounds[key] = parse_instant(value)
+                except ValueError:
+                    pass  # reported by the structural check
+        if len(bounds) == 2 and bounds["not_before"] > bounds["not_after"]:
+            self.out.error(loc + ("not_after",), "not_after is before not_before: no event can match")
+
+    def groups(self, groups: Any, reqs: dict[str, _Req], loc: Loc) -> None:
+        if not isinstance(groups, dict):
+            return
+        sizes: dict[str, int] = {}
+        for r in reqs.values():
+            if r.group is not None:
+                sizes[r.group] = sizes.get(r.group, 0) + 1
+        for name, settings in groups.items():
+            gloc = loc + (name,)
+            if name not in sizes:
+                valid = ", ".join(sorted(sizes)) or "(none)"
+                self.out.error(gloc, f"no requirement is in group {name!r}; groups: {valid}")
+                continue
+            raw = settings.get("min") if isinstance(settings, dict) else None
+            try:
+                n = int(raw) if isinstance(raw, str) else None
+            except ValueError:
+                continue  # reported by the structural check
+            if n is not None and not 1 <= n <= sizes[name]:
+                self.out.error(
+                    gloc + ("min",),
+                    f"min must be between 1 and {sizes[name]} (the requirements of group "
+                    f"{name!r}), got {n}",
+                )
 
     def penalties(
-        self, pens: Any, loc: Loc, tpl_index: int, own: list[str], owners: dict[str, list[int]]
+        self, pens: Any, loc: Loc, tpl_index: int, own: dict[str, _Req], owners: dict[str, list[int]]
     ) -> None:
         ids: dict[str, int] = {}
         for k, pen in enumerate(_listed(pens)):
@@ -458,6 +581,12 @@ class _Semantics:
                     ids[pid] = k
             spec = self.event_spec(pen.get("event_type"), ploc + ("event_type",))
             self.rules(pen.get("rules"), spec, ploc + ("rules",))
+            if spec is not None and spec.event_type in FREQUENT and not _listed(pen.get("rules")):
+                self.out.warn(
+                    ploc + ("rules",),
+                    f"penalty {pid!r} has no rules: every {spec.event_type} event resets "
+                    "its requirements",
+                )
             targets = pen.get("requirements")
             if targets is None or targets == []:
                 self.out.error(
@@ -467,9 +596,12 @@ class _Semantics:
                 continue
             for m, target in enumerate(_listed(targets)):
                 rid = _text(target)
+                tloc = ploc + ("requirements", m)
+                if rid is not None and rid in own and own[rid].badge is not None:
+                    self.out.error(tloc, f"requirement {rid!r} is a badge requirement: it follows "
+                                   "that badge, a penalty cannot reset it")
                 if rid is None or rid in own:
                     continue
-                tloc = ploc + ("requirements", m)
                 others = [t for t in owners.get(rid, []) if t != tpl_index]
                 if others:
                     self.out.error(
@@ -562,7 +694,29 @@ def validate_against(doc: ConfigDocument, snapshot: ConfigSnapshot) -> list[Conf
                 loc if tpl.active is None else loc + ("active",),
                 f"template {tpl.uuid} is active and needs at least one requirement",
             )
+    _badge_references(doc, snapshot, out)
     return _sorted(out.errors)
+
+
+def _badge_references(doc: ConfigDocument, snapshot: ConfigSnapshot, out: _Collector) -> None:
+    """Badge requirements name known templates and form no cycle once the file is applied
+    (its templates replace theirs in the topic; the others keep their requirements)."""
+    in_file = {tpl.uuid for tpl in doc.templates}
+    refs: dict[str, list[tuple[str, Loc]]] = {}
+    for uuid, entity in snapshot.templates.items():
+        if uuid not in in_file:
+            refs[uuid] = [(r.badge, ("templates",)) for r in entity.requirements if r.badge]
+    for i, tpl in enumerate(doc.templates):
+        refs[tpl.uuid] = []
+        for j, req in enumerate(tpl.requirements):
+            if req.badge is None:
+                continue
+            loc: Loc = ("templates", i, "requirements", j)
+            if req.badge not in in_file and req.badge not in snapshot.templates:
+                out.error(loc + ("badge",), f"unknown template {req.badge}: neither in this file "
+                          "nor in the configuration topic")
+            refs[tpl.uuid].append((req.badge, loc))
+    badge_cycles({u: r for u, r in refs.items()}, out)
 
 
 def document_to_entities(doc: ConfigDocument, snapshot: ConfigSnapshot) -> list[Entity]:
@@ -586,6 +740,9 @@ def document_to_entities(doc: ConfigDocument, snapshot: ConfigSnapshot) -> list[
         synced = snapshot.templates[tpl.uuid]
         data = synced.model_dump()
         data["is_active"] = tpl.active if tpl.active is not None else synced.is_active
+        data["groups"] = {name: g.model_dump() for name, g in tpl.groups.items()}
+        data["complete_within"] = tpl.complete_within
+        data["expires_after"] = tpl.expires_after
         data["requirements"] = [
             Requirement.model_validate(r.model_dump()) for r in tpl.requirements
         ]
@@ -668,18 +825,33 @@ def export_document(snapshot: ConfigSnapshot) -> str:
         active = tpl.is_active and tpl.credly_state == "active"
         lines.append(f"  - uuid: {tpl.uuid}  # {about}")
         lines.append(f"    active: {'true' if active else 'false'}")
+        if tpl.groups:
+            lines.append("    groups:")
+            for name, group in tpl.groups.items():
+                lines.append(f"      {_scalar(name)}: {{min: {group.min}}}")
+        if tpl.complete_within:
+            lines.append(f"    complete_within: {_scalar(tpl.complete_within)}")
+        if tpl.expires_after:
+            lines.append(f"    expires_after: {_scalar(tpl.expires_after)}")
         if not tpl.requirements:
             lines.append("    requirements: []")
         else:
             lines.append("    requirements:")
         for req in tpl.requirements:
             lines.append(f"      - id: {_scalar(req.id)}")
-            lines.append(f"        event_type: {_scalar(req.event_type)}")
+            if req.badge:
+                lines.append(f"        badge: {req.badge}")
+            else:
+                lines.append(f"        event_type: {_scalar(req.event_type)}")
             if req.description:
                 lines.append(f"        description: {_dq(req.description)}")
             if req.group:
                 lines.append(f"        group: {_scalar(req.group)}")
-            lines.extend(_rules_yaml(req.rules, "        "))
+            for bound in ("not_before", "not_after"):
+                if getattr(req, bound):
+                    lines.append(f"        {bound}: {_dq(getattr(req, bound))}")
+            if not req.badge:
+                lines.extend(_rules_yaml(req.rules, "        "))
         if tpl.penalties:
             lines.append("    penalties:")
         for pen in tpl.penalties:

@@ -1,6 +1,7 @@
 """Switching a template on or off: the rules shared by `badges template activate|deactivate`
 and the worker's admin API (SPEC §2: activation needs at least one requirement; only templates
-that are active in Credly can be activated).
+that are active in Credly can be activated). Removing a template or an organization (SPEC §8):
+the key to tombstone, refused while the entity is in use.
 """
 
 from __future__ import annotations
@@ -35,3 +36,29 @@ def switch_template(snapshot: ConfigSnapshot, uuid: str, active: bool) -> Templa
             "refused",
         )
     return template.model_copy(update={"is_active": active})
+
+
+def removal_key(snapshot: ConfigSnapshot, kind: Literal["template", "org"], uuid: str) -> str:
+    """The configuration key to tombstone. A template is refused while active or while a badge
+    requirement of another template names it; an organization while it has templates."""
+    if kind == "template":
+        template = snapshot.templates.get(uuid)
+        if template is None:
+            raise TemplateSwitchError(f"template {uuid} is not configured", "not_found")
+        if template.is_active:
+            raise TemplateSwitchError(
+                f"template {uuid} is active; deactivate it first (badges template deactivate)", "refused")
+        users = sorted(t.uuid for t in snapshot.templates.values()
+                       if any(r.badge == uuid for r in t.requirements))
+        if users:
+            raise TemplateSwitchError(
+                f"template {uuid} is required (badge) by {', '.join(users)}", "refused")
+        return f"template/{uuid}"
+    if uuid not in snapshot.organizations:
+        raise TemplateSwitchError(f"organization {uuid} is not configured", "not_found")
+    owned = sorted(t.uuid for t in snapshot.templates.values() if t.organization == uuid)
+    if owned:
+        raise TemplateSwitchError(
+            f"organization {uuid} has {len(owned)} template(s); delete them first "
+            f"(badges template delete): {', '.join(owned)}", "refused")
+    return f"org/{uuid}"

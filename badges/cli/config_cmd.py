@@ -8,8 +8,8 @@ import typer
 
 from badges.cli.common import console, err_console, fail, settings_or_exit
 from badges.config.file import document_to_entities, export_document, validate_against, validate_file
-from badges.config.switch import TemplateSwitchError, switch_template
-from badges.kafka.config_topic import BrokerUnavailable, publish, read_snapshot
+from badges.config.switch import TemplateSwitchError, removal_key, switch_template
+from badges.kafka.config_topic import BrokerUnavailable, publish, publish_tombstones, read_snapshot
 from badges.schemas.catalog import load_catalog
 
 config_app = typer.Typer(help="Check, publish and print the badges configuration (YAML).", no_args_is_help=True)
@@ -110,3 +110,23 @@ def activate(uuid: str = typer.Argument(..., help="Credly badge template id")) -
 def deactivate(uuid: str = typer.Argument(..., help="Credly badge template id")) -> None:
     """Stop processing a template; its progress is kept."""
     _switch(uuid, False)
+
+
+def remove(kind: str, uuid: str) -> None:
+    """Tombstone a template or organization (SPEC §8), refused while it is in use."""
+    settings = settings_or_exit()
+    try:
+        key = removal_key(read_snapshot(settings), kind, uuid)  # type: ignore[arg-type]
+        publish_tombstones(settings, [key])
+    except TemplateSwitchError as exc:
+        fail(str(exc))
+    except BrokerUnavailable as exc:
+        fail(str(exc))
+    console.print(f"{'template' if kind == 'template' else 'organization'} {uuid} removed")
+
+
+@template_app.command("delete")
+def delete(uuid: str = typer.Argument(..., help="Credly badge template id")) -> None:
+    """Remove an inactive template from the configuration; learners' progress toward it is
+    dropped (their badges stay in Credly)."""
+    remove("template", uuid)

@@ -121,3 +121,11 @@ def credly_emulator(
         fail(f"seed file {seed} does not exist", code=2)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     emulator_main(host, port, str(seed) if seed else None)
+
+
+@org_app.command("remove")
+def org_remove(uuid: str = typer.Argument(..., help="Credly organization id")) -> None:
+    """Remove an organization without templates from the configuration."""
+    from badges.cli.config_cmd import remove
+
+    remove("org", uuid)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from badges.cli.badge_cmd import badge_app
 from badges.cli.common import err_console, fail, settings_or_exit, setup_logging
 from badges.cli.config_cmd import config_app, template_app
 from badges.cli.credly_cmd import credly_emulator, org_app, retry_failed, templates_app
@@ -22,6 +23,7 @@ app.add_typer(template_app, name="template")
 app.add_typer(org_app, name="org")
 app.add_typer(templates_app, name="templates")
 app.add_typer(dev_app, name="dev")
+app.add_typer(badge_app, name="badge")
 app.command("replay")(replay)
 app.command("retry-failed")(retry_failed)
 app.command("credly-emulator")(credly_emulator)

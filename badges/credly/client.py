@@ -168,7 +168,7 @@ class CredlyClient:
     async def issue_badge(self, org: str, request: IssueRequest) -> Badge:
         """One POST, never retried here: see ``issuer.issue_once``."""
         doc = await self._call(
-            org, "POST", self.org_url(org, "badges"), body=request.model_dump(), retry=False
+            org, "POST", self.org_url(org, "badges"), body=request.body(), retry=False
         )
         return _parse(Envelope[Badge], doc, org, unknown_outcome=True).data
 
@@ -184,9 +184,11 @@ class CredlyClient:
         return _parse(Envelope[Badge], doc, org).data
 
     async def find_badges(
-        self, org: str, *, recipient_email: str, badge_template_id: str, retry: bool = True
+        self, org: str, *, recipient_email: str, badge_template_id: str, retry: bool = True,
+        issuer_earner_id: str | None = None,
     ) -> list[Badge]:
-        """Badges of one template issued to one email (every page), in any state.
+        """Badges of one template issued to one earner id, or else one email (every page), in
+        any state.
 
         Results are re-checked here: an exactly-once decision must not rest on how loosely a
         server interprets a filter.
@@ -194,7 +196,8 @@ class CredlyClient:
         url = self.org_url(org, "badges")
         params = {
             "filter": badge_filter(
-                recipient_email=recipient_email, badge_template_id=badge_template_id
+                recipient_email=recipient_email, badge_template_id=badge_template_id,
+                issuer_earner_id=issuer_earner_id,
             )
         }
         found: list[Badge] = []
@@ -204,7 +207,8 @@ class CredlyClient:
         return [
             b for b in found
             if b.template_id == badge_template_id
-            and (b.recipient_email is None or b.recipient_email.casefold() == email)
+            and (b.issuer_earner_id == issuer_earner_id if issuer_earner_id is not None
+                 else b.recipient_email is None or b.recipient_email.casefold() == email)
         ]
 
     async def get_event(self, org: str, event_id: str) -> CredlyEvent:

@@ -40,7 +40,7 @@ _REQUIRED = ("recipient_email", "issued_to_first_name", "issued_to_last_name",
 
 
 def demo_seed() -> dict[str, Any]:
-    """One organization (the SPEC's example uuid) with two active and one archived template."""
+    """One organization (the SPEC's example uuid) with three active and one archived template."""
     return {
         "organizations": [{"uuid": DEMO_ORG, "name": "Demo Organization", "token": DEMO_TOKEN}],
         "templates": [
@@ -53,6 +53,9 @@ def demo_seed() -> dict[str, Any]:
             {"uuid": "7d4f6a52-0000-4000-8000-0000000000cc", "org": DEMO_ORG,
              "name": "Retired Badge", "description": "No longer issued",
              "image_url": None, "state": "archived"},
+            {"uuid": "7d4f6a52-0000-4000-8000-0000000000dd", "org": DEMO_ORG,
+             "name": "Demo Graduate", "description": "The Demo badge and two electives",
+             "image_url": "https://example.com/badges/graduate.png", "state": "active"},
         ],
     }
 
@@ -263,13 +266,16 @@ class _Api:
         org = self._authorize(request)
         flt = _parse_filter(
             request.query.get("filter"),
-            {"recipient_email", "recipient_email_all", "badge_template_id", "state"},
+            {"recipient_email", "recipient_email_all", "badge_template_id", "state",
+             "issuer_earner_id"},
         )
         email = (flt.get("recipient_email") or flt.get("recipient_email_all") or "").casefold()
         template, states = flt.get("badge_template_id"), _states(flt.get("state"))
+        earner = flt.get("issuer_earner_id")
         items = [
             self.state.badge_json(b) for b in self.state.list_badges(org)
             if (not email or b.recipient_email.casefold() == email)
+            and (earner is None or b.issuer_earner_id == earner)
             and (template is None or b.template_id == template)
             and (states is None or b.state in states)
         ]
@@ -295,11 +301,16 @@ class _Api:
         if not errors:
             if not _EMAIL.match(body["recipient_email"]):
                 errors.append({"attribute": "recipient_email", "messages": ["is invalid"]})
-            try:
-                datetime.strptime(body["issued_at"], ISSUED_AT_FORMAT)
-            except ValueError:
-                errors.append({"attribute": "issued_at",
-                               "messages": ["is invalid (expected YYYY-MM-DD HH:MM:SS +ZZZZ)"]})
+            for name in ("issued_at", "expires_at"):
+                if name == "expires_at" and body.get(name) is None:
+                    continue
+                try:
+                    datetime.strptime(str(body[name]), ISSUED_AT_FORMAT)
+                except ValueError:
+                    errors.append({"attribute": name,
+                                   "messages": ["is invalid (expected YYYY-MM-DD HH:MM:SS +ZZZZ)"]})
+            if not isinstance(body.get("evidence", []), list):
+                errors.append({"attribute": "evidence", "messages": ["must be a list"]})
         if errors:
             raise _ApiError(422, "Validation failed", errors)
         with self.state.lock:
@@ -310,7 +321,8 @@ class _Api:
             if tpl.state != "active":
                 raise _ApiError(422, f"Badge template is {tpl.state}; only active templates "
                                      "can issue badges")
-            if self.state.live_badge(org, tpl.id, body["recipient_email"]) is not None:
+            if self.state.live_badge(org, tpl.id, body["recipient_email"],
+                                     body["issued_at"]) is not None:
                 raise _ApiError(422, "User already has this badge",
                                 [{"attribute": "badge_template_id",
                                   "messages": ["has already been issued to this recipient"]}])

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
+from badges.credly.models import ISSUED_AT_FORMAT
+
 FaultMode = Literal[
     "status", "rate_limit", "hang", "drop", "store_then_status", "store_then_hang",
     "store_then_drop",
@@ -56,6 +58,13 @@ class EmuTemplate:
         }
 
 
+def _expired_by(badge: "EmuBadge", at: str | None) -> bool:
+    if badge.expires_at is None or at is None:
+        return False
+    return datetime.strptime(badge.expires_at, ISSUED_AT_FORMAT) <= datetime.strptime(
+        at, ISSUED_AT_FORMAT)
+
+
 @dataclass
 class EmuBadge:
     id: str
@@ -70,6 +79,10 @@ class EmuBadge:
     updated_at: str = field(default_factory=_now)
     revoked_at: str | None = None
     revoke_reason: str | None = None
+    # SPEC §8: the LMS user id, the expiry and the evidence sent with the issue call
+    issuer_earner_id: str | None = None
+    expires_at: str | None = None
+    evidence: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self, template: dict[str, Any] | None) -> dict[str, Any]:
         doc = asdict(self)
@@ -275,20 +288,25 @@ class EmulatorState:
         with self.lock:
             return [b for b in self.badges.values() if org is None or b.org == org]
 
-    def live_badge(self, org: str, template_id: str, email: str) -> EmuBadge | None:
+    def live_badge(self, org: str, template_id: str, email: str,
+                   at: str | None = None) -> EmuBadge | None:
+        """The recipient's badge of the template that is neither revoked nor expired by ``at``
+        (an ``issued_at``; a badge expired by then may be earned again)."""
         with self.lock:
             for badge in self._by_recipient.get((org, template_id, email.casefold()), ()):
-                if badge.state != "revoked":
+                if badge.state != "revoked" and not _expired_by(badge, at):
                     return badge
         return None
 
-    def store_badge(self, org: str, body: dict[str, str]) -> EmuBadge:
+    def store_badge(self, org: str, body: dict[str, Any]) -> EmuBadge:
         with self.lock:
             badge = EmuBadge(
                 id=str(uuid.uuid4()), org=org, template_id=body["badge_template_id"],
                 recipient_email=body["recipient_email"],
                 issued_to_first_name=body["issued_to_first_name"],
                 issued_to_last_name=body["issued_to_last_name"], issued_at=body["issued_at"],
+                issuer_earner_id=body.get("issuer_earner_id"), expires_at=body.get("expires_at"),
+                evidence=list(body.get("evidence") or []),
             )
             self.badges[badge.id] = badge
             key = (org, badge.template_id, badge.recipient_email.casefold())

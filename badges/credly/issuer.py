@@ -67,7 +67,8 @@ class _Progress:
 
 async def find_issued(client: CredlyClient, org: str, request: IssueRequest) -> Badge | None:
     """The badge this request issued, if Credly has it: the live one of this template for this
-    email, else a revoked one issued for the same completion (same ``issued_at``).
+    earner id (or email, for a request without one), else a revoked one issued for the same
+    completion (same ``issued_at``).
 
     The revoked one matters after a crash that lost the outcomes of an issue *and* of the revoke
     after it: without it the lookup would find nothing and issue the badge a second time.
@@ -75,15 +76,23 @@ async def find_issued(client: CredlyClient, org: str, request: IssueRequest) -> 
     badges = await client.find_badges(
         org, recipient_email=request.recipient_email,
         badge_template_id=request.badge_template_id, retry=False,
+        issuer_earner_id=request.issuer_earner_id,
     )
-    live = [b for b in badges if b.state != REVOKED]
+    # an expired badge is an earlier completion's: a renewal after it is a new badge
+    issued = _instant(request.issued_at)
+    live = [b for b in badges if b.state not in (REVOKED, "expired")
+            and not _expired_before(b, issued)]
     if len(live) > 1:
         log.warning("Credly holds %d live badges of template %s for one recipient (org %s)",
                     len(live), request.badge_template_id, org)
     if live:
         return live[0]
-    wanted = _instant(request.issued_at)
-    return next((b for b in badges if wanted is not None and _instant(b.issued_at) == wanted), None)
+    return next((b for b in badges if issued is not None and _instant(b.issued_at) == issued), None)
+
+
+def _expired_before(badge: Badge, instant: int | None) -> bool:
+    expires = _instant(badge.expires_at)
+    return expires is not None and instant is not None and expires <= instant
 
 
 def _instant(text: str | None) -> int | None:

@@ -49,6 +49,8 @@ class Badge(_Read):
     recipient_email: str | None = None
     issued_at: str | None = None
     badge_template: BadgeTemplateRef | None = None
+    issuer_earner_id: str | None = None
+    expires_at: str | None = None
 
     @property
     def template_id(self) -> str | None:
@@ -111,8 +113,25 @@ def format_issued_at(when: str | datetime) -> str:
     return moment.strftime(ISSUED_AT_FORMAT)
 
 
+class Evidence(BaseModel):
+    """Credly ``IdEvidence``: a titled text shown with the badge (SPEC §8 evidence summary)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str = "IdEvidence"
+    title: str
+    description: str
+
+
+def evidence_summary(requirements: list[str], completed_at: str) -> list[Evidence]:
+    """What completed the template and when: the requirements' names and the completing time."""
+    names = ", ".join(requirements) if requirements else "all requirements"
+    return [Evidence(title="Completed requirements",
+                     description=f"{names} (completed {format_issued_at(completed_at)})")]
+
+
 class IssueRequest(BaseModel):
-    """Body of ``POST organizations/{org}/badges``."""
+    """Body of ``POST organizations/{org}/badges`` (unset optional fields are not sent)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -121,17 +140,24 @@ class IssueRequest(BaseModel):
     issued_to_last_name: str = Field(min_length=1)
     badge_template_id: str = Field(min_length=1)
     issued_at: str
+    # SPEC §8: the LMS user id (the lookup after an unknown outcome filters on it), the expiry
+    # and the evidence summary.
+    issuer_earner_id: str | None = None
+    expires_at: str | None = None
+    evidence: list[Evidence] | None = None
 
-    @field_validator("issued_at")
+    @field_validator("issued_at", "expires_at")
     @classmethod
-    def _issued_at(cls, value: str) -> str:
-        datetime.strptime(value, ISSUED_AT_FORMAT)  # raises ValueError → ValidationError
+    def _issued_at(cls, value: str | None) -> str | None:
+        if value is not None:
+            datetime.strptime(value, ISSUED_AT_FORMAT)  # raises ValueError → ValidationError
         return value
 
     @classmethod
     def for_learner(
         cls, *, email: str, full_name: str | None, username: str, badge_template_id: str,
-        completed_at: str | datetime,
+        completed_at: str | datetime, earner_id: int | str | None = None,
+        expires_at: str | None = None, evidence: list[Evidence] | None = None,
     ) -> IssueRequest:
         first, last = split_name(full_name, username)
         return cls(
@@ -140,7 +166,13 @@ class IssueRequest(BaseModel):
             issued_to_last_name=last,
             badge_template_id=badge_template_id,
             issued_at=format_issued_at(completed_at),
+            issuer_earner_id=str(earner_id) if earner_id is not None else None,
+            expires_at=format_issued_at(expires_at) if expires_at else None,
+            evidence=evidence,
         )
+
+    def body(self) -> dict[str, object]:
+        return self.model_dump(exclude_none=True)
 
 
 class RevokeRequest(BaseModel):
@@ -151,6 +183,10 @@ class RevokeRequest(BaseModel):
     reason: str = "Open edX internal user credential was revoked"
 
 
-def badge_filter(*, recipient_email: str, badge_template_id: str) -> str:
-    """Credly filter syntax: ``key::value`` pairs joined by ``|``."""
-    return f"recipient_email::{recipient_email}|badge_template_id::{badge_template_id}"
+def badge_filter(*, recipient_email: str, badge_template_id: str,
+                 issuer_earner_id: str | None = None) -> str:
+    """Credly filter syntax: ``key::value`` pairs joined by ``|``. With an earner id the
+    recipient is that id (an e-mail changed since the issue would miss the badge)."""
+    who = (f"issuer_earner_id::{issuer_earner_id}" if issuer_earner_id is not None
+           else f"recipient_email::{recipient_email}")
+    return f"{who}|badge_template_id::{badge_template_id}"

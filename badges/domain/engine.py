@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal
 
 from badges.domain.events import Learner, LearnerEvent
 from badges.domain.matching import render, resolve
-from badges.domain.model import CompiledConfig, Penalty, Requirement
+from badges.domain.model import CompiledConfig, CompiledTemplate, Penalty, Requirement
 from badges.domain.progress import (
     STATE_VERSION,
     BadgeRecord,
@@ -37,6 +37,13 @@ from badges.domain.progress import (
     fulfillment,
     merge_identity,
 )
+from badges.wire.timeparse import us_to_iso
+
+# Event types of operator commands (never on the event bus: the CLI and the admin API publish
+# them onto the learner-events topic). Payload: {"template": uuid, "reason": text}.
+MANUAL_AWARD = "badges.manual.award"
+MANUAL_REVOKE = "badges.manual.revoke"
+MANUAL_TYPES = (MANUAL_AWARD, MANUAL_REVOKE)
 
 # Payload paths worth recording with a badge even when no rule names them.
 _KEY_FIELD_PATHS = (
@@ -69,6 +76,12 @@ class Decision:
     # Award: the requirements this event fulfilled; revoke: the penalties that matched.
     cause: tuple[str, ...] = ()
     key_fields: dict[str, str] = field(default_factory=dict)
+    # SPEC §8: when the badge expires (ISO 8601), the operator's reason of a manual command, and
+    # whether this award follows an expired or revoked badge of the same template (the sink
+    # then issues again instead of taking the earlier issue for this one).
+    expires_at: str | None = None
+    reason: str = ""
+    renewal: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +104,9 @@ class Decision:
             "replayed": self.replayed,
             "cause": list(self.cause),
             "key_fields": dict(self.key_fields),
+            "expires_at": self.expires_at,
+            "reason": self.reason,
+            "renewal": self.renewal,
         }
 
     @staticmethod
@@ -104,6 +120,9 @@ class Decision:
             replayed=bool(data.get("replayed", False)),
             cause=tuple(data.get("cause", ())),
             key_fields=dict(data.get("key_fields") or {}),
+            expires_at=data.get("expires_at"),
+            reason=data.get("reason") or "",
+            renewal=bool(data.get("renewal", False)),
         )
 
 
@@ -128,6 +147,7 @@ class Outcome:
     # or replay); decisions tied to it, if any, were re-emitted with replayed=True.
     already_applied: bool = False
     fulfillments_added: int = 0  # requirements this event newly fulfilled (and still holds)
+    note: str = ""  # why a manual command changed nothing (logged by the progress agent)
 
 
 def _key_fields(event: LearnerEvent, reqs: list[Requirement]) -> dict[str, str]:
@@ -157,11 +177,183 @@ def _event_ref(record: Any) -> EventRef:
     )
 
 
+# --- SPEC §8 helpers ----------------------------------------------------------------------------
+
+
+def _expired(badge: BadgeRecord, t: int) -> bool:
+    expires = badge.get("expires_us")
+    return badge["status"] == "awarded" and expires is not None and t >= expires
+
+
+def _holds(badge: BadgeRecord | None, t: int) -> bool:
+    """The learner holds the badge at ``t``: awarded here and not expired."""
+    return badge is not None and badge["status"] == "awarded" and not _expired(badge, t)
+
+
+def held_badges(tpl: CompiledTemplate, view: dict[str, TemplateProgress], t: int) -> dict[str, int]:
+    """Badge requirements of ``tpl`` fulfilled at ``t``: requirement id -> the badge's time."""
+    out: dict[str, int] = {}
+    for req in tpl.badge_requirements:
+        progress = view.get(req.badge)  # type: ignore[arg-type]
+        badge = progress.get("badge") if progress is not None else None
+        if badge is not None and _holds(badge, t):
+            out[req.id] = badge["time_us"]
+    return out
+
+
+def counted_time(rec: Any, t: int) -> int:
+    """The newest matching event of a fulfillment known up to ``t`` (the first one when a newer
+    one arrived out of order: only the first and the newest are kept)."""
+    latest = rec["latest_us"]
+    return latest if latest <= t else rec["time_us"]
+
+
+def _complete(tpl: CompiledTemplate, fulfilled: dict[str, Any], held: dict[str, int], t: int,
+              since: int | None = None, windowed: bool = True) -> bool:
+    """Complete at ``t``: every group has enough fulfillments. ``windowed``: only those within
+    ``complete_within`` before ``t`` and newer than ``since`` (an expiry) count, and a held
+    badge always does; otherwise (revocation) every recorded fulfillment counts."""
+    lower = since
+    if windowed and tpl.complete_within_us is not None:
+        start = t - tpl.complete_within_us
+        lower = start if lower is None else max(lower, start)
+    if not windowed or lower is None:
+        return tpl.is_complete(fulfilled.keys() | held.keys() if held else fulfilled)
+    counted = {rid for rid, rec in fulfilled.items() if lower <= counted_time(rec, t) <= t}
+    return tpl.is_complete(counted | held.keys())
+
+
+def _awarded_record(tpl: CompiledTemplate, event: LearnerEvent) -> BadgeRecord:
+    badge: BadgeRecord = {"status": "awarded", **event_record(event)}  # type: ignore[typeddict-item]
+    if tpl.expires_after_us is not None:
+        expires = event.time_us + tpl.expires_after_us
+        badge["expires_us"] = expires
+        badge["expires_at"] = us_to_iso(expires)
+    return badge
+
+
+def _revoked_record(badge: BadgeRecord, event: LearnerEvent) -> BadgeRecord:
+    """The badge revoked by ``event``; an operator's cause and reason describe only the change
+    they made, so a revocation by processing drops them."""
+    revoked: BadgeRecord = {**badge, "status": "revoked", "revoked_by": event_record(event)}
+    revoked.pop("cause", None)
+    revoked.pop("reason", None)
+    return revoked
+
+
+def _configured(templates: dict[str, TemplateProgress], config: CompiledConfig
+                ) -> dict[str, TemplateProgress]:
+    """The progress of templates still configured: a deleted template's (SPEC §8 removal) is
+    dropped when the learner's state is next written. Only written states are touched, and only
+    after an event matched the configuration, so a worker whose configuration is not loaded
+    yet never drops anything."""
+    if all(uuid in config.templates for uuid in templates):
+        return templates
+    return {uuid: p for uuid, p in templates.items() if uuid in config.templates}
+
+
+class _Pass:
+    """One event's decisions: each (template, action) at most once, new or re-emitted."""
+
+    __slots__ = ("config", "event", "learner", "templates_in", "updates", "decisions", "emitted")
+
+    def __init__(self, config: CompiledConfig, event: LearnerEvent, learner: Learner,
+                 templates_in: dict[str, TemplateProgress]) -> None:
+        self.config = config
+        self.event = event
+        self.learner = learner
+        self.templates_in = templates_in
+        self.updates: dict[str, TemplateProgress] = {}
+        self.decisions: list[Decision] = []
+        self.emitted: set[tuple[str, str]] = set()
+
+    def view(self) -> dict[str, TemplateProgress]:
+        return {**self.templates_in, **self.updates} if self.updates else self.templates_in
+
+    def emit(self, decision: Decision) -> None:
+        self.decisions.append(decision)
+        self.emitted.add((decision.template, decision.action))
+
+    def award(self, tpl: CompiledTemplate, badge: BadgeRecord, cause: tuple[str, ...],
+              renewal: bool, reason: str = "") -> None:
+        self.emit(Award(self.learner, tpl.uuid, tpl.organization, _event_ref(badge), False, cause,
+                        dict(badge.get("key_fields", {})), badge.get("expires_at"), reason,
+                        renewal))
+
+    def revoke(self, tpl: CompiledTemplate, badge: BadgeRecord, cause: tuple[str, ...],
+               reason: str = "") -> None:
+        self.emit(Revoke(self.learner, tpl.uuid, tpl.organization,
+                         _event_ref(event_record(self.event)), False, cause,
+                         dict(badge.get("key_fields", {})), None, reason))
+
+    def re_emit(self, tpl: CompiledTemplate, badge: BadgeRecord, cause: tuple[str, ...]) -> bool:
+        """Re-emit (replayed) the decisions this event took on ``tpl`` before; True if any."""
+        eid = self.event.event_id
+        found = False
+        if badge["event_id"] == eid:
+            found = True
+            if (tpl.uuid, "award") not in self.emitted:
+                self.emit(Award(self.learner, tpl.uuid, tpl.organization, _event_ref(badge), True,
+                                cause, dict(badge.get("key_fields", {})), badge.get("expires_at"),
+                                badge.get("reason", "") if badge.get("cause") == "manual" else ""))
+        revoked_by = badge.get("revoked_by") if badge["status"] == "revoked" else None
+        if revoked_by is not None and revoked_by["event_id"] == eid:
+            found = True
+            if (tpl.uuid, "revoke") not in self.emitted:
+                self.emit(Revoke(self.learner, tpl.uuid, tpl.organization, _event_ref(revoked_by),
+                                 True, cause, dict(badge.get("key_fields", {}))))
+        return found
+
+    def cascade(self) -> None:
+        """Follow the awards and revocations of this pass to the templates whose badge
+        requirements name them (SPEC §8 badge of badges), transitively."""
+        dependents = self.config.dependents
+        if not dependents:
+            return
+        t = self.event.time_us
+        work = [(d.template, d.action) for d in self.decisions]
+        while work:
+            source, action = work.pop(0)
+            for uuid in dependents.get(source, ()):
+                tpl = self.config.templates[uuid]
+                view = self.view()
+                progress = view.get(uuid)
+                fulfilled = progress["fulfilled"] if progress is not None else {}
+                badge = progress.get("badge") if progress is not None else None
+                held = held_badges(tpl, view, t)
+                cause = tuple(r.id for r in tpl.badge_requirements if r.badge == source)
+                new_badge: BadgeRecord | None = None
+                if action == "award" and (badge is None or _expired(badge, t)):
+                    since = badge.get("expires_us") if badge is not None else None
+                    if _complete(tpl, fulfilled, held, t, since):
+                        new_badge = _awarded_record(tpl, self.event)
+                        self.award(tpl, new_badge, cause, badge is not None)
+                elif (action == "revoke" and _holds(badge, t)
+                      and not _complete(tpl, fulfilled, held, t, windowed=False)):
+                    assert badge is not None
+                    new_badge = _revoked_record(badge, self.event)
+                    self.revoke(tpl, badge, cause)
+                elif badge is not None and self.re_emit(tpl, badge, cause):
+                    work.append((uuid, action))
+                if new_badge is not None:
+                    self.updates[uuid] = {
+                        "fulfilled": fulfilled,
+                        "resets": progress["resets"] if progress is not None else {},
+                        "badge": new_badge,
+                    }
+                    work.append((uuid, action))
+
+
 def apply_event(
     state: LearnerState | None, config: CompiledConfig, event: LearnerEvent
 ) -> Outcome:
     """Apply one event to one learner's progress. Never mutates ``state``."""
+    if event.event_type in MANUAL_TYPES:
+        return apply_manual(state, config, event)
     reqs, pens = config.index.match(event.event_type, event.payload)
+    t = event.time_us
+    if reqs:
+        reqs = [r for r in reqs if r.in_window(t)]
     old_identity = state["learner"] if state is not None else None
     if not reqs and not pens:
         if state is None:
@@ -180,13 +372,11 @@ def apply_event(
 
     identity = merge_identity(old_identity, event.learner, event.time_us)
     templates_in = state["templates"] if state is not None else {}
-    updates: dict[str, TemplateProgress] = {}
-    decisions: list[Decision] = []
+    run = _Pass(config, event, as_learner(identity), templates_in)
+    updates = run.updates
     already_applied = False
     added = 0
-    t = event.time_us
     eid = event.event_id
-    learner = as_learner(identity)
 
     for uuid, (treqs, tpens) in touched.items():
         tpl = config.templates[uuid]
@@ -197,6 +387,7 @@ def apply_event(
         new_f: dict[str, Any] | None = None  # copy-on-write of fulfilled / resets
         new_r: dict[str, int] | None = None
         newly: list[Requirement] = []
+        refreshed: list[Requirement] = []  # fulfilled before, matched again by a newer event
         seen_before = False
 
         # 1. requirements
@@ -209,6 +400,7 @@ def apply_event(
                     if new_f is None:
                         new_f = dict(fulfilled)
                     new_f[req.id] = {**rec, "latest_us": t}
+                    refreshed.append(req)
                 continue
             last_reset = resets.get(req.id)
             if last_reset is not None and t <= last_reset:
@@ -237,47 +429,37 @@ def apply_event(
 
         final_f = new_f if new_f is not None else fulfilled
         added += sum(1 for r in newly if r.id in final_f)
-        complete = tpl.is_complete(final_f)
+        held = held_badges(tpl, run.view(), t) if tpl.badge_requirements else {}
         new_badge: BadgeRecord | None = None
 
         # 3. decisions
-        if badge is None:
-            completing = [r for r in newly if r.id in final_f]
-            if completing and complete:
+        if badge is None or _expired(badge, t):
+            since = badge.get("expires_us") if badge is not None else None
+            # Without a span to count in, only a new fulfillment can complete the template;
+            # with one, a refreshed fulfillment can bring an aged-out requirement back.
+            progressed = newly + refreshed if since is not None or tpl.complete_within_us else newly
+            completing = [r for r in progressed if r.id in final_f]
+            if completing and _complete(tpl, final_f, held, t, since):
                 key_fields = _key_fields(event, completing)
-                new_badge = {"status": "awarded", **event_record(event)}  # type: ignore[typeddict-item]
+                new_badge = _awarded_record(tpl, event)
                 if key_fields:
                     new_badge["key_fields"] = key_fields
-                decisions.append(
-                    Award(learner, uuid, tpl.organization, _event_ref(new_badge), False,
-                          tuple(r.id for r in completing), key_fields)
-                )
-        elif badge["status"] == "awarded" and reset_any and not complete:
-            new_badge = {**badge, "status": "revoked", "revoked_by": event_record(event)}
-            decisions.append(
-                Revoke(learner, uuid, tpl.organization, _event_ref(event_record(event)), False,
-                       tuple(p.id for p in tpens), dict(badge.get("key_fields", {})))
-            )
-        else:  # awarded, or revoked (never awarded again by processing): re-emission only
-            unchanged = new_f is None and new_r is None
-            if badge["event_id"] == eid:
-                # The awarding event applied again, re-emitted even once the badge is revoked:
-                # a crash may have lost both decisions after the state holding them was written
-                # (the revoke follows with its own event); the sink skips what it carried out.
+                run.award(tpl, new_badge, tuple(r.id for r in completing), badge is not None)
+        if new_badge is not None:
+            pass  # awarded (or renewed) by this event
+        elif (badge is not None and _holds(badge, t) and reset_any
+              and not _complete(tpl, final_f, held, t, windowed=False)):
+            new_badge = _revoked_record(badge, event)
+            run.revoke(tpl, badge, tuple(p.id for p in tpens))
+        elif badge is not None:  # awarded, or revoked (never awarded again by processing)
+            # The awarding event applied again, re-emitted even once the badge is revoked: a
+            # crash may have lost both decisions after the state holding them was written (the
+            # revoke follows with its own event); the sink skips what it carried out.
+            if new_f is None and new_r is None:
+                seen_before = run.re_emit(tpl, badge, tuple(r.id for r in treqs)) or seen_before
+            elif badge["event_id"] == eid or (
+                    badge.get("revoked_by") or {}).get("event_id") == eid:  # type: ignore[union-attr]
                 seen_before = True
-                if unchanged:
-                    decisions.append(
-                        Award(learner, uuid, tpl.organization, _event_ref(badge), True,
-                              tuple(r.id for r in treqs), dict(badge.get("key_fields", {})))
-                    )
-            revoked_by = badge.get("revoked_by") if badge["status"] == "revoked" else None
-            if revoked_by is not None and revoked_by["event_id"] == eid:
-                seen_before = True
-                if unchanged:
-                    decisions.append(
-                        Revoke(learner, uuid, tpl.organization, _event_ref(revoked_by), True,
-                               tuple(p.id for p in tpens), dict(badge.get("key_fields", {})))
-                    )
 
         if new_f is None and new_r is None and new_badge is None:
             if seen_before:
@@ -291,6 +473,8 @@ def apply_event(
             progress["badge"] = badge
         updates[uuid] = progress
 
+    run.cascade()
+    decisions = run.decisions
     if not updates:
         if identity is old_identity or state is None:
             return Outcome(state, decisions, False, len(reqs), len(pens), already_applied)
@@ -299,6 +483,53 @@ def apply_event(
     new_state: LearnerState = {
         "v": STATE_VERSION,
         "learner": identity,
-        "templates": {**templates_in, **updates},
+        "templates": {**_configured(templates_in, config), **updates},
     }
     return Outcome(new_state, decisions, True, len(reqs), len(pens), False, added)
+
+
+def apply_manual(state: LearnerState | None, config: CompiledConfig, event: LearnerEvent) -> Outcome:
+    """An operator's award or revoke (SPEC §8), recorded like any decision of the engine, with
+    ``cause: manual`` and the reason. A manual revoke is final for processing (a revoked badge
+    is never awarded again by events); a manual award may follow a revoked or expired badge."""
+    uuid = str(event.payload.get("template", ""))
+    reason = str(event.payload.get("reason") or "")
+    award = event.event_type == MANUAL_AWARD
+    tpl = config.templates.get(uuid)
+    if state is None:
+        return Outcome(None, [], False, note=f"learner {event.learner.id} has no progress here: "
+                       "their identity (name, e-mail) is unknown")
+    if tpl is None or tpl.credly_state != "active":
+        return Outcome(state, [], False, note=f"template {uuid} is not a configured template "
+                       "that is active in Credly")
+    t = event.time_us
+    templates_in = state["templates"]
+    run = _Pass(config, event, as_learner(state["learner"]), templates_in)
+    progress = templates_in.get(uuid)
+    badge = progress.get("badge") if progress is not None else None
+    new_badge: BadgeRecord | None = None
+    note = ""
+    if badge is not None and run.re_emit(tpl, badge, ("manual",)):
+        pass  # this command was applied before: its decision is re-emitted
+    elif award and _holds(badge, t):
+        note = f"learner {event.learner.id} already holds the badge of {uuid}"
+    elif award:
+        new_badge = {**_awarded_record(tpl, event), "cause": "manual", "reason": reason}
+        run.award(tpl, new_badge, ("manual",), badge is not None, reason)
+    elif badge is not None and badge["status"] == "awarded":
+        new_badge = {**_revoked_record(badge, event), "cause": "manual", "reason": reason}
+        run.revoke(tpl, badge, ("manual",), reason)
+    else:
+        note = f"learner {event.learner.id} has no badge of {uuid} to revoke"
+    if new_badge is not None:
+        run.updates[uuid] = {
+            "fulfilled": progress["fulfilled"] if progress is not None else {},
+            "resets": progress["resets"] if progress is not None else {},
+            "badge": new_badge,
+        }
+    run.cascade()
+    if not run.updates:
+        return Outcome(state, run.decisions, False, already_applied=bool(run.decisions), note=note)
+    new_state: LearnerState = {**state, "templates": {**_configured(templates_in, config),
+                                                      **run.updates}}
+    return Outcome(new_state, run.decisions, True, note=note)

@@ -7,37 +7,61 @@ from __future__ import annotations
 
 from typing import Any
 
-from badges.domain.model import CompiledConfig, CompiledTemplate
+from badges.domain.engine import counted_time, held_badges
+from badges.domain.model import CompiledConfig, CompiledTemplate, Requirement
 from badges.domain.progress import LearnerState, TemplateProgress
+from badges.wire.timeparse import us_to_iso
 
 
-def _requirement_view(req: Any, progress: TemplateProgress | None) -> dict[str, Any]:
+def _requirement_view(req: Requirement, progress: TemplateProgress | None,
+                      held: dict[str, int], aged_before: int | None, now_us: int) -> dict[str, Any]:
+    """``aged_before``: fulfillments whose newest event is older no longer count
+    (complete_within); ``held``: the badge requirements fulfilled now (badge of badges)."""
     fulfilled = progress["fulfilled"] if progress else {}
     resets = progress["resets"] if progress else {}
     rec = fulfilled.get(req.id)
+    aged_out = (rec is not None and aged_before is not None
+                and counted_time(rec, now_us) < aged_before)
     return {
         "id": req.id,
         "description": req.description,
         "event_type": req.event_type,
+        "badge": req.badge,
+        "not_before": us_to_iso(req.not_before_us) if req.not_before_us is not None else None,
+        "not_after": us_to_iso(req.not_after_us) if req.not_after_us is not None else None,
         "rules": [r.describe() for r in req.rules],
-        "fulfilled": rec is not None,
+        "fulfilled": (req.id in held) if req.badge else (rec is not None and not aged_out),
+        "aged_out": aged_out,
         "fulfilled_by": dict(rec) if rec is not None else None,
         "last_reset_us": resets.get(req.id),
     }
 
 
 def explain_template(
-    template: CompiledTemplate, progress: TemplateProgress | None
+    template: CompiledTemplate, progress: TemplateProgress | None,
+    view: dict[str, TemplateProgress] | None = None, now_us: int | None = None,
 ) -> dict[str, Any]:
+    """``view``: the learner's progress of every template (for badge requirements); ``now_us``:
+    the time fulfillments age out against (complete_within); None: none ages out."""
     fulfilled = progress["fulfilled"] if progress else {}
+    now = now_us if now_us is not None else 0
+    held = held_badges(template, view or {}, now)
+    aged_before = (now_us - template.complete_within_us
+                   if now_us is not None and template.complete_within_us is not None else None)
     groups = []
+    counted: set[str] = set(held)
     for group in template.groups:
         reqs = [r for r in template.requirements if r.group == group.key]
-        views = [_requirement_view(r, progress) for r in reqs]
+        views = [_requirement_view(r, progress, held, aged_before, now) for r in reqs]
+        count = sum(1 for v in views if v["fulfilled"])
+        counted.update(v["id"] for v in views if v["fulfilled"])
         groups.append(
             {
                 "name": group.name,
-                "fulfilled": any(v["fulfilled"] for v in views),
+                "min": group.min,
+                "size": len(views),
+                "count": count,
+                "fulfilled": count >= group.min,
                 "requirements": views,
             }
         )
@@ -48,7 +72,13 @@ def explain_template(
         "name": template.name,
         "organization": template.organization,
         "active": template.active,
-        "complete": template.is_complete(fulfilled),
+        "complete": template.is_complete(counted),
+        "complete_within": template.complete_within,
+        "expires_after": template.expires_after,
+        "dependencies": [
+            {"requirement": r.id, "template": r.badge, "held": r.id in held}
+            for r in template.badge_requirements
+        ],
         "groups": groups,
         "penalties": [
             {
@@ -65,7 +95,8 @@ def explain_template(
 
 
 def explain(
-    state: LearnerState | None, config: CompiledConfig, *, include_untouched: bool = False
+    state: LearnerState | None, config: CompiledConfig, *, include_untouched: bool = False,
+    now_us: int | None = None,
 ) -> list[dict[str, Any]]:
     """Every template the learner has progress for (and, if asked, every active template).
 
@@ -92,9 +123,9 @@ def explain(
                 }
             )
         else:
-            out.append(explain_template(tpl, progress))
+            out.append(explain_template(tpl, progress, templates, now_us))
     if include_untouched:
         for uuid, tpl in config.templates.items():
             if tpl.active and uuid not in templates:
-                out.append(explain_template(tpl, None))
+                out.append(explain_template(tpl, None, templates, now_us))
     return out

@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Union
 
+from badges.domain.dependencies import find_cycles
 from badges.domain.matching import all_match, render, resolve
 from badges.domain.model import (
     CompiledConfig,
@@ -29,6 +30,7 @@ from badges.domain.model import (
     Penalty,
     Requirement,
 )
+from badges.domain.timespan import parse_duration, parse_instant
 
 Entry = Union[Requirement, Penalty]
 
@@ -201,23 +203,30 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
             problems.append(f"{where}: duplicate id; ignored")
             continue
         seen.add(raw.id)
-        spec = catalog.get(raw.event_type) if catalog is not None else None
-        if catalog is not None and spec is None:
+        badge = getattr(raw, "badge", None)
+        spec = catalog.get(raw.event_type) if catalog is not None and not badge else None
+        if catalog is not None and spec is None and not badge:
             problems.append(f"{where}: unknown event type {raw.event_type!r}")
         requirements.append(
             Requirement(
                 id=raw.id,
                 template=uuid,
-                event_type=raw.event_type,
+                event_type="" if badge else raw.event_type,
                 description=raw.description or "",
                 group=f"group:{raw.group}" if raw.group else f"requirement:{raw.id}",
                 group_name=raw.group or None,
-                rules=tuple(
+                rules=() if badge else tuple(
                     _compile_rule(r, spec, f"{where} rule {i}", problems)
                     for i, r in enumerate(raw.rules)
                 ),
+                badge=badge or None,
+                not_before_us=_timespan(parse_instant, getattr(raw, "not_before", None), where,
+                                        problems),
+                not_after_us=_timespan(parse_instant, getattr(raw, "not_after", None), where,
+                                       problems),
             )
         )
+    badges = {r.id for r in requirements if r.badge}
     penalties: list[Penalty] = []
     seen_pen: set[str] = set()
     for raw in entity.penalties:
@@ -226,7 +235,8 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
             problems.append(f"{where}: duplicate id; ignored")
             continue
         seen_pen.add(raw.id)
-        targets = tuple(dict.fromkeys(t for t in raw.requirements if t in seen))
+        # a badge requirement follows its badge: a penalty never resets it
+        targets = tuple(dict.fromkeys(t for t in raw.requirements if t in seen and t not in badges))
         unknown = [t for t in raw.requirements if t not in seen]
         if unknown:
             problems.append(f"{where}: targets unknown requirements {unknown}; ignored")
@@ -251,6 +261,14 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
     for req in requirements:
         groups.setdefault(req.group, []).append(req.id)
         names[req.group] = req.group_name
+    mins: dict[str, int] = {}
+    for name, settings in (getattr(entity, "groups", None) or {}).items():
+        key, n = f"group:{name}", settings.min
+        size = len(groups.get(key, ()))
+        if not 1 <= n <= size:
+            problems.append(f"template {uuid} group {name!r}: min {n} outside 1..{size}; "
+                            f"{'the group cannot complete' if n > size else 'taken as 1'}")
+        mins[key] = max(1, n)
     # Credly cannot issue a template it no longer has active: such a template is inactive here
     # even before the webhook that deactivates it is processed.
     active = bool(entity.is_active) and entity.credly_state == "active"
@@ -267,8 +285,46 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
         credly_state=entity.credly_state,
         requirements=tuple(requirements),
         penalties=tuple(penalties),
-        groups=tuple(Group(k, names[k], tuple(v)) for k, v in groups.items()),
+        groups=tuple(Group(k, names[k], tuple(v), mins.get(k, 1)) for k, v in groups.items()),
+        complete_within_us=_timespan(parse_duration, entity.complete_within, f"template {uuid}",
+                                     problems),
+        expires_after_us=_timespan(parse_duration, entity.expires_after, f"template {uuid}",
+                                   problems),
+        complete_within=entity.complete_within,
+        expires_after=entity.expires_after,
+        badge_requirements=tuple(r for r in requirements if r.badge),
     )
+
+
+def _timespan(parse: Any, text: str | None, where: str, problems: list[str]) -> int | None:
+    """A configured duration or instant in microseconds; None when unset or unreadable (the
+    setting is then ignored and the web view says why)."""
+    if not text:
+        return None
+    try:
+        return int(parse(text))
+    except ValueError as exc:
+        problems.append(f"{where}: {exc}; ignored")
+        return None
+
+
+def _dependents(templates: dict[str, CompiledTemplate], problems: list[str]) -> dict[str, tuple[str, ...]]:
+    """Template -> the active templates with a badge requirement on it. Edges of a cycle (which
+    the validator refuses) are left out, so that the engine's award cascade always ends."""
+    graph = {
+        t.uuid: [r.badge for r in t.badge_requirements if r.badge]
+        for t in templates.values() if t.active
+    }
+    cut: set[tuple[str, str]] = set()
+    for cycle in find_cycles(graph):
+        problems.append("badge requirements form a cycle: " + " -> ".join(cycle) + "; not followed")
+        cut.update(zip(cycle, cycle[1:]))
+    out: dict[str, list[str]] = {}
+    for uuid, targets in graph.items():
+        for target in targets:
+            if (uuid, target) not in cut and uuid not in out.get(target, []):
+                out.setdefault(target, []).append(uuid)
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def compile_config(source: Any, catalog: Any) -> CompiledConfig:
@@ -292,11 +348,13 @@ def compile_config(source: Any, catalog: Any) -> CompiledConfig:
     pens: list[Penalty] = []
     for tpl in templates.values():
         if tpl.active:
-            reqs.extend(tpl.requirements)
+            reqs.extend(r for r in tpl.requirements if not r.badge)
             pens.extend(p for p in tpl.penalties if p.targets)
+    dependents = _dependents(templates, problems)
     return CompiledConfig(
         templates=templates,
         index=RuleIndex(reqs, pens),
         organizations={o.uuid: o.name for o in orgs_in},
         problems=tuple(problems),
+        dependents=dependents,
     )

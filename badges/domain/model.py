@@ -34,11 +34,20 @@ class DataRule:
 class Requirement:
     id: str
     template: str  # template uuid
-    event_type: str
+    event_type: str  # "" for a badge requirement
     description: str
     group: str  # effective group key: the configured group, or the requirement's own
     group_name: str | None  # the configured group (None: the requirement is its own group)
     rules: tuple[DataRule, ...]
+    badge: str | None = None  # badge of badges: the template whose badge fulfills it
+    not_before_us: int | None = None  # window on the event's ce_time (inclusive bounds)
+    not_after_us: int | None = None
+
+    def in_window(self, time_us: int) -> bool:
+        """An event outside the window does not match the requirement (SPEC §8)."""
+        if self.not_before_us is not None and time_us < self.not_before_us:
+            return False
+        return self.not_after_us is None or time_us <= self.not_after_us
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +65,7 @@ class Group:
     key: str
     name: str | None  # None for a requirement that is its own group
     requirement_ids: tuple[str, ...]
+    min: int = 1  # N of M: fulfilled when at least `min` of its requirements are
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +80,25 @@ class CompiledTemplate:
     requirements: tuple[Requirement, ...]
     penalties: tuple[Penalty, ...]
     groups: tuple[Group, ...]
+    # SPEC §8 (None: not configured; the template then means what it meant before them)
+    complete_within_us: int | None = None
+    expires_after_us: int | None = None
+    complete_within: str | None = None  # as configured, for display
+    expires_after: str | None = None
+    badge_requirements: tuple[Requirement, ...] = ()  # requirements fulfilled by another badge
 
     def is_complete(self, fulfilled: object) -> bool:
-        """AND across groups, OR within one (``fulfilled`` supports ``in`` on requirement ids)."""
+        """AND across groups, at least ``min`` within each (``fulfilled`` supports ``in`` on
+        requirement ids)."""
         if not self.groups:
             return False
         for group in self.groups:
+            need = group.min
             for rid in group.requirement_ids:
                 if rid in fulfilled:  # type: ignore[operator]
-                    break
+                    need -= 1
+                    if not need:
+                        break
             else:
                 return False
         return True
@@ -92,6 +112,8 @@ class CompiledConfig:
     # Entities that could not be compiled as configured (stale key paths after a catalog
     # change, ...): they never match, and the web view shows why.
     problems: tuple[str, ...] = ()
+    # Badge of badges: template -> the active templates with a badge requirement on it.
+    dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def event_types(self) -> frozenset[str]:

@@ -9,7 +9,8 @@ Shape (``LearnerState``)::
                                 "latest_us"}},
          "resets": {req_id: time_us of the latest penalty that targeted it},
          "badge": {"status": "awarded" | "revoked", "event_id", "event_type", "time",
-                   "time_us", "origin", "key_fields"?, "revoked_by"?: {event record}}}}}
+                   "time_us", "origin", "key_fields"?, "revoked_by"?: {event record},
+                   "expires_at"?, "expires_us"?, "cause"?: "manual", "reason"?}}}}
 
 A fulfillment keeps the event that fulfilled the requirement first (its ``time`` becomes
 ``issued_at``) and ``latest_us``, the newest matching event seen since: a penalty only undoes a
@@ -55,6 +56,10 @@ class BadgeRecord(TypedDict):
     origin: str
     key_fields: NotRequired[dict[str, str]]
     revoked_by: NotRequired[EventRecord]
+    expires_at: NotRequired[str]  # SPEC §8 expires_after: issued_at + the duration
+    expires_us: NotRequired[int]
+    cause: NotRequired[Literal["manual"]]  # the latest change came from an operator
+    reason: NotRequired[str]  # the operator's reason
 
 
 class TemplateProgress(TypedDict):

@@ -71,6 +71,15 @@ def read_snapshot(settings: Settings, idle_s: float = 1.0) -> ConfigSnapshot:
 
 
 def publish(settings: Settings, entities: Iterable[Any]) -> int:
+    return _produce(settings, [(entity_key(e), encode_entity(e)) for e in entities])
+
+
+def publish_tombstones(settings: Settings, keys: Iterable[str]) -> int:
+    """Delete configuration entities: a record with no value; compaction then forgets the key."""
+    return _produce(settings, [(key, None) for key in keys])
+
+
+def _produce(settings: Settings, records: list[tuple[str, bytes | None]]) -> int:
     ensure_topics(settings, [TopicSpec(settings.config_topic, 1, compacted=True)])
     producer = Producer(settings.kafka.confluent_config(acks="all"))
     errors: list[str] = []
@@ -80,9 +89,8 @@ def publish(settings: Settings, entities: Iterable[Any]) -> int:
             errors.append(str(err))
 
     n = 0
-    for entity in entities:
-        producer.produce(settings.config_topic, key=entity_key(entity), value=encode_entity(entity),
-                         partition=0, on_delivery=on_delivery)
+    for key, value in records:
+        producer.produce(settings.config_topic, key=key, value=value, partition=0, on_delivery=on_delivery)
         n += 1
     remaining = producer.flush(30)
     if remaining or errors:

@@ -3,13 +3,24 @@
 `badges retry-failed` puts one `retry_failed` request on every partition of the decisions
 topic; the sink agent of whichever worker owns a partition re-drives that partition's failed
 badges. No routing, no discovery of workers: the partitions carry the request.
+
+`badges badge award|revoke` (SPEC §8) puts one manual command on the learner's partition of the
+learner-events topic: the progress agent that owns the learner applies it like any event, so the
+award or revoke takes the same exactly-once path as a decision of the rules engine.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
 from confluent_kafka import Producer
+
+from badges.domain.engine import MANUAL_AWARD, MANUAL_REVOKE
+from badges.domain.events import Learner, LearnerEvent
+from badges.wire.envelope import encode_envelope, learner_key, learner_partition
+from badges.wire.timeparse import us_to_iso
 
 from badges.config.settings import Settings
 from badges.kafka.config_topic import BrokerUnavailable
@@ -25,8 +36,27 @@ def retry_failed_requests(settings: Settings) -> list[tuple[int, bytes]]:
     return [(partition, encode_retry_failed()) for partition in range(settings.partitions)]
 
 
-def request_retry_failed(settings: Settings) -> int:
-    ensure_topics(settings, [s for s in worker_topics(settings) if s.name == settings.decisions_topic])
+def manual_command(
+    settings: Settings, action: str, learner: int, template: str, reason: str = "",
+) -> tuple[int, bytes, bytes]:
+    """(partition, key, value) of one manual award/revoke on the learner-events topic.
+
+    Shared by the CLI and the admin API. The command's time is now: it becomes ``issued_at`` of
+    a manual award. Its id is new, so the command applied twice (a redelivery) is recognized.
+    """
+    now_us = time.time_ns() // 1000
+    event = LearnerEvent(
+        event_type=MANUAL_AWARD if action == "award" else MANUAL_REVOKE,
+        event_id=str(uuid.uuid4()), time=us_to_iso(now_us), time_us=now_us, source="badges/admin",
+        learner=Learner(learner), payload={"template": template, "reason": reason},
+        origin="manual",
+    )
+    return (learner_partition(learner, settings.partitions), learner_key(learner),
+            encode_envelope([event]))
+
+
+def _produce(settings: Settings, topic: str, messages: list[tuple[int, bytes | None, bytes]]) -> None:
+    ensure_topics(settings, [s for s in worker_topics(settings) if s.name == topic])
     producer = Producer(settings.kafka.confluent_config(acks="all"))
     errors: list[str] = []
 
@@ -34,9 +64,20 @@ def request_retry_failed(settings: Settings) -> int:
         if err is not None:
             errors.append(str(err))
 
-    requests = retry_failed_requests(settings)
-    for partition, value in requests:
-        producer.produce(settings.decisions_topic, value=value, partition=partition, on_delivery=delivered)
+    for partition, key, value in messages:
+        producer.produce(topic, key=key, value=value, partition=partition, on_delivery=delivered)
     if producer.flush(30) or errors:
-        raise BrokerUnavailable(f"retry request not delivered: {errors[:3]}")
+        raise BrokerUnavailable(f"request not delivered: {errors[:3]}")
+
+
+def request_retry_failed(settings: Settings) -> int:
+    requests = retry_failed_requests(settings)
+    _produce(settings, settings.decisions_topic, [(p, None, v) for p, v in requests])
     return len(requests)
+
+
+def request_manual(settings: Settings, action: str, learner: int, template: str, reason: str = "") -> int:
+    """Publish a manual award/revoke; returns the learner's partition."""
+    partition, key, value = manual_command(settings, action, learner, template, reason)
+    _produce(settings, settings.learner_events_topic, [(partition, key, value)])
+    return partition

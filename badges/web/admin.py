@@ -17,7 +17,7 @@ from badges.config.entities import Entity, encode_entity, entity_key
 from badges.config.switch import TemplateSwitchError, switch_template
 from badges.credly.errors import CredlyError
 from badges.credly.sync import UnknownOrganization, pull_active_templates, select_organizations
-from badges.kafka.control import retry_failed_requests
+from badges.kafka.control import manual_command, retry_failed_requests
 from badges.web.http import HttpError
 
 if TYPE_CHECKING:
@@ -106,3 +106,18 @@ async def retry_failed(runtime: "Runtime") -> dict[str, Any]:
         raise HttpError(503, f"the retry request was not delivered ({type(exc).__name__})") from None
     log.info("admin API: retry-failed requested on %d partition(s)", len(requests))
     return {"requested_partitions": len(requests)}
+
+
+async def manual(runtime: "Runtime", action: str, learner: int, template: str, reason: str) -> dict[str, Any]:
+    """SPEC §8 manual award/revoke: one command onto the learner's partition (see kafka.control)."""
+    if template not in runtime.config.snapshot().templates:
+        raise HttpError(404, f"template {template} is not configured")
+    partition, key, value = manual_command(runtime.settings, action, learner, template, reason)
+    future = await runtime.app.producer.send(runtime.settings.learner_events_topic, key, value, partition, None, None)
+    try:
+        await future
+    except Exception as exc:  # noqa: BLE001
+        raise HttpError(503, f"the {action} was not delivered ({type(exc).__name__})") from None
+    log.info("admin API: manual %s of %s for learner %d", action, template, learner)
+    return {"action": action, "learner": learner, "template": template, "reason": reason,
+            "partition": partition, "submitted": True}

@@ -98,7 +98,7 @@ def template_detail(runtime: "Runtime", uuid: str) -> dict[str, Any]:
     if compiled is not None:
         for group in compiled.groups:
             groups.append({"name": group.name, "requirements": list(group.requirement_ids),
-                           "own": group.name is None})
+                           "own": group.name is None, "min": group.min})
     return {
         **_summary(tpl, compiled, snapshot, config),
         "description": tpl.description,
@@ -106,9 +106,15 @@ def template_detail(runtime: "Runtime", uuid: str) -> dict[str, Any]:
         "updated_at": tpl.updated_at,
         "requirement_list": [
             {"id": r.id, "event_type": r.event_type, "description": r.description, "group": r.group,
-             "rules": [_rule(x) for x in r.rules]}
+             "rules": [_rule(x) for x in r.rules], "badge": r.badge, "not_before": r.not_before,
+             "not_after": r.not_after}
             for r in tpl.requirements
         ],
+        # SPEC §8 settings (None: not configured)
+        "complete_within": tpl.complete_within,
+        "expires_after": tpl.expires_after,
+        "required_by": sorted(t.uuid for t in snapshot.templates.values()
+                              if any(r.badge == uuid for r in t.requirements)),
         "group_list": groups,
         "penalty_list": [
             {"id": p.id, "event_type": p.event_type, "description": p.description,

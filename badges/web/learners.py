@@ -6,6 +6,8 @@ worker that owns a learner holds both records (``cluster`` routes requests there
 
 from __future__ import annotations
 
+import time
+
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,7 @@ ISSUANCE_FIELDS = (
     "status", "desired", "credly_id", "credly_state", "attempts", "last_error", "error_type",
     "updated", "issued_at", "completed_at", "decided_by", "decided_by_type", "revoked_by",
     "reconciled", "in_flight", "outcome_unknown", "badge_uuid", "organization",
+    "expires_at", "cause", "reason",
 )
 FAILED_STATUSES = ("failed", "revoke_failed")
 
@@ -50,7 +53,7 @@ def learner_detail(runtime: "Runtime", learner_id: int) -> dict[str, Any]:
     if state is None and not issuance:
         raise HttpError(404, f"no progress recorded for learner {learner_id}")
     config = runtime.config.compiled()
-    templates = explain(state, config, include_untouched=True)
+    templates = explain(state, config, include_untouched=True, now_us=time.time_ns() // 1000)
     # badges decided first, then templates with progress, then the untouched ones; by name
     templates.sort(key=lambda t: (0 if t.get("badge") else 1 if any(g["fulfilled"] for g in t["groups"]) else 2,
                                   (t["name"] or t["template"]).lower()))

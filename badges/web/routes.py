@@ -13,6 +13,7 @@ result as HTML (``templates/``) or JSON (``/api/...``). Errors are ``HttpError``
 | GET | ``/learners`` (search) · ``/learners/{id}`` · ``/api/learners/{id}`` (routed to the owner) | - |
 | GET | ``/badges`` · ``/api/badges`` (all workers) · ``/api/local/badges`` (this worker) | - |
 | POST | ``/api/templates/{uuid}/activate`` · ``/deactivate`` · ``/api/templates/sync`` · ``/api/badges/retry-failed`` | bearer |
+| POST | ``/api/learners/{id}/badges/{uuid}/award`` · ``/revoke`` (body ``{"reason": ...}``) | bearer |
 | POST | ``/credly/webhook`` | - (SPEC §7) |
 | GET | ``/healthz`` (readiness, 503 with reasons) · ``/livez`` · ``/metrics`` · ``/static/...`` | - |
 """
@@ -217,6 +218,21 @@ def register(runtime: "Runtime") -> None:
     app.page("/api/templates/{uuid}/deactivate", name="deactivate")(_view("Deactivate", post=switch_view(False)))
     app.page("/api/templates/sync", name="sync")(_view("SyncTemplates", post=sync))
     app.page("/api/badges/retry-failed", name="retry-failed")(_view("RetryFailed", post=retry_failed))
+
+    def manual_view(action: str) -> Callable[..., Awaitable[web.Response]]:
+        async def post(self: View, request: web.Request, learner: str, uuid: str) -> web.Response:
+            body = await admin_body(request)
+            reason = body.get("reason", "")
+            if not isinstance(reason, str):
+                raise HttpError(422, "body: reason: expected a text")
+            return json_response(await admin.manual(
+                runtime, action, parse_learner_id(learner), parse_uuid(uuid, "template uuid"), reason), status=202)
+
+        return post
+
+    for action in ("award", "revoke"):
+        app.page(f"/api/learners/{{learner}}/badges/{{uuid}}/{action}", name=f"manual-{action}")(
+            _view(f"Manual{action.title()}", post=manual_view(action)))
 
     # --- Credly webhook -------------------------------------------------------------------------
 

@@ -56,9 +56,11 @@ def tokens(mapping: dict[str, str] | None = None) -> Callable[[str], str]:
 
 
 def issue_request(email: str = "ada@example.com", template: str = TEMPLATE,
-                  name: str = "Ada Lovelace", completed_at: str = "2024-05-01T10:20:30+02:00") -> IssueRequest:
+                  name: str = "Ada Lovelace", completed_at: str = "2024-05-01T10:20:30+02:00",
+                  **extra: Any) -> IssueRequest:
+    """``extra``: earner_id, expires_at, evidence (SPEC §8)."""
     return IssueRequest.for_learner(email=email, full_name=name, username="ada",
-                                    badge_template_id=template, completed_at=completed_at)
+                                    badge_template_id=template, completed_at=completed_at, **extra)
 
 
 @asynccontextmanager

@@ -92,10 +92,14 @@ def test_sample_configuration_validates():
     doc = result.document
     assert [o.uuid for o in doc.organizations] == [ORG]
     assert [o.api_key_env for o in doc.organizations] == ["CREDLY_TOKEN_ACME"]
-    assert [t.uuid for t in doc.templates] == [TPL_A, TPL_B]
+    assert [t.uuid for t in doc.templates] == [TPL_A, TPL_B, "7d4f6a52-0000-4000-8000-0000000000dd"]
     other = doc.templates[1]
     assert [(r.id, r.group) for r in other.requirements] == [
         ("other", "A"), ("other-ccx", "A"), ("other-certificate", "B")]
+    graduate = doc.templates[2]  # the SPEC §8 keys
+    assert (graduate.groups["electives"].min, graduate.complete_within, graduate.expires_after) == (
+        2, "P180D", "P365D")
+    assert graduate.requirements[0].badge == TPL_A
 
 
 BAD = """\
@@ -174,9 +178,12 @@ def test_a_bad_file_reports_every_error_with_path_and_line():
     assert "at least one requirement" in by_path["templates[0].penalties[1].requirements"].message
     assert "operator must be one of" in by_path["templates[1].requirements[0].rules[0].operator"].message
     assert "needs at least one requirement" in by_path["templates[2].active"].message
-    # errors come in file order, and the inline token is a warning, never echoed
+    # errors come in file order; the inline token and the rule-less penalties on a frequent event
+    # type are warnings, the token never echoed
     assert [e.line for e in result.errors] == sorted(e.line for e in result.errors)
-    assert [w.path for w in result.warnings] == ["organizations[0].api_key"]
+    assert [w.path for w in result.warnings] == [
+        "organizations[0].api_key", "templates[0].penalties[0].rules",
+        "templates[0].penalties[1].rules"]
     assert all(TOKEN not in str(e) for e in result.errors + result.warnings)
 
 
@@ -316,3 +323,199 @@ def test_inline_api_key_in_the_file_is_a_warning_and_hidden():
     assert TOKEN not in repr(result.document) and TOKEN not in str(result.document)
     [org, _] = document_to_entities(result.document, _snapshot(_synced(TPL_A)))
     assert org.api_key.get_secret_value() == TOKEN and TOKEN not in repr(org)
+
+
+# --- SPEC §8: the optional keys ------------------------------------------------------------------
+
+TPL_C = "7d4f6a52-0000-4000-8000-0000000000cc"
+
+RULES_SPEC = f"""\
+organizations:
+  - uuid: {ORG}
+    api_key_env: CREDLY_TOKEN_ACME
+templates:
+  - uuid: {TPL_A}
+    active: true
+    requirements:
+      - id: demo
+        event_type: {PASSING}
+        rules:
+          - {{key_path: is_passing, operator: "=", value: "true"}}
+  - uuid: {TPL_B}
+    active: true
+    groups:
+      electives: {{min: 2}}
+    complete_within: P180D
+    expires_after: P365D
+    requirements:
+      - id: core
+        event_type: {PASSING}
+        not_before: 2026-01-01T00:00:00Z
+        not_after: 2026-12-31T23:59:59Z
+        rules:
+          - {{key_path: course.course_key, operator: "=", value: "course-v1:O+Core+1"}}
+      - id: e1
+        group: electives
+        event_type: {PASSING}
+        rules:
+          - {{key_path: course.course_key, operator: "=", value: "course-v1:O+E1+1"}}
+      - id: e2
+        group: electives
+        event_type: {PASSING}
+        rules:
+          - {{key_path: course.course_key, operator: "=", value: "course-v1:O+E2+1"}}
+      - id: e3
+        group: electives
+        event_type: {PASSING}
+        rules:
+          - {{key_path: course.course_key, operator: "=", value: "course-v1:O+E3+1"}}
+      - id: foundations-badge
+        badge: {TPL_A}
+"""
+
+
+def test_new_keys_validate_merge_export_and_round_trip():
+    doc, errors = validate_file(RULES_SPEC, CATALOG)
+    assert errors == [] and doc.warnings == []
+    snap = _snapshot(_synced(TPL_A), _synced(TPL_B))
+    assert validate_against(doc, snap) == []
+    org, a, b = document_to_entities(doc, snap)
+    assert b.groups["electives"].min == 2
+    assert (b.complete_within, b.expires_after) == ("P180D", "P365D")
+    core, badge = b.requirements[0], b.requirements[-1]
+    assert (core.not_before, core.not_after) == ("2026-01-01T00:00:00Z", "2026-12-31T23:59:59Z")
+    assert (badge.badge, badge.event_type, badge.rules) == (TPL_A, "", [])
+    merged = ConfigSnapshot.from_entities([org, a, b])
+    # through the configuration topic and back
+    assert ConfigSnapshot.from_records(merged.records()) == merged
+    text = export_document(merged)
+    doc2, errors2 = validate_file(text, CATALOG)
+    assert errors2 == [], text
+    assert ConfigSnapshot.from_entities(document_to_entities(doc2, merged)) == merged
+
+
+def test_a_file_without_the_new_keys_means_what_it_meant_before():
+    doc, _ = validate_file(SPEC_EXAMPLE, CATALOG)
+    [_, tpl] = document_to_entities(doc, _snapshot(_synced(TPL_A)))
+    assert (tpl.groups, tpl.complete_within, tpl.expires_after) == ({}, None, None)
+    req = tpl.requirements[0]
+    assert (req.badge, req.not_before, req.not_after) == (None, None, None)
+    # and records written before the keys existed still decode to the same entity
+    old = {k: v for k, v in tpl.model_dump(mode="json").items()
+           if k not in ("groups", "complete_within", "expires_after")}
+    old["requirements"] = [{k: v for k, v in r.items() if k not in ("badge", "not_before", "not_after")}
+                           for r in old["requirements"]]
+    assert Template.model_validate(old) == tpl
+    assert "groups" not in export_document(_snapshot(tpl))
+
+
+BAD_RULES = f"""\
+organizations: []
+templates:
+  - uuid: {TPL_A}
+    groups:
+      electives: {{min: 3}}
+      nobody: {{min: 1}}
+      core: {{min: 0, max: 2}}
+    complete_within: P1Y
+    expires_after: soon
+    requirements:
+      - id: e1
+        group: electives
+        event_type: {PASSING}
+        not_before: 2026-02-01
+        rules: [{{key_path: is_passing, operator: "=", value: "true"}}]
+      - id: e2
+        group: electives
+        event_type: {PASSING}
+        not_before: 2026-12-01T00:00:00Z
+        not_after: 2026-01-01T00:00:00Z
+        rules: [{{key_path: is_passing, operator: "=", value: "true"}}]
+      - id: c
+        group: core
+        badge: {TPL_B}
+        event_type: {PASSING}
+      - id: nothing
+    penalties:
+      - id: p
+        event_type: {PASSING}
+        requirements: [c]
+        rules: [{{key_path: is_passing, operator: "=", value: "false"}}]
+  - uuid: {TPL_B}
+    requirements:
+      - id: back
+        badge: {TPL_A}
+"""
+
+
+def test_new_keys_report_every_error_with_path_and_line():
+    result = check_file(BAD_RULES, CATALOG)
+    assert result.document is None
+    got = {(e.path, e.line): e.message for e in result.errors}
+    expected = {
+        ("templates[0].groups.electives.min", 5): "between 1 and 2",
+        ("templates[0].groups.nobody", 6): "no requirement is in group 'nobody'",
+        ("templates[0].groups.core.min", 7): "between 1 and 1",
+        ("templates[0].groups.core.max", 7): "unknown field 'max'; valid: min",
+        ("templates[0].complete_within", 8): "years and months",
+        ("templates[0].expires_after", 9): "not an ISO 8601 duration",
+        ("templates[0].requirements[0].not_before", 14): "needs a time zone",
+        ("templates[0].requirements[1].not_after", 20): "before not_before",
+        ("templates[0].requirements[2].event_type", 25): "a badge requirement has no event_type",
+        ("templates[0].requirements[3].event_type", 26): "required field 'event_type' is missing",
+        ("templates[0].penalties[0].requirements[0]", 30): "is a badge requirement",
+        ("templates[1].requirements[0].badge", 35): "cycle: ",
+    }
+    for place, text in expected.items():
+        assert text in got.get(place, ""), (place, got)
+    assert len(got) == len(expected), got
+    assert f"{TPL_A} -> {TPL_B} -> {TPL_A}" in got[("templates[1].requirements[0].badge", 35)]
+
+
+def test_a_badge_of_an_unknown_template_or_a_cycle_through_the_topic_is_an_error():
+    text = RULES_SPEC.replace(f"badge: {TPL_A}", f"badge: {TPL_C}")
+    doc, errors = validate_file(text, CATALOG)
+    assert errors == []
+    snap = _snapshot(_synced(TPL_A), _synced(TPL_B))
+    [unknown] = validate_against(doc, snap)
+    assert (unknown.path, unknown.line) == ("templates[1].requirements[4].badge", 41)
+    assert "unknown template" in unknown.message
+    # TPL_C (in the topic, not in the file) names TPL_B's badge: TPL_B -> TPL_C -> TPL_B
+    back = Template.model_validate({**_synced(TPL_C).model_dump(),
+                                    "requirements": [{"id": "x", "badge": TPL_B}]})
+    [cycle] = validate_against(doc, _snapshot(_synced(TPL_A), _synced(TPL_B), back))
+    assert cycle.path == "templates[1].requirements[4].badge" and "cycle" in cycle.message
+
+
+def test_rule_less_requirement_on_a_frequent_event_type_is_a_warning():
+    text = SPEC_EXAMPLE.replace(
+        "        group: A                      # optional\n        rules:\n"
+        "          - {key_path: is_passing, operator: \"=\", value: \"true\"}\n"
+        "          - {key_path: course.course_key, operator: \"=\", value: \"course-v1:OpenedX+DemoX+Demo_Course\"}\n",
+        "        group: A\n")
+    result = check_file(text, CATALOG)
+    assert result.errors == [] and result.document is not None
+    [warning] = result.warnings
+    assert (warning.path, warning.line) == ("templates[0].requirements[0].rules", 8)
+    assert "every org.openedx.learning.course.passing.status.updated.v1 event" in warning.message
+    # a rare event type (a certificate being created) is no warning
+    rare = text.replace("event_type: org.openedx.learning.course.passing.status.updated.v1\n"
+                        "        description", "event_type: org.openedx.learning.certificate.created.v1\n"
+                        "        description")
+    assert check_file(rare, CATALOG).warnings == []
+
+
+def test_config_validate_prints_warnings_and_exits_zero(tmp_path):
+    from typer.testing import CliRunner
+
+    from badges.cli.main import app
+
+    path = tmp_path / "rule-less.yaml"
+    path.write_text(SPEC_EXAMPLE.replace(
+        "        rules:\n          - {key_path: is_passing, operator: \"=\", value: \"false\"}\n"
+        "          - {key_path: course.course_key, operator: \"=\", value: \"course-v1:OpenedX+DemoX+Demo_Course\"}\n",
+        ""))
+    result = CliRunner().invoke(app, ["config", "validate", "--offline", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and "templates[0].penalties[0].rules" in result.output
+    assert "valid" in result.output

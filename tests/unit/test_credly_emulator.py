@@ -208,7 +208,7 @@ async def test_serve_with_the_demo_seed() -> None:
     try:
         org = await client.get_organization(DEMO_ORG)  # retried until the server listens
         assert org.name == "Demo Organization"
-        assert len(await client.list_badge_templates(DEMO_ORG)) == 2  # archived one left out
+        assert len(await client.list_badge_templates(DEMO_ORG)) == 3  # archived one left out
     finally:
         await client.close()
         task.cancel()

@@ -7,6 +7,7 @@ import pytest
 from badges.credly.client import CredlyClient
 from badges.credly.emulator import EmulatorServer
 from badges.credly.issuer import issue_once, revoke_once
+from badges.credly.models import evidence_summary
 from tests.support.credly import (
     ARCHIVED_TEMPLATE,
     ORG,
@@ -235,3 +236,45 @@ async def test_revoke_timeout_after_revoking_is_success(credly_emulator: Emulato
 async def test_revoke_unknown_badge_fails_at_once(credly: CredlyClient) -> None:
     out = await revoke_once(credly, ORG, "00000000-0000-0000-0000-000000000000", reason=REASON)
     assert not out.ok and out.attempts == 1 and out.error_type == "CredlyNotFound"
+
+
+# --- SPEC §8: earner id, expiry, evidence ------------------------------------------------------
+
+
+async def test_issue_sends_earner_id_expiry_and_evidence_and_the_emulator_keeps_them(
+    credly: CredlyClient, credly_emulator: EmulatorServer
+) -> None:
+    request = issue_request(earner_id=7, expires_at="2025-05-01T08:20:30+00:00",
+                            evidence=evidence_summary(["demo"], "2024-05-01T10:20:30+02:00"))
+    out = await issue_once(credly, ORG, request, outcome_unknown=False)
+    [badge] = credly_emulator.state.list_badges()
+    assert (badge.issuer_earner_id, badge.expires_at) == ("7", "2025-05-01 08:20:30 +0000")
+    assert badge.evidence[0]["description"] == "demo (completed 2024-05-01 10:20:30 +0200)"
+    shown = (await credly.get_badge(ORG, out.badge_id)).model_dump()
+    assert (shown["issuer_earner_id"], shown["expires_at"]) == ("7", "2025-05-01 08:20:30 +0000")
+
+
+async def test_the_lookup_after_an_unknown_outcome_uses_the_earner_id(
+    credly: CredlyClient, credly_emulator: EmulatorServer
+) -> None:
+    # the learner changed their e-mail since the issue whose outcome was lost
+    ours = await credly.issue_badge(ORG, issue_request(earner_id=7))
+    moved = issue_request(email="ada@new.example.com", earner_id=7)
+    out = await issue_once(credly, ORG, moved, outcome_unknown=True)
+    assert out.ok and out.reconciled and out.badge_id == ours.id
+    [query] = [r.query for r in credly_emulator.state.recorded("GET", "/badges$")]
+    assert query["filter"].startswith("issuer_earner_id::7|")
+    # another earner's badge of the same template and e-mail is not ours
+    other = await issue_once(credly, ORG, issue_request(email="ada@new.example.com", earner_id=8),
+                             outcome_unknown=True)
+    assert other.ok and not other.reconciled and other.badge_id != ours.id
+
+
+async def test_an_expired_badge_is_not_the_one_a_renewal_issued(
+    credly: CredlyClient, credly_emulator: EmulatorServer
+) -> None:
+    old = await credly.issue_badge(ORG, issue_request(
+        earner_id=7, completed_at="2023-01-01T00:00:00+00:00", expires_at="2023-06-01T00:00:00+00:00"))
+    out = await issue_once(credly, ORG, issue_request(earner_id=7), outcome_unknown=True)
+    assert out.ok and not out.reconciled and out.badge_id != old.id
+    assert len(credly_emulator.state.list_badges()) == 2

@@ -15,6 +15,7 @@ from badges.credly.models import (
     IssueRequest,
     Page,
     badge_filter,
+    evidence_summary,
     format_issued_at,
     split_name,
 )
@@ -70,11 +71,24 @@ def test_issue_request_for_learner() -> None:
     req = IssueRequest.for_learner(email="ada@example.com", full_name="Ada Lovelace",
                                    username="ada", badge_template_id="tpl",
                                    completed_at="2024-05-01T10:20:30Z")
-    assert req.model_dump() == {
+    assert req.body() == {
         "recipient_email": "ada@example.com", "issued_to_first_name": "Ada",
         "issued_to_last_name": "Lovelace", "badge_template_id": "tpl",
         "issued_at": "2024-05-01 10:20:30 +0000",
     }
+
+
+def test_issue_request_carries_earner_id_expiry_and_evidence() -> None:
+    req = IssueRequest.for_learner(
+        email="ada@example.com", full_name="Ada Lovelace", username="ada", badge_template_id="tpl",
+        completed_at="2024-05-01T10:20:30Z", earner_id=42, expires_at="2025-05-01T10:20:30+00:00",
+        evidence=evidence_summary(["Pass the Demo course", "e2"], "2024-05-01T10:20:30Z"),
+    )
+    body = req.body()
+    assert (body["issuer_earner_id"], body["expires_at"]) == ("42", "2025-05-01 10:20:30 +0000")
+    assert body["evidence"] == [{
+        "type": "IdEvidence", "title": "Completed requirements",
+        "description": "Pass the Demo course, e2 (completed 2024-05-01 10:20:30 +0000)"}]
 
 
 def test_issue_request_rejects_a_badly_formatted_issued_at() -> None:

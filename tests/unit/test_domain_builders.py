@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from badges.config.entities import ConfigSnapshot, Organization, Template
-from badges.domain.engine import Decision, apply_event
+from badges.domain.engine import MANUAL_AWARD, MANUAL_REVOKE, Decision, apply_event
 from badges.domain.events import Learner, LearnerEvent
 from badges.domain.index import compile_config
 from badges.domain.model import CompiledConfig
@@ -59,13 +59,31 @@ def pen(pid: str, targets: list[str], event_type: str = PASSING, *rules: dict[st
     return {"id": pid, "event_type": event_type, "requirements": targets, "rules": list(rules)}
 
 
+def badge_req(rid: str, target: str, group: str | None = None) -> dict[str, Any]:
+    """A badge-of-badges requirement (SPEC §8): fulfilled while the learner holds ``target``."""
+    return {"id": rid, "badge": target, "group": group}
+
+
+def window(requirement: dict[str, Any], not_before: int | None = None,
+           not_after: int | None = None) -> dict[str, Any]:
+    """``requirement`` with a window on ce_time, in the seconds of ``t`` of the event builders."""
+    out = dict(requirement)
+    if not_before is not None:
+        out["not_before"] = _iso(BASE_US + not_before * 1_000_000)
+    if not_after is not None:
+        out["not_after"] = _iso(BASE_US + not_after * 1_000_000)
+    return out
+
+
 def template(requirements: list[dict[str, Any]], penalties: list[dict[str, Any]] | None = None,
              *, uuid: str | None = None, active: bool = True, credly_state: str = "active",
-             name: str = "A badge") -> Template:
+             name: str = "A badge", **rules: Any) -> Template:
+    """``rules``: the SPEC §8 template keys (groups={"A": {"min": 2}}, complete_within="P1D",
+    expires_after="PT10S")."""
     return Template(
         uuid=uuid or tpl_uuid(), organization=ORG, name=name, description="desc",
         image_url="https://example.test/badge.png", credly_state=credly_state, is_active=active,
-        requirements=requirements, penalties=penalties or [],
+        requirements=requirements, penalties=penalties or [], **rules,
     )
 
 
@@ -148,6 +166,18 @@ def certificate_created(learner: int, course_key: str, t: int = 0) -> LearnerEve
         "download_url": "", "name": "", "previous_status": None,
     }
     return make_event(CERT_CREATED, payload, learner, t)
+
+
+def manual(learner: int, template_uuid: str, action: str = "award", reason: str = "", t: int = 0,
+           event_id: str | None = None) -> LearnerEvent:
+    """An operator's command as the CLI and admin API publish it (no identity, no bus)."""
+    time_us = BASE_US + t * 1_000_000
+    return LearnerEvent(
+        event_type=MANUAL_AWARD if action == "award" else MANUAL_REVOKE,
+        event_id=event_id or f"00000000-0000-4000-9000-{next(_event_seq):012d}",
+        time=_iso(time_us), time_us=time_us, source="badges/cli", learner=Learner(learner),
+        payload={"template": template_uuid, "reason": reason}, origin="manual",
+    )
 
 
 # --- running -----------------------------------------------------------------------------------

@@ -509,3 +509,31 @@ def test_missing_values_never_equal_anything():
 def test_numbers_compare_as_their_string():
     tpl = template([req("big", CCX_PASSING, rule("course.max_students_allowed", "=", "200"))])
     assert run(compile_templates(tpl), [ccx_passing(1, CCX1, DEMO, t=1)]).awards()
+
+
+def test_sample_configuration_graduate_needs_the_demo_badge_and_two_electives():
+    from importlib import resources
+
+    from badges.config.entities import ConfigSnapshot
+    from badges.config.file import document_to_entities, validate_file
+    from badges.domain.index import compile_config
+    from tests.unit.test_domain_builders import CATALOG, organization
+
+    text = resources.files("badges.config").joinpath("sample.yaml").read_text()
+    doc, _ = validate_file(text, CATALOG)
+    synced = [template([], uuid=t.uuid, active=False) for t in doc.templates]
+    snapshot = ConfigSnapshot.from_entities([organization(), *synced])
+    cfg = compile_config(ConfigSnapshot.from_entities(document_to_entities(doc, snapshot)), CATALOG)
+    demo, graduate = "7d4f6a52-0000-4000-8000-0000000000aa", "7d4f6a52-0000-4000-8000-0000000000dd"
+    # the test events are of November 2023: before elective-1's window opens
+    r = run(cfg, [passing(1, "course-v1:OpenedX+Elective1+2024", t=1),
+                  passing(1, "course-v1:OpenedX+Elective3+2024", t=2)])
+    r.feed(passing(1, "course-v1:OpenedX+DemoX+Demo_Course", t=3))
+    assert r.awards() == [(1, demo)]
+    r = run(cfg, [passing(1, "course-v1:OpenedX+Elective2+2024", t=1),
+                  passing(1, "course-v1:OpenedX+Elective3+2024", t=2)])
+    assert r.awards() == []
+    r.feed(passing(1, "course-v1:OpenedX+DemoX+Demo_Course", t=3))
+    assert r.awards() == [(1, demo), (1, graduate)]
+    r.feed(passing(1, "course-v1:OpenedX+DemoX+Demo_Course", False, t=4))
+    assert r.revokes() == [(1, demo), (1, graduate)]

@@ -131,3 +131,27 @@ def test_index_prefers_a_selective_key_path_over_one_value_every_entry_shares():
     assert cfg.index.stats()[ENROLLED]["requirements"]["keyed"] == {"course.course_key": 20}
     reqs, _ = cfg.index.candidates(ENROLLED, {"course": {"course_key": _course(3)}, "mode": "verified"})
     assert [r.id for r in reqs] == ["e3"]
+
+
+def test_the_new_kinds_keep_the_index_flat():
+    """SPEC §8: windows and N-of-M requirements are filed like any other; badge requirements are
+    not indexed at all (the award cascade reaches them through ``dependents``)."""
+    from tests.unit.test_domain_builders import badge_req, window
+
+    templates = []
+    for i in range(0, 1000, 2):
+        base = template([window(req(f"r{i}", PASSING, passing_rule(), course_rule(_course(i)), group="g"),
+                                not_before=0),
+                         req(f"s{i}", PASSING, passing_rule(), course_rule(_course(i + 1)), group="g")],
+                        uuid=tpl_uuid(200_000 + i), groups={"g": {"min": 2}}, complete_within="P30D")
+        templates += [base, template([badge_req("b", base.uuid)], uuid=tpl_uuid(200_001 + i))]
+    cfg = compile_templates(*templates)
+    assert cfg.index.size == 1000 and set(cfg.index.stats()) == {PASSING}
+    assert cfg.index.stats()[PASSING]["requirements"] == {
+        "fallback": 0, "keyed": {"course.course_key": 1000}}
+    reqs, _ = cfg.index.candidates(PASSING, passing(1, _course(418), True).payload)
+    assert [r.id for r in reqs] == ["r418"]
+    assert len(cfg.dependents) == 500
+    r = apply_event(None, cfg, passing(1, _course(418), True, t=1))
+    r = apply_event(r.state, cfg, passing(1, _course(419), True, t=2))
+    assert [d.template for d in r.decisions] == [tpl_uuid(200_418), tpl_uuid(200_419)]

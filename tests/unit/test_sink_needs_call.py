@@ -88,3 +88,12 @@ def test_stale_intents_are_those_left_pending_long_enough_on_owned_partitions() 
     for key, (partition, decisions) in work.items():
         assert partition in owned
         assert [(d.action, d.template, d.learner.id) for d in decisions] == [("award", "old", int(key))]
+
+
+@pytest.mark.parametrize("status", ["issued", "revoked", "revoke_failed"])
+def test_a_renewal_is_issued_once_after_an_expired_or_revoked_badge(status: str) -> None:
+    # SPEC §8: a new completion after the expiry, or a manual award after a revocation
+    earlier = {"status": status, "decided_by": "ev-1"}
+    assert needs_call(earlier, "award", renewal_of="ev-2")
+    assert not needs_call({"status": "issued", "decided_by": "ev-2"}, "award", renewal_of="ev-2")
+    assert not needs_call(earlier, "award")  # the earlier award delivered again: still skipped
