@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator
 
 import orjson
 
@@ -27,7 +27,9 @@ from badges.credly.issuer import find_issued, issue_once, revoke_once
 from badges.credly.models import IssueRequest, evidence_summary
 from badges.credly.ratelimit import shared_rate_limit
 from badges.credly.tokens import MissingToken, token_lookup
-from badges.domain.engine import Decision
+from badges.domain.engine import Decision, desired_decision
+from badges.domain.model import CompiledConfig
+from badges.kafka.offsets import is_learner_key
 from badges.faults import fault_point
 from badges.tables.writer import TableWriter
 from badges.wire.decisions import RETRY_FAILED, decode_message
@@ -49,9 +51,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-INTENT_STALE_S = 30.0  # far above a batch's normal duration; below any operator's patience
-INTENT_SWEEP_EVERY_S = 10.0
-INTENT_FULL_SCAN_S = 600.0
+RECONCILE_CHECK_EVERY_S = 10.0  # how often the timer looks whether a reconciliation is due
+RECONCILE_EVERY_S = 600.0  # a full reconciliation at least this often, besides every rebalance
+RECONCILE_YIELD_EVERY = 500  # progress records scanned between two yields to the event loop
 
 
 def records_in(
@@ -70,25 +72,46 @@ def records_in(
             yield lkey, partition, orjson.loads(raw)
 
 
-def stale_intents(
-    records: Any, partitions: set[int], n_partitions: int, older_than: float,
-) -> tuple[dict[bytes, tuple[int, list[Decision]]], int]:
-    """The pending decisions of intents recorded before ``older_than`` in these partitions, and
-    how many younger intents are still waiting to become stale."""
+def reconcile_work(
+    progress: Iterable[tuple[bytes, bytes]], issuance: Callable[[bytes], dict[str, Any]],
+    partitions: set[int], n_partitions: int, config: CompiledConfig,
+) -> dict[bytes, tuple[int, list[Decision]]]:
+    """The decisions still to carry out in these partitions: for every (learner, template) whose
+    badge record in the progress table (the desired state, versioned) is ahead of what the
+    issuance record says was applied, the decision that brings Credly to it.
+
+    This is what makes the decisions topic a notification only: a decision message lost, never
+    sent (a crash between the progress write and the send), delivered late or twice changes
+    nothing, because the progress table holds every badge's latest version and this finds it.
+    """
     work: dict[bytes, tuple[int, list[Decision]]] = {}
-    younger = 0
-    for lkey, partition, by_template in records_in(records, partitions, n_partitions, marker=b'"pending"'):
-        for rec in by_template.values():
-            if not rec.get("pending"):
+    for lkey, raw in progress:
+        if not is_learner_key(lkey) or b'"badge"' not in raw:
+            continue
+        try:
+            partition = learner_partition(int(lkey), n_partitions)
+        except ValueError:
+            continue
+        if partition not in partitions:
+            continue
+        state = orjson.loads(raw)
+        records: dict[str, Any] | None = None
+        for uuid in state.get("templates", {}):
+            tpl = config.templates.get(uuid)
+            if tpl is None:
+                continue  # deleted: nothing to do in Credly
+            decision = desired_decision(state, uuid, tpl.organization)
+            if decision is None:
                 continue
-            if rec.get("intent_at", 0) < older_than:
-                work.setdefault(lkey, (partition, []))[1].extend(Decision.from_dict(d) for d in rec["pending"])
-            else:
-                younger += 1
-    return work, younger
+            if records is None:
+                records = issuance(lkey)
+            if needs_call(records.get(uuid), decision.action, _renewal(decision), decision.version, count=False):
+                work.setdefault(lkey, (partition, []))[1].append(decision)
+    return work
 
 
-def needs_call(rec: dict[str, Any] | None, action: str, renewal_of: str | None = None) -> bool:
+def needs_call(rec: dict[str, Any] | None, action: str, renewal_of: str | None = None,
+               version: int = 0, count: bool = True) -> bool:
     """Whether Credly must still be called for an award/revoke, from the outcomes recorded.
 
     Only outcomes count, never intents: after a crash the batch that recorded an award's and a
@@ -97,16 +120,22 @@ def needs_call(rec: dict[str, Any] | None, action: str, renewal_of: str | None =
     ``revoked``) or failed makes every later award of the badge a no-op, except a renewal
     (``renewal_of``: its event id; SPEC §8 expiry or manual award) not carried out yet.
     """
+    if version and rec and rec.get("applied_v", 0) >= version:
+        if count:
+            (metrics.AWARDS if action == "award" else metrics.REVOCATIONS).labels("duplicate_skipped").inc()
+        return False  # this version, or a later one, has been carried out
     status = rec.get("status") if rec else None
     if action == "award":
         if renewal_of is not None and rec and rec.get("decided_by") != renewal_of:
             return True
         if status in (ISSUED, REVOKED_ST, REVOKE_FAILED):
-            metrics.AWARDS.labels("duplicate_skipped").inc()
+            if count:
+                metrics.AWARDS.labels("duplicate_skipped").inc()
             return False
         return True
     if status == REVOKED_ST:
-        metrics.REVOCATIONS.labels("duplicate_skipped").inc()
+        if count:
+            metrics.REVOCATIONS.labels("duplicate_skipped").inc()
         return False
     return True
 
@@ -172,7 +201,7 @@ class Sink:
         unknown: dict[tuple[bytes, str], bool] = {}  # an earlier attempt's outcome is unknown
         for lkey, (partition, decisions) in work.items():
             records = self.load(lkey)
-            todo = [d for d in decisions if needs_call(records.get(d.template), d.action, _renewal(d))]
+            todo = [d for d in decisions if needs_call(records.get(d.template), d.action, _renewal(d), d.version)]
             if not todo:
                 # carried out already: an intent left over from before is done too
                 done = [records[d.template].pop("pending", None) for d in decisions if d.template in records]
@@ -209,7 +238,7 @@ class Sink:
         async with self.slots:
             for d in decisions:
                 rec = records.setdefault(d.template, {})
-                if not needs_call(rec, d.action, _renewal(d)):  # carried out earlier in this batch
+                if not needs_call(rec, d.action, _renewal(d), d.version):  # carried out earlier in this batch
                     continue
                 learner = d.to_dict()["learner"]
                 try:
@@ -224,6 +253,9 @@ class Sink:
                     if d.action == "award":
                         rec["in_flight"] = False
                     (metrics.AWARDS if d.action == "award" else metrics.REVOCATIONS).labels("failed").inc()
+                if d.version > rec.get("applied_v", 0):
+                    # carried out, whatever the outcome (a failure is re-driven by retry-failed)
+                    rec["applied_v"] = d.version
 
     async def _issue(self, rec: dict[str, Any], learner: dict[str, Any], d: Decision, unknown: bool) -> None:
         template, org = d.template, d.organization
@@ -290,27 +322,30 @@ class Sink:
             rec.update(status=REVOKE_FAILED, credly_id=badge_id, last_error=outcome.error, error_type=outcome.error_type)
             metrics.REVOCATIONS.labels("failed").inc()
 
-    # --- intents never completed ---------------------------------------------------------------
+    # --- reconciliation ---------------------------------------------------------------------
 
-    async def sweep_intents(self, partitions: set[int]) -> int:
-        """Carry out decisions whose durable intent was never completed, in these partitions;
-        returns how many such intents are too young yet (look again later).
+    async def reconcile(self, partitions: set[int]) -> int:
+        """Carry out every decision the progress table holds and the issuance table has not
+        applied, in these partitions (this worker's); returns how many were carried out.
 
-        A batch records its intents (with the decisions) before calling Credly and clears them
-        with the outcomes. An intent older than INTENT_STALE_S on a partition this worker owns
-        was left by a batch that never finished and whose decisions were not delivered again
-        (a crash at the wrong moment around a rebalance): it is carried out now, looking the
-        badge up in Credly first, as any retried call does.
+        Intents whose outcome was never recorded are among them (their version is not applied):
+        the issue is looked up in Credly first, as any retried call is.
         """
-        now = time.time()
-        async with self.lock:  # no batch of this worker is in flight while it looks
-            work, younger = stale_intents(self.rt.tables["issuance"].data.items(), partitions,
-                                          self.rt.settings.partitions, now - INTENT_STALE_S)
+        progress = self.rt.tables["progress"].data
+        config = self.rt.config.compiled()
+        items = []
+        for i, item in enumerate(list(progress.items())):
+            items.append(item)
+            if i % RECONCILE_YIELD_EVERY == RECONCILE_YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # a long scan must not stall the event loop
+        async with self.lock:  # no batch of this worker is in flight while it compares
+            work = reconcile_work(items, self.load, partitions, self.rt.settings.partitions, config)
             if work:
-                log.warning("carrying out %d decision(s) of intents never completed",
-                            sum(len(ds) for _, ds in work.values()))
+                n = sum(len(ds) for _, ds in work.values())
+                log.warning("reconciliation: carrying out %d decision(s) never applied", n)
+                metrics.RECONCILED.inc(n)
                 await self.carry_out_work(work)
-        return younger
+        return sum(len(ds) for _, ds in work.values())
 
     # --- operator requests --------------------------------------------------------------------
 
@@ -377,24 +412,25 @@ def register(runtime: "Runtime") -> None:
 
     runtime.app.agent(runtime.topics["decisions"], name="credly-sink")(credly_sink)
 
-    # Intents are orphaned by crashes, which end in rebalances: the table is scanned after each
-    # rebalance (and again while orphans are too young to be carried out), and otherwise rarely.
-    scanned = {"rebalance": -1, "at": 0.0}
+    # Decisions get lost with crashes, which end in rebalances: the owner of a partition
+    # reconciles it after each rebalance, and every RECONCILE_EVERY_S otherwise.
+    done = {"rebalance": -1, "at": 0.0}
 
-    async def sweep() -> None:
+    async def reconcile() -> None:
         app = runtime.app
-        due = (app.rebalancing_count != scanned["rebalance"]
-               or time.monotonic() - scanned["at"] > INTENT_FULL_SCAN_S)
+        due = (app.rebalancing_count != done["rebalance"]
+               or time.monotonic() - done["at"] > RECONCILE_EVERY_S)
         if not due or app.rebalancing or not app.tables.recovery.completed.is_set():
             return
         decisions_topic = runtime.settings.decisions_topic
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == decisions_topic}
         count = app.rebalancing_count
-        younger = await sink.sweep_intents(owned) if owned else 0
-        if not younger and app.rebalancing_count == count:
-            scanned.update(rebalance=count, at=time.monotonic())
+        if owned:
+            await sink.reconcile(owned)
+        if app.rebalancing_count == count:
+            done.update(rebalance=count, at=time.monotonic())
 
-    runtime.app.timer(INTENT_SWEEP_EVERY_S, name="credly-intent-sweep")(sweep)
+    runtime.app.timer(RECONCILE_CHECK_EVERY_S, name="credly-reconcile")(reconcile)
 
     async def close_credly(app: Any, **_: Any) -> None:
         """After the agents have stopped: no call can be in flight any more."""

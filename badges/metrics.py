@@ -48,3 +48,8 @@ OFFSETS_SOUGHT_BACK = Counter(
     "(reason: assignment, skipped, dropped_while_seeking); each is read again",
     ["reason"],
 )
+RECONCILED = Counter(
+    "badges_reconciled_decisions_total",
+    "Decisions the Credly sink carried out from the progress table because their message was "
+    "lost or never sent (after a crash); each was looked up in Credly first when in doubt",
+)

@@ -82,6 +82,9 @@ class Decision:
     expires_at: str | None = None
     reason: str = ""
     renewal: bool = False
+    # The version of the badge record this decision carries out (``badge_version``): the sink
+    # records the highest version it has applied per (learner, template) and skips lower ones.
+    version: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +110,7 @@ class Decision:
             "expires_at": self.expires_at,
             "reason": self.reason,
             "renewal": self.renewal,
+            "version": self.version,
         }
 
     @staticmethod
@@ -123,6 +127,7 @@ class Decision:
             expires_at=data.get("expires_at"),
             reason=data.get("reason") or "",
             renewal=bool(data.get("renewal", False)),
+            version=int(data.get("version") or 0),
         )
 
 
@@ -223,8 +228,18 @@ def _complete(tpl: CompiledTemplate, fulfilled: dict[str, Any], held: dict[str, 
     return tpl.is_complete(counted | held.keys())
 
 
-def _awarded_record(tpl: CompiledTemplate, event: LearnerEvent) -> BadgeRecord:
-    badge: BadgeRecord = {"status": "awarded", **event_record(event)}  # type: ignore[typeddict-item]
+def badge_version(badge: BadgeRecord | None) -> int:
+    """How many times the badge of a (learner, template) has changed: each award (a renewal and
+    a manual award included) and each revocation is one version more. Records written before
+    versions existed count as the award (1) or the award and its revocation (2)."""
+    if badge is None:
+        return 0
+    return badge.get("v") or (1 if badge["status"] == "awarded" else 2)
+
+
+def _awarded_record(tpl: CompiledTemplate, event: LearnerEvent, previous: BadgeRecord | None) -> BadgeRecord:
+    badge: BadgeRecord = {"status": "awarded", **event_record(event),  # type: ignore[typeddict-item]
+                          "v": badge_version(previous) + 1}
     if tpl.expires_after_us is not None:
         expires = event.time_us + tpl.expires_after_us
         badge["expires_us"] = expires
@@ -235,7 +250,8 @@ def _awarded_record(tpl: CompiledTemplate, event: LearnerEvent) -> BadgeRecord:
 def _revoked_record(badge: BadgeRecord, event: LearnerEvent) -> BadgeRecord:
     """The badge revoked by ``event``; an operator's cause and reason describe only the change
     they made, so a revocation by processing drops them."""
-    revoked: BadgeRecord = {**badge, "status": "revoked", "revoked_by": event_record(event)}
+    revoked: BadgeRecord = {**badge, "status": "revoked", "revoked_by": event_record(event),
+                            "v": badge_version(badge) + 1}
     revoked.pop("cause", None)
     revoked.pop("reason", None)
     return revoked
@@ -278,13 +294,15 @@ class _Pass:
               renewal: bool, reason: str = "") -> None:
         self.emit(Award(self.learner, tpl.uuid, tpl.organization, _event_ref(badge), False, cause,
                         dict(badge.get("key_fields", {})), badge.get("expires_at"), reason,
-                        renewal))
+                        renewal, badge_version(badge)))
 
-    def revoke(self, tpl: CompiledTemplate, badge: BadgeRecord, cause: tuple[str, ...],
+    def revoke(self, tpl: CompiledTemplate, revoked: BadgeRecord, cause: tuple[str, ...],
                reason: str = "") -> None:
+        """``revoked``: the badge record as this revocation leaves it."""
         self.emit(Revoke(self.learner, tpl.uuid, tpl.organization,
                          _event_ref(event_record(self.event)), False, cause,
-                         dict(badge.get("key_fields", {})), None, reason))
+                         dict(revoked.get("key_fields", {})), None, reason, False,
+                         badge_version(revoked)))
 
     def re_emit(self, tpl: CompiledTemplate, badge: BadgeRecord, cause: tuple[str, ...]) -> bool:
         """Re-emit (replayed) the decisions this event took on ``tpl`` before; True if any."""
@@ -293,15 +311,20 @@ class _Pass:
         if badge["event_id"] == eid:
             found = True
             if (tpl.uuid, "award") not in self.emitted:
+                # the award's version: the record's, or the one before its revocation
+                version = badge_version(badge) - (1 if badge["status"] == "revoked" else 0)
                 self.emit(Award(self.learner, tpl.uuid, tpl.organization, _event_ref(badge), True,
                                 cause, dict(badge.get("key_fields", {})), badge.get("expires_at"),
-                                badge.get("reason", "") if badge.get("cause") == "manual" else ""))
+                                badge.get("reason", "") if badge.get("cause") == "manual" else "",
+                                version > 1, version))
         revoked_by = badge.get("revoked_by") if badge["status"] == "revoked" else None
         if revoked_by is not None and revoked_by["event_id"] == eid:
             found = True
             if (tpl.uuid, "revoke") not in self.emitted:
                 self.emit(Revoke(self.learner, tpl.uuid, tpl.organization, _event_ref(revoked_by),
-                                 True, cause, dict(badge.get("key_fields", {}))))
+                                 True, cause, dict(badge.get("key_fields", {})), None,
+                                 badge.get("reason", "") if badge.get("cause") == "manual" else "",
+                                 False, badge_version(badge)))
         return found
 
     def cascade(self) -> None:
@@ -326,13 +349,13 @@ class _Pass:
                 if action == "award" and (badge is None or _expired(badge, t)):
                     since = badge.get("expires_us") if badge is not None else None
                     if _complete(tpl, fulfilled, held, t, since):
-                        new_badge = _awarded_record(tpl, self.event)
+                        new_badge = _awarded_record(tpl, self.event, badge)
                         self.award(tpl, new_badge, cause, badge is not None)
                 elif (action == "revoke" and _holds(badge, t)
                       and not _complete(tpl, fulfilled, held, t, windowed=False)):
                     assert badge is not None
                     new_badge = _revoked_record(badge, self.event)
-                    self.revoke(tpl, badge, cause)
+                    self.revoke(tpl, new_badge, cause)
                 elif badge is not None and self.re_emit(tpl, badge, cause):
                     work.append((uuid, action))
                 if new_badge is not None:
@@ -441,7 +464,7 @@ def apply_event(
             completing = [r for r in progressed if r.id in final_f]
             if completing and _complete(tpl, final_f, held, t, since):
                 key_fields = _key_fields(event, completing)
-                new_badge = _awarded_record(tpl, event)
+                new_badge = _awarded_record(tpl, event, badge)
                 if key_fields:
                     new_badge["key_fields"] = key_fields
                 run.award(tpl, new_badge, tuple(r.id for r in completing), badge is not None)
@@ -450,7 +473,7 @@ def apply_event(
         elif (badge is not None and _holds(badge, t) and reset_any
               and not _complete(tpl, final_f, held, t, windowed=False)):
             new_badge = _revoked_record(badge, event)
-            run.revoke(tpl, badge, tuple(p.id for p in tpens))
+            run.revoke(tpl, new_badge, tuple(p.id for p in tpens))
         elif badge is not None:  # awarded, or revoked (never awarded again by processing)
             # The awarding event applied again, re-emitted even once the badge is revoked: a
             # crash may have lost both decisions after the state holding them was written (the
@@ -514,11 +537,11 @@ def apply_manual(state: LearnerState | None, config: CompiledConfig, event: Lear
     elif award and _holds(badge, t):
         note = f"learner {event.learner.id} already holds the badge of {uuid}"
     elif award:
-        new_badge = {**_awarded_record(tpl, event), "cause": "manual", "reason": reason}
+        new_badge = {**_awarded_record(tpl, event, badge), "cause": "manual", "reason": reason}
         run.award(tpl, new_badge, ("manual",), badge is not None, reason)
     elif badge is not None and badge["status"] == "awarded":
         new_badge = {**_revoked_record(badge, event), "cause": "manual", "reason": reason}
-        run.revoke(tpl, badge, ("manual",), reason)
+        run.revoke(tpl, new_badge, ("manual",), reason)
     else:
         note = f"learner {event.learner.id} has no badge of {uuid} to revoke"
     if new_badge is not None:
@@ -533,3 +556,25 @@ def apply_manual(state: LearnerState | None, config: CompiledConfig, event: Lear
     new_state: LearnerState = {**state, "templates": {**_configured(templates_in, config),
                                                       **run.updates}}
     return Outcome(new_state, run.decisions, True, note=note)
+
+
+def desired_decision(state: LearnerState, uuid: str, organization: str) -> Decision | None:
+    """The decision that brings Credly to what the learner's progress says of a template's
+    badge now (its latest version), as if taken again: what the Credly sink reconciles to when a
+    decision message was lost. None when the template has no badge record."""
+    progress = state["templates"].get(uuid)
+    badge = progress.get("badge") if progress is not None else None
+    if badge is None:
+        return None
+    learner = as_learner(state["learner"])
+    version = badge_version(badge)
+    manual_reason = badge.get("reason", "") if badge.get("cause") == "manual" else ""
+    key_fields = dict(badge.get("key_fields", {}))
+    if badge["status"] == "awarded":
+        assert progress is not None
+        cause = ("manual",) if badge.get("cause") == "manual" else tuple(sorted(progress["fulfilled"]))
+        return Award(learner, uuid, organization, _event_ref(badge), True, cause, key_fields,
+                     badge.get("expires_at"), manual_reason, version > 1, version)
+    revoked_by = badge.get("revoked_by") or badge
+    return Revoke(learner, uuid, organization, _event_ref(revoked_by), True, (), key_fields, None,
+                  manual_reason, False, version)

@@ -10,7 +10,8 @@ Shape (``LearnerState``)::
          "resets": {req_id: time_us of the latest penalty that targeted it},
          "badge": {"status": "awarded" | "revoked", "event_id", "event_type", "time",
                    "time_us", "origin", "key_fields"?, "revoked_by"?: {event record},
-                   "expires_at"?, "expires_us"?, "cause"?: "manual", "reason"?}}}}
+                   "expires_at"?, "expires_us"?, "cause"?: "manual", "reason"?,
+                   "v": version, one more at each award or revocation}}}}
 
 A fulfillment keeps the event that fulfilled the requirement first (its ``time`` becomes
 ``issued_at``) and ``latest_us``, the newest matching event seen since: a penalty only undoes a
@@ -60,6 +61,7 @@ class BadgeRecord(TypedDict):
     expires_us: NotRequired[int]
     cause: NotRequired[Literal["manual"]]  # the latest change came from an operator
     reason: NotRequired[str]  # the operator's reason
+    v: NotRequired[int]  # how many times this badge changed (engine.badge_version)
 
 
 class TemplateProgress(TypedDict):

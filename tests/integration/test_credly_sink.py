@@ -131,9 +131,10 @@ def test_sigkill_during_credly_retries_then_restart_issues_exactly_one(stack: St
 
 
 def test_an_intent_never_completed_is_carried_out_after_a_restart(stack: Stack) -> None:
-    """A batch recorded its intent (with the decision) and died, and the decision was never
-    delivered again: the worker that owns the record finds the stale intent and issues the badge
-    (looking it up in Credly first), without any new decision."""
+    """A batch recorded its intent and died, and the decision was never delivered again: the
+    worker that owns the learner reconciles the progress table's badge record (awarded, version
+    1) with the issuance record (intent, nothing applied) and issues the badge, looking it up in
+    Credly first, without any new decision."""
     import orjson
 
     from badges.wire.envelope import learner_partition
@@ -141,18 +142,20 @@ def test_an_intent_never_completed_is_carried_out_after_a_restart(stack: Stack) 
 
     learner = 810
     email = f"learner{learner}@example.com"
-    award = {
-        "action": "award", "learner": {"id": learner, "username": f"learner{learner}", "email": email,
-                                        "name": "Ada Lovelace"},
-        "template": TEMPLATE, "organization": ORG,
-        "event": {"event_id": "0d9e3c1a-0000-4000-8000-000000000810", "event_type": COURSE_PASSING,
-                  "time": "2024-05-01T10:20:30+00:00", "time_us": 1714558830000000, "origin": "test"},
-        "replayed": False, "cause": ["passed"], "key_fields": {},
-    }
-    record = {TEMPLATE: {"in_flight": True, "desired": "awarded", "pending": [award], "intent_at": 0}}
+    event = {"event_id": "0d9e3c1a-0000-4000-8000-000000000810", "event_type": COURSE_PASSING,
+             "time": "2024-05-01T10:20:30+00:00", "time_us": 1714558830000000, "origin": "test"}
+    identity = {"id": learner, "username": f"learner{learner}", "email": email, "name": "Ada Lovelace"}
+    progress = {"v": 1, "learner": {**identity, "time_us": event["time_us"]}, "templates": {TEMPLATE: {
+        "fulfilled": {"demo": {**event, "latest_us": event["time_us"]}}, "resets": {},
+        "badge": {"status": "awarded", **event, "v": 1}}}}
+    award = {"action": "award", "learner": identity, "template": TEMPLATE, "organization": ORG, "event": event,
+             "replayed": False, "cause": ["demo"], "key_fields": {}, "version": 1}
+    intent = {TEMPLATE: {"in_flight": True, "desired": "awarded", "pending": [award], "intent_at": 0}}
     producer = stack.producer()
-    producer.produce(f"{stack.app_id}-issuance-changelog", key=str(learner).encode(), value=orjson.dumps(record),
-                     partition=learner_partition(learner, stack.settings.partitions))
+    partition = learner_partition(learner, stack.settings.partitions)
+    for table, record in (("progress", progress), ("issuance", intent)):
+        producer.produce(f"{stack.app_id}-{table}-changelog", key=str(learner).encode(),
+                         value=orjson.dumps(record), partition=partition)
     assert producer.flush(30) == 0
     worker = stack.workers[0]
     worker.kill9()  # the running worker does not read its own changelog: restart it on the record

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from badges.agents.sink import needs_call
@@ -58,36 +60,51 @@ async def test_a_failing_batch_is_given_up_only_when_the_worker_stops() -> None:
         await until_done(broken, [1], stop=lambda: True, first_wait_s=0)
 
 
-def test_stale_intents_are_those_left_pending_long_enough_on_owned_partitions() -> None:
+def _state(learner: int, template: str, status: str, version: int) -> dict:
+    event = {"event_id": f"e-{learner}", "event_type": "t", "time": "2024-01-01T00:00:00+00:00",
+             "time_us": 1, "origin": "o"}
+    badge = {"status": status, **event, "v": version}
+    if status == "revoked":
+        badge["revoked_by"] = {**event, "event_id": f"r-{learner}"}
+    return {"v": 1, "learner": {"id": learner, "username": "u", "email": "u@example.com", "name": "U", "time_us": 1},
+            "templates": {template: {"fulfilled": {"req": {**event, "latest_us": 1}}, "resets": {}, "badge": badge}}}
+
+
+def test_reconciliation_finds_every_badge_version_not_applied_on_owned_partitions() -> None:
     import orjson
 
-    from badges.agents.sink import stale_intents
+    from badges.agents.sink import reconcile_work
+    from badges.kafka.offsets import applied_offset_key
     from badges.wire.envelope import learner_partition
 
-    def award(learner: int, template: str) -> dict:
-        return {"action": "award", "learner": {"id": learner, "username": "u", "email": "u@example.com", "name": "U"},
-                "template": template, "organization": "org",
-                "event": {"event_id": "e", "event_type": "t", "time": "2024-01-01T00:00:00+00:00", "time_us": 1,
-                          "origin": "o"}}
-
+    config = SimpleNamespace(templates={"T": SimpleNamespace(organization="org")})
     n = 4
-    learners = [1, 2, 3, 4, 5, 6, 7, 8]
+    learners = list(range(1, 13))
     owned = {learner_partition(learners[0], n)}
-    records = []
-    for lid in learners:
-        records.append((str(lid).encode(), orjson.dumps({
-            "old": {"pending": [award(lid, "old")], "intent_at": 100.0},
-            "new": {"pending": [award(lid, "new")], "intent_at": 200.0},
-            "done": {"status": "issued"},
-        })))
-    records.append((b"not-a-learner", b"{}"))
-    work, younger = stale_intents(records, owned, n, older_than=150.0)
+    progress = [(str(lid).encode(), orjson.dumps(_state(lid, "T", "awarded" if lid % 3 else "revoked", 1 if lid % 3 else 2)))
+                for lid in learners]
+    progress += [(applied_offset_key(0), b"17"), (b"99", orjson.dumps({"v": 1, "learner": {}, "templates": {}}))]
+    issuance = {
+        b"1": {"T": {"status": "issued", "applied_v": 1}},  # applied
+        b"2": {"T": {"in_flight": True}},  # an intent, its outcome never recorded
+        b"3": {"T": {"status": "issued", "applied_v": 1}},  # revoked (v2) since: to carry out
+    }
+    work = reconcile_work(progress, lambda k: issuance.get(k, {}), owned, n, config)  # type: ignore[arg-type]
     mine = [lid for lid in learners if learner_partition(lid, n) in owned]
-    assert younger == len(mine)  # the "new" intents: not stale yet
-    assert sorted(int(k) for k in work) == mine
+    expected = {lid for lid in mine if lid != 1}
+    assert {int(k) for k in work} == expected
     for key, (partition, decisions) in work.items():
-        assert partition in owned
-        assert [(d.action, d.template, d.learner.id) for d in decisions] == [("award", "old", int(key))]
+        [d] = decisions
+        lid = int(key)
+        assert partition in owned and d.template == "T" and d.organization == "org"
+        assert (d.action, d.version) == (("award", 1) if lid % 3 else ("revoke", 2))
+
+
+def test_a_version_applied_is_never_carried_out_again_and_a_later_one_is() -> None:
+    assert not needs_call({"status": "issued", "applied_v": 1}, "award", version=1)
+    assert not needs_call({"status": "revoked", "applied_v": 2}, "award", version=1)  # superseded
+    assert needs_call({"status": "issued", "applied_v": 1}, "revoke", version=2)
+    assert needs_call({"status": "revoked", "applied_v": 2, "decided_by": "a"}, "award", renewal_of="b", version=3)
 
 
 @pytest.mark.parametrize("status", ["issued", "revoked", "revoke_failed"])

@@ -1,0 +1,52 @@
+"""Badge versions: each award and revocation of a (learner, template) is one version more, the
+decision that takes it carries the version, and ``desired_decision`` rebuilds the latest one
+from the progress record alone (what the Credly sink reconciles to when a message was lost)."""
+
+from __future__ import annotations
+
+from badges.domain.engine import Award, Revoke, apply_event, badge_version, desired_decision
+from tests.unit.test_domain_builders import DEMO, compile_templates, course_rule, passing, passing_rule, pen, req, run, template
+
+
+def demo_template():  # type: ignore[no-untyped-def]
+    return template([req("demo", "org.openedx.learning.course.passing.status.updated.v1", passing_rule(), course_rule(DEMO))],
+                    [pen("failed", ["demo"], "org.openedx.learning.course.passing.status.updated.v1",
+                         passing_rule("false"), course_rule(DEMO))])
+
+
+def test_each_award_and_revocation_is_one_version_more_and_its_decision_carries_it() -> None:
+    tpl = demo_template()
+    r = run(compile_templates(tpl), [passing(1, DEMO, True, t=1)])
+    badge = r.states[1]["templates"][tpl.uuid]["badge"]
+    assert badge_version(badge) == 1 and [(d.action, d.version) for d in r.decisions] == [("award", 1)]
+    r.feed(passing(1, DEMO, False, t=2))
+    badge = r.states[1]["templates"][tpl.uuid]["badge"]
+    assert badge["status"] == "revoked" and badge_version(badge) == 2
+    assert [(d.action, d.version) for d in r.decisions] == [("award", 1), ("revoke", 2)]
+
+
+def test_a_redelivered_event_re_emits_its_decision_with_the_same_version() -> None:
+    tpl = demo_template()
+    config = compile_templates(tpl)
+    first = passing(1, DEMO, True, t=1)
+    r = run(config, [first, passing(1, DEMO, False, t=2)])
+    again = apply_event(r.states[1], config, first)
+    assert [(d.action, d.version, d.replayed) for d in again.decisions] == [("award", 1, True)]
+
+
+def test_records_written_before_versions_count_as_the_award_and_its_revocation() -> None:
+    assert badge_version(None) == 0
+    assert badge_version({"status": "awarded"}) == 1  # type: ignore[typeddict-item]
+    assert badge_version({"status": "revoked"}) == 2  # type: ignore[typeddict-item]
+
+
+def test_the_desired_decision_is_rebuilt_from_the_progress_record_alone() -> None:
+    tpl = demo_template()
+    r = run(compile_templates(tpl), [passing(1, DEMO, True, t=1, name="Ada Lovelace")])
+    award = desired_decision(r.states[1], tpl.uuid, "org")
+    assert isinstance(award, Award) and award.version == 1 and award.cause == ("demo",)
+    assert award.learner.name == "Ada Lovelace" and award.event == r.decisions[0].event
+    r.feed(passing(1, DEMO, False, t=2))
+    revoke = desired_decision(r.states[1], tpl.uuid, "org")
+    assert isinstance(revoke, Revoke) and revoke.version == 2 and revoke.event == r.decisions[1].event
+    assert desired_decision(r.states[1], "no-such-template", "org") is None
