@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=1, le=65535)
     web_canonical_url: AnyHttpUrl | None = None
     admin_token: SecretStr | None = None
+    # Read-only access to the pages and APIs that show learner data (SPEC §9); the admin token
+    # grants it too. Neither set: learner data is served to nobody.
+    viewer_token: SecretStr | None = None
+    # Key of the browser session cookie. Unset: derived from the admin token (else the viewer
+    # token), so every worker of a deployment that shares the tokens accepts the same cookie.
+    session_secret: SecretStr | None = None
+    session_max_age_s: int = Field(default=8 * 3600, ge=60, le=30 * 86400)
+    # Failed sign-ins (bad bearer token, bad login) per client address within the window before
+    # that address is refused with 429 until the window has passed.
+    auth_max_failures: int = Field(default=10, ge=1, le=10_000)
+    auth_failure_window_s: float = Field(default=300.0, gt=0, le=86_400)
 
     # --- Local state ---------------------------------------------------------------------
     data_dir: Path = Path("./data")

@@ -9,6 +9,8 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from badges.web.auth import CSRF, ROLE
+
 SITE: web.AppKey[dict[str, Any]] = web.AppKey("badges_site", dict)
 
 
@@ -65,5 +67,7 @@ def render_page(
     headers: dict[str, str] | None = None,
 ) -> web.Response:
     site = request.app.get(SITE, {})
-    text = render(name, {"site": site, "path": request.path, **context})
+    # set by the sign-in middleware; none on the open pages (login, errors before sign-in)
+    who = {"role": request.get(ROLE), "csrf": request.get(CSRF)}
+    text = render(name, {"site": site, "path": request.path, **who, **context})
     return web.Response(text=text, status=status, content_type="text/html", charset="utf-8", headers=headers)

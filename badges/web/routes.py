@@ -6,15 +6,19 @@ result as HTML (``templates/``) or JSON (``/api/...``). Errors are ``HttpError``
 
 | method | path | auth |
 |---|---|---|
-| GET | ``/`` · ``/api/dashboard`` | - |
-| GET | ``/organizations`` · ``/api/organizations`` | - |
-| GET | ``/templates`` · ``/api/templates`` | - |
-| GET | ``/templates/{uuid}`` · ``/api/templates/{uuid}`` | - |
-| GET | ``/learners`` (search) · ``/learners/{id}`` · ``/api/learners/{id}`` (routed to the owner) | - |
-| GET | ``/badges`` · ``/api/badges`` (all workers) · ``/api/local/badges`` (this worker) | - |
-| POST | ``/api/templates/{uuid}/activate`` · ``/deactivate`` · ``/api/templates/sync`` · ``/api/badges/retry-failed`` | bearer |
+| GET | ``/`` · ``/api/dashboard`` | viewer |
+| GET | ``/organizations`` · ``/api/organizations`` | viewer |
+| GET | ``/templates`` · ``/api/templates`` | viewer |
+| GET | ``/templates/{uuid}`` · ``/api/templates/{uuid}`` | viewer |
+| GET | ``/learners`` (search) · ``/learners/{id}`` · ``/api/learners/{id}`` (routed to the owner) | viewer |
+| GET | ``/badges`` · ``/api/badges`` (all workers) · ``/api/local/badges`` (this worker) | viewer |
+| POST | ``/api/templates/{uuid}/activate`` · ``/deactivate`` · ``/api/templates/sync`` · ``/api/badges/retry-failed`` | admin bearer |
+| GET, POST | ``/login`` · POST ``/logout`` (CSRF token) | - |
 | POST | ``/credly/webhook`` | - (SPEC §7) |
 | GET | ``/healthz`` · ``/metrics`` · ``/static/...`` | - |
+
+"viewer" is the viewer or admin bearer token, or a signed-in browser's session cookie
+(``signin``); every path not listed as open in ``auth.OPEN_PATHS`` needs it.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from badges import __version__
 from badges.tables.definitions import PROGRESS
-from badges.web import admin, catalog, cluster, dashboard, deadletters, learners, webhook
+from badges.web import admin, catalog, cluster, dashboard, deadletters, learners, signin, webhook
 from badges.web.auth import require_admin
+from badges.web.security import security_headers
 from badges.web.http import (
     HttpError,
     error_middleware,
@@ -91,7 +96,9 @@ def register(runtime: "Runtime") -> None:
     app = runtime.app
     me = cluster.self_url(runtime)
     web_app = app.web.web_app
+    web_app.middlewares.append(security_headers)
     web_app.middlewares.append(error_middleware(me))
+    signin.install(web_app, runtime.settings)
     web_app[SITE] = {"app_id": runtime.settings.app_id, "url": me, "version": __version__}
     blueprints = app.web.blueprints
     blueprints._enabled = [(p, bp) for p, bp in blueprints._enabled if bp in KEEP_BLUEPRINTS]
@@ -120,6 +127,20 @@ def register(runtime: "Runtime") -> None:
     app.page("/healthz", name="healthz")(_view("Health", get=health))
     app.page("/metrics", name="metrics")(_view("Metrics", get=prometheus))
 
+    # --- signing in ---------------------------------------------------------------------------
+
+    async def login_get(self: View, request: web.Request) -> web.StreamResponse:
+        return await signin.login_form(request)
+
+    async def login_post(self: View, request: web.Request) -> web.StreamResponse:
+        return await signin.login_submit(request)
+
+    async def logout_post(self: View, request: web.Request) -> web.StreamResponse:
+        return await signin.logout(request)
+
+    app.page("/login", name="login")(_view("Login", get=login_get, post=login_post))
+    app.page("/logout", name="logout")(_view("Logout", post=logout_post))
+
     # --- pages and their JSON -----------------------------------------------------------------
 
     async def dashboard_data(request: web.Request) -> dict[str, Any]:
@@ -141,7 +162,7 @@ def register(runtime: "Runtime") -> None:
         async def local() -> dict[str, Any]:
             return learners.local_badges(runtime, status, limit)
 
-        answers = await cluster.fan_out(runtime, PROGRESS, "/api/local/badges", query, local)
+        answers = await cluster.fan_out(runtime, request, PROGRESS, "/api/local/badges", query, local)
         return {**learners.merge_badges(answers, runtime.settings.partitions, limit), "status": status,
                 "statuses": BADGE_STATUSES, "limit": limit}
 

@@ -16,7 +16,7 @@ import pytest
 from badges.config.entities import DataRule, Organization, Requirement, Template
 from badges.kafka.config_topic import publish
 from badges.wire.envelope import learner_partition
-from tests.support.cluster import WorkerProcess, wait_until
+from tests.support.cluster import VIEWER_AUTH, VIEWER_TOKEN, WorkerProcess, wait_until
 from tests.support.openedx import COURSE_PASSING, DEMO_COURSE
 from tests.support.stack import ORG, TOKEN, Stack, make_stack
 
@@ -86,8 +86,10 @@ templates:
 SEEN: list[str] = []
 
 
-def http(method: str, url: str, **kw: Any) -> httpx.Response:
-    response = httpx.request(method, url, timeout=30, **kw)
+def http(method: str, url: str, *, signed_in: bool = True, **kw: Any) -> httpx.Response:
+    """A request with the viewer token, unless it names its own Authorization or ``signed_in=False``."""
+    headers = {**(VIEWER_AUTH if signed_in else {}), **kw.pop("headers", {})}
+    response = httpx.request(method, url, timeout=30, headers=headers, **kw)
     SEEN.append(response.text)
     SEEN.append(str(dict(response.headers)))
     return response
@@ -103,7 +105,7 @@ def get_json(url: str) -> Any:
 def admin(worker: WorkerProcess, path: str, token: str | None = ADMIN, **kw: Any) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     headers.update(kw.pop("headers", {}))
-    return http("POST", f"{worker.url}{path}", headers=headers, **kw)
+    return http("POST", f"{worker.url}{path}", signed_in=False, headers=headers, **kw)
 
 
 def cluster_map(worker: WorkerProcess) -> dict[str, list[int]]:
@@ -394,10 +396,13 @@ def test_admin_actions_need_the_bearer_token(w1: WorkerProcess, w2: WorkerProces
     assert admin(w1, path, token="wrong-token").status_code == 401
     basic = http("POST", f"{w1.url}{path}", headers={"Authorization": f"Basic {ADMIN}"})
     assert basic.status_code == 401
-    refused = admin(w2, path)  # the second worker has no BADGES_ADMIN_TOKEN
+    read_only = admin(w1, path, token=VIEWER_TOKEN)
+    assert read_only.status_code == 403 and "read only" in read_only.json()["error"]
+    assert admin(w2, path).status_code == 401  # the second worker has no BADGES_ADMIN_TOKEN ...
+    refused = admin(w2, path, token=VIEWER_TOKEN)  # ... so even a signed-in caller is refused
     assert refused.status_code == 403 and "BADGES_ADMIN_TOKEN is not set" in refused.json()["error"]
     for action in ("/api/templates/sync", "/api/badges/retry-failed", f"/api/templates/{LATER_T}/deactivate"):
-        assert admin(w2, action).status_code == 403
+        assert admin(w2, action, token=VIEWER_TOKEN).status_code == 403
         assert admin(w1, action, token=None).status_code == 401
     # nothing changed
     assert not get_json(f"{w1.url}/api/templates/{LATER_T}")["processing"]
@@ -611,6 +616,56 @@ def test_metrics_count_what_happened(stack: Stack, w1: WorkerProcess, w2: Worker
                what="dead letters by reason on both dashboards")
 
 
+# --- who may see what (SPEC §9) ------------------------------------------------------------------
+
+PII_LEARNER = 2950
+PATH_VALUES = {"uuid": DEMO_T, "learner_id": str(PII_LEARNER), "name": "progress", "key": str(PII_LEARNER)}
+OPEN_ROUTES = {"/healthz", "/metrics", "/login", "/logout", "/credly/webhook", "/static"}
+
+
+def router_routes(stack: Stack) -> list[tuple[str, str]]:
+    """Every (method, path) the workers serve, read from the router of an app built exactly as
+    ``badges worker`` builds it (Faust blueprints included), with path parameters filled in."""
+    from badges.workers.app import build_app
+
+    app = build_app(stack.settings)
+    app.web.blueprints.apply(app.web)
+    routes = set()
+    for route in app.web.web_app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if path == "/static":
+            path = "/static/style.css"
+        routes.add((route.method, re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES[m.group(1)], path)))
+    return sorted(routes)
+
+
+def test_no_route_shows_learner_data_without_authentication(stack: Stack, w1: WorkerProcess, w2: WorkerProcess) -> None:
+    pii = ["grace.hopper@example.org", "ghopper2950", "Grace Brewster Hopper"]
+    stack.send([stack.event(COURSE_PASSING, PII_LEARNER, {"is_passing": True, "course.course_key": OTHER_COURSE},
+                            email=pii[0], username=pii[1], name=pii[2])])
+    wait_learner(w1, PII_LEARNER, lambda d: d["learner"]["email"] == pii[0])
+    routes = router_routes(stack)
+    assert ("GET", f"/api/learners/{PII_LEARNER}") in routes and ("GET", "/router/") in routes
+    anonymous = [{}, {"Authorization": "Bearer not-a-token"}, {"Cookie": "badges_session=gAAAAABforged"}]
+    for worker in (w1, w2):
+        for method, path in routes:
+            for headers in anonymous:
+                for accept in ("application/json", "text/html"):
+                    r = http(method, f"{worker.url}{path}", signed_in=False, headers={**headers, "Accept": accept})
+                    leaked = [value for value in pii if value in r.text]
+                    assert not leaked, (method, path, headers, r.status_code, leaked)
+                    is_open = path.startswith("/static/") or path in OPEN_ROUTES
+                    if not is_open:
+                        assert r.status_code == 401, (method, path, headers, r.status_code)
+                        wants_html = accept == "text/html" and method in ("GET", "HEAD") and not path.startswith("/api/")
+                        kind = "text/html" if wants_html else "application/json"
+                        assert r.headers["content-type"].startswith(kind), (method, path, headers)
+                        if wants_html and method == "GET" and "Authorization" not in headers:
+                            assert "Sign in" in r.text  # the login page (a wrong token gets its error)
+                    assert r.headers["x-frame-options"] == "DENY"
+                    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
 def test_tokens_never_appear_in_any_response(stack: Stack, w1: WorkerProcess, w2: WorkerProcess) -> None:
     for worker in (w1, w2):
         for page, api, _ in PAGES:
@@ -621,7 +676,7 @@ def test_tokens_never_appear_in_any_response(stack: Stack, w1: WorkerProcess, w2
                      "/router/", f"/api/templates/{GONE_T}", "/table/config/org%2F" + INLINE_ORG + "/"):
             http("GET", f"{worker.url}{path}", headers={"Accept": "text/html"})
     assert len(SEEN) > 50
-    for secret in (TOKEN, ADMIN, INLINE_TOKEN):
+    for secret in (TOKEN, ADMIN, INLINE_TOKEN, VIEWER_TOKEN):
         leaks = [text[:200] for text in SEEN if secret in text]
         assert not leaks, f"a token appeared in a response: {leaks[0]!r}"
 
