@@ -28,8 +28,9 @@ from badges.credly.models import IssueRequest
 from badges.credly.ratelimit import shared_rate_limit
 from badges.credly.tokens import MissingToken, token_lookup
 from badges.domain.engine import Decision
+from badges.domain.forget import forget_issuance
 from badges.tables.writer import TableWriter
-from badges.wire.decisions import RETRY_FAILED, decode_message
+from badges.wire.decisions import RETRY_FAILED, Forget, decode_message
 from badges.wire.envelope import learner_partition
 
 if TYPE_CHECKING:
@@ -134,6 +135,15 @@ class Sink:
     async def save(self, partition: int, key: bytes, records: dict[str, Any]) -> None:
         await self.writer.put(partition, key, orjson.dumps(records))
 
+    async def forget(self, partition: int, learner_id: int) -> None:
+        """The learner's issuance records without identity; callers hold ``self.lock`` (every
+        write of this table happens under it, so no batch can write back an older copy)."""
+        key = str(learner_id).encode()
+        records = self.load(key)
+        if records:
+            await self.save(partition, key, forget_issuance(records, learner_id))
+        log.info("forgot learner %d's identity in issuance", learner_id, extra={"learner_id": learner_id})
+
     # --- one batch --------------------------------------------------------------------------
 
     async def process_batch(self, items: list[tuple[int, bytes | None, bytes]]) -> None:
@@ -147,6 +157,12 @@ class Sink:
                 continue
             if message == RETRY_FAILED:
                 await self.redrive_failed(partition, work)
+                continue
+            if isinstance(message, Forget):
+                async with self.lock:  # the decisions before it first, then no batch in between
+                    await self.carry_out_work(work)
+                    await self.forget(partition, message.learner_id)
+                work = {}
                 continue
             assert isinstance(message, Decision)
             lkey = key or str(message.learner.id).encode()
@@ -294,7 +310,7 @@ class Sink:
         table = self.rt.tables["issuance"].data.items()
         for lkey, _, by_template in records_in(table, {partition}, self.rt.settings.partitions):
             for template, rec in by_template.items():
-                if rec.get("status") not in (FAILED, REVOKE_FAILED) or not rec.get("learner"):
+                if rec.get("status") not in (FAILED, REVOKE_FAILED) or not rec.get("learner") or rec.get("forgotten"):
                     continue
                 work.setdefault(lkey, (partition, []))[1].append(_retry_decision(rec, template))
                 n += 1

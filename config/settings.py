@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     def replay_reports_topic(self) -> str:
         return f"{self.app_id}-replay-reports"
 
+    def changelog_topic(self, table: str) -> str:
+        """The changelog topic Faust keeps for a table (``tables.definitions``)."""
+        return f"{self.app_id}-{table}-changelog"
+
     @property
     def ingest_group(self) -> str:
         return f"{self.app_id}-ingest"

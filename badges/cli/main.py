@@ -8,6 +8,7 @@ from badges.cli.common import settings_or_exit, setup_logging
 from badges.cli.config_cmd import config_app, template_app
 from badges.cli.credly_cmd import credly_emulator, org_app, retry_failed, templates_app
 from badges.cli.dev_cmd import dev_app
+from badges.cli.learner_cmd import learner_app
 from badges.cli.replay_cmd import replay
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.add_typer(template_app, name="template")
 app.add_typer(org_app, name="org")
 app.add_typer(templates_app, name="templates")
 app.add_typer(dev_app, name="dev")
+app.add_typer(learner_app, name="learner")
 app.command("replay")(replay)
 app.command("retry-failed")(retry_failed)
 app.command("credly-emulator")(credly_emulator)

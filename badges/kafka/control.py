@@ -1,8 +1,10 @@
-"""Operator requests that every worker must act on for the partitions it owns.
+"""Operator requests that the worker owning a partition acts on.
 
 `badges retry-failed` puts one `retry_failed` request on every partition of the decisions
 topic; the sink agent of whichever worker owns a partition re-drives that partition's failed
-badges. No routing, no discovery of workers: the partitions carry the request.
+badges. `badges learner forget` puts a forget envelope on the learner's partition of the
+learner-events topic: the progress agent that owns it forgets the learner's progress, then asks
+its sink to do the same. No routing, no discovery of workers: the partitions carry the request.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from badges.config.settings import Settings
 from badges.kafka.config_topic import BrokerUnavailable
 from badges.kafka.topics import ensure_topics, worker_topics
 from badges.wire.decisions import encode_retry_failed
+from badges.wire.envelope import encode_forget, learner_key, learner_partition
 
 
 def retry_failed_requests(settings: Settings) -> list[tuple[int, bytes]]:
@@ -25,8 +28,21 @@ def retry_failed_requests(settings: Settings) -> list[tuple[int, bytes]]:
     return [(partition, encode_retry_failed()) for partition in range(settings.partitions)]
 
 
-def request_retry_failed(settings: Settings) -> int:
-    ensure_topics(settings, [s for s in worker_topics(settings) if s.name == settings.decisions_topic])
+def forget_request(settings: Settings, learner_id: int) -> tuple[str, int, bytes, bytes]:
+    """(topic, partition, key, value) of the request to forget one learner."""
+    return (settings.learner_events_topic, learner_partition(learner_id, settings.partitions),
+            learner_key(learner_id), encode_forget([learner_id]))
+
+
+def request_forget(settings: Settings, learner_id: int) -> int:
+    """Publish the forget request; returns the learner's partition."""
+    topic, partition, key, value = forget_request(settings, learner_id)
+    ensure_topics(settings, [s for s in worker_topics(settings) if s.name == topic])
+    _deliver(settings, [(topic, partition, key, value)], "forget request")
+    return partition
+
+
+def _deliver(settings: Settings, messages: list[tuple[str, int, bytes | None, bytes]], what: str) -> None:
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all"})
     errors: list[str] = []
 
@@ -34,9 +50,15 @@ def request_retry_failed(settings: Settings) -> int:
         if err is not None:
             errors.append(str(err))
 
-    requests = retry_failed_requests(settings)
-    for partition, value in requests:
-        producer.produce(settings.decisions_topic, value=value, partition=partition, on_delivery=delivered)
+    for topic, partition, key, value in messages:
+        producer.produce(topic, key=key, value=value, partition=partition, on_delivery=delivered)
     if producer.flush(30) or errors:
-        raise BrokerUnavailable(f"retry request not delivered: {errors[:3]}")
+        raise BrokerUnavailable(f"{what} not delivered: {errors[:3]}")
+
+
+def request_retry_failed(settings: Settings) -> int:
+    ensure_topics(settings, [s for s in worker_topics(settings) if s.name == settings.decisions_topic])
+    requests = retry_failed_requests(settings)
+    _deliver(settings, [(settings.decisions_topic, partition, None, value) for partition, value in requests],
+             "retry request")
     return len(requests)

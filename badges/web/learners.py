@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from badges.domain.explain import explain
+from badges.domain.forget import is_forgotten
 from badges.tables.definitions import ISSUANCE, PROGRESS
 from badges.web.cluster import local_partitions, self_url
 from badges.web.http import HttpError
@@ -67,7 +68,8 @@ def learner_detail(runtime: "Runtime", learner_id: int) -> dict[str, Any]:
         summary[badge.get("status") or ("complete" if tpl["complete"] else "in_progress")] += 1
     return {
         "learner": {"id": learner_id, "username": identity.get("username", ""),
-                    "email": identity.get("email", ""), "name": identity.get("name", "")},
+                    "email": identity.get("email", ""), "name": identity.get("name", ""),
+                    "forgotten": is_forgotten(state)},
         "partition": learner_partition(learner_id, runtime.settings.partitions),
         "served_by": self_url(runtime),
         "templates": templates,

@@ -13,6 +13,7 @@ result as HTML (``templates/``) or JSON (``/api/...``). Errors are ``HttpError``
 | GET | ``/learners`` (search) · ``/learners/{id}`` · ``/api/learners/{id}`` (routed to the owner) | viewer |
 | GET | ``/badges`` · ``/api/badges`` (all workers) · ``/api/local/badges`` (this worker) | viewer |
 | POST | ``/api/templates/{uuid}/activate`` · ``/deactivate`` · ``/api/templates/sync`` · ``/api/badges/retry-failed`` | admin bearer |
+| POST | ``/api/learners/{id}/forget`` (202: carried out by the learner's partition owner) | admin bearer |
 | GET, POST | ``/login`` · POST ``/logout`` (CSRF token) | - |
 | POST | ``/credly/webhook`` | - (SPEC §7) |
 | GET | ``/healthz`` · ``/metrics`` · ``/static/...`` | - |
@@ -230,6 +231,12 @@ def register(runtime: "Runtime") -> None:
         await admin_body(request)
         return json_response(await admin.retry_failed(runtime), status=202)
 
+    async def forget_learner(self: View, request: web.Request, learner_id: str) -> web.Response:
+        lid = parse_learner_id(learner_id)
+        await admin_body(request)
+        return json_response(await admin.forget(runtime, lid), status=202)
+
+    app.page("/api/learners/{learner_id}/forget", name="forget-learner")(_view("ForgetLearner", post=forget_learner))
     app.page("/api/templates/{uuid}/activate", name="activate")(_view("Activate", post=switch_view(True)))
     app.page("/api/templates/{uuid}/deactivate", name="deactivate")(_view("Deactivate", post=switch_view(False)))
     app.page("/api/templates/sync", name="sync")(_view("SyncTemplates", post=sync))

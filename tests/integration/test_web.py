@@ -243,7 +243,8 @@ def test_learner_progress_is_explained_group_by_group(stack: Stack, w1: WorkerPr
                       name="Grace Hopper", username="grace")
     stack.send([msg])
     data = wait_learner(w1, lid, lambda d: template_of(d, OTHER_T)["groups"][0]["fulfilled"])
-    assert data["learner"] == {"id": lid, "username": "grace", "email": f"learner{lid}@example.com", "name": "Grace Hopper"}
+    assert data["learner"] == {"id": lid, "username": "grace", "email": f"learner{lid}@example.com", "name": "Grace Hopper",
+                               "forgotten": False}
     other = template_of(data, OTHER_T)
     group_a, group_b = other["groups"]
     assert (group_a["name"], group_a["fulfilled"], group_b["name"], group_b["fulfilled"]) == ("A", True, "B", False)
