@@ -133,7 +133,11 @@ class Sink:
         return orjson.loads(raw) if raw is not None else {}
 
     async def save(self, partition: int, key: bytes, records: dict[str, Any]) -> None:
+        """The one write path of ``issuance``: the web view's badge index follows it."""
         await self.writer.put(partition, key, orjson.dumps(records))
+        index = self.rt.services.get("badge_index")
+        if index is not None:
+            index.learner_changed(partition, key, records)
 
     async def forget(self, partition: int, learner_id: int) -> None:
         """The learner's issuance records without identity; callers hold ``self.lock`` (every

@@ -35,6 +35,11 @@ PROCESSING_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 60),
 )
 CONFIG_VERSION = Gauge("badges_config_generation", "Configuration changes applied by this worker")
+BADGES = Gauge(
+    "badges_badges",
+    "Badges of this worker's partitions by issuance status (failed: Credly refused after all retries)",
+    ["status"],
+)
 ACTIVE_TEMPLATES = Gauge("badges_active_templates", "Active badge templates")
 WEBHOOK_EVENTS = Counter(
     "badges_webhook_events_total",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -45,6 +46,11 @@ def _short(value: Any, n: int = 8) -> str:
     return text if len(text) <= n + 1 else text[:n] + "…"
 
 
+def _pager_query(params: dict[str, Any]) -> str:
+    """A query string of the non-empty parameters (for page links)."""
+    return urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
@@ -54,7 +60,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(from_us=_from_us, when=_when, short=_short)
+    env.filters.update(from_us=_from_us, when=_when, short=_short, pager_query=_pager_query)
     return env
 
 

@@ -11,7 +11,7 @@ result as HTML (``templates/``) or JSON (``/api/...``). Errors are ``HttpError``
 | GET | ``/templates`` · ``/api/templates`` | viewer |
 | GET | ``/templates/{uuid}`` · ``/api/templates/{uuid}`` | viewer |
 | GET | ``/learners`` (search) · ``/learners/{id}`` · ``/api/learners/{id}`` (routed to the owner) | viewer |
-| GET | ``/badges`` · ``/api/badges`` (all workers) · ``/api/local/badges`` (this worker) | viewer |
+| GET | ``/badges`` · ``/api/badges`` (all workers; ``?status=&limit=&after=`` cursor pages) · ``/api/local/badges`` (this worker) | viewer |
 | POST | ``/api/templates/{uuid}/activate`` · ``/deactivate`` · ``/api/templates/sync`` · ``/api/badges/retry-failed`` | admin bearer |
 | POST | ``/api/learners/{id}/forget`` (202: carried out by the learner's partition owner) | admin bearer |
 | GET, POST | ``/login`` · POST ``/logout`` (CSRF token) | - |
@@ -34,8 +34,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from badges import __version__
 from badges.tables.definitions import PROGRESS
-from badges.web import admin, catalog, cluster, dashboard, deadletters, learners, signin, webhook
+from badges.web import admin, badge_index, catalog, cluster, dashboard, deadletters, learners, signin, webhook
 from badges.web.auth import require_admin
+from badges.web.badge_index import STATUSES, SortKey, decode_cursor
 from badges.web.security import security_headers
 from badges.web.http import (
     HttpError,
@@ -54,8 +55,7 @@ if TYPE_CHECKING:
 
 STATIC = Path(__file__).parent / "static"
 ADMIN_BODY_LIMIT = 4 * 1024
-BADGES_DEFAULT_LIMIT, BADGES_MAX_LIMIT = 200, 5000
-BADGE_STATUSES = ("pending", "in_flight", "issued", "failed", "revoked", "revoke_failed")
+BADGES_DEFAULT_LIMIT, BADGES_MAX_LIMIT = 100, 1000
 # Faust's built-in blueprints we keep: only the router's (which worker owns a key). Its table
 # blueprint would serve raw table values, configuration records with inline tokens included,
 # and its index would take "/".
@@ -88,9 +88,16 @@ def _pair(app: Any, name: str, html_path: str, api_path: str, template: str, bui
 
 def _status_filter(request: web.Request) -> str | None:
     status = request.query.get("status") or None
-    if status is not None and status not in BADGE_STATUSES:
-        raise HttpError(400, f"status must be one of {', '.join(BADGE_STATUSES)}")
+    if status is not None and status not in STATUSES:
+        raise HttpError(400, f"status must be one of {', '.join(STATUSES)}")
     return status
+
+
+def _badge_page(request: web.Request) -> tuple[str | None, int, SortKey | None]:
+    """status filter, page size and cursor (``after``: the ``next`` of the page before)."""
+    after = request.query.get("after")
+    return (_status_filter(request), parse_limit(request, BADGES_DEFAULT_LIMIT, BADGES_MAX_LIMIT),
+            decode_cursor(after) if after else None)
 
 
 def register(runtime: "Runtime") -> None:
@@ -105,6 +112,7 @@ def register(runtime: "Runtime") -> None:
     blueprints._enabled = [(p, bp) for p, bp in blueprints._enabled if bp in KEEP_BLUEPRINTS]
     app.web.add_static("/static/", STATIC)
     deadletters.register(runtime)
+    badge_index.register(runtime)
 
     # --- health and metrics ---------------------------------------------------------------------
 
@@ -157,15 +165,16 @@ def register(runtime: "Runtime") -> None:
         return catalog.template_detail(runtime, parse_uuid(uuid, "template uuid"))
 
     async def badges_data(request: web.Request) -> dict[str, Any]:
-        status, limit = _status_filter(request), parse_limit(request, BADGES_DEFAULT_LIMIT, BADGES_MAX_LIMIT)
-        query = {"limit": str(limit), **({"status": status} if status else {})}
+        status, limit, after = _badge_page(request)
+        query = {"limit": str(limit), **({"status": status} if status else {}),
+                 **({"after": request.query["after"]} if after else {})}
 
         async def local() -> dict[str, Any]:
-            return learners.local_badges(runtime, status, limit)
+            return learners.local_badges(runtime, status, after, limit)
 
         answers = await cluster.fan_out(runtime, request, PROGRESS, "/api/local/badges", query, local)
         return {**learners.merge_badges(answers, runtime.settings.partitions, limit), "status": status,
-                "statuses": BADGE_STATUSES, "limit": limit}
+                "statuses": STATUSES, "limit": limit, "after": request.query.get("after")}
 
     _pair(app, "Dashboard", "/", "/api/dashboard", "dashboard.html", dashboard_data)
     _pair(app, "Organizations", "/organizations", "/api/organizations", "organizations.html", organizations_data)
@@ -174,8 +183,8 @@ def register(runtime: "Runtime") -> None:
     _pair(app, "Badges", "/badges", "/api/badges", "badges.html", badges_data)
 
     async def local_badges(self: View, request: web.Request) -> web.Response:
-        status, limit = _status_filter(request), parse_limit(request, BADGES_DEFAULT_LIMIT, BADGES_MAX_LIMIT)
-        return json_response(learners.local_badges(runtime, status, limit))
+        status, limit, after = _badge_page(request)
+        return json_response(learners.local_badges(runtime, status, after, limit))
 
     app.page("/api/local/badges", name="local-badges")(_view("LocalBadges", get=local_badges))
 

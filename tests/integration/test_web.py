@@ -335,7 +335,7 @@ def test_badge_list_gathers_every_worker(stack: Stack, w1: WorkerProcess, w2: Wo
     stack.wait_badges(lambda b: sum(x["recipient_email"] in emails for x in b) == 4)
 
     def listed(worker: WorkerProcess) -> dict[str, Any] | None:
-        data = get_json(f"{worker.url}/api/badges?status=issued&limit=5000")
+        data = get_json(f"{worker.url}/api/badges?status=issued&limit=1000")
         mine = {r["learner"]["id"] for r in data["badges"] if r["learner"]["email"] in emails}
         return data if mine == {4001, 4002, 4003, 4004} else None
 
@@ -348,6 +348,20 @@ def test_badge_list_gathers_every_worker(stack: Stack, w1: WorkerProcess, w2: Wo
     key = lambda d: sorted((r["learner"]["id"], r["template"]["uuid"], r["credly_id"]) for r in d["badges"])  # noqa: E731
     assert key(one) == key(two) and one["counts"] == two["counts"]
     assert all(r["status"] == "issued" for r in one["badges"])
+    # cursor pages of 2 across both workers: every badge once, in the order of the whole list
+    pages, after = [], None
+    while True:
+        page = get_json(f"{w2.url}/api/badges?limit=2" + (f"&after={after}" if after else ""))
+        assert page["shown"] <= 2 and page["complete"]
+        pages += [(r["learner"]["id"], r["template"]["uuid"]) for r in page["badges"]]
+        after = page["next"]
+        if after is None:
+            break
+    whole = get_json(f"{w2.url}/api/badges?limit=1000")
+    assert pages == [(r["learner"]["id"], r["template"]["uuid"]) for r in whole["badges"]]
+    assert len(pages) == whole["matching"] == sum(whole["counts"].values())
+    html = http("GET", f"{w1.url}/badges?limit=2", headers={"Accept": "text/html"}).text
+    assert 'rel="next"' in html
 
 
 # --- errors --------------------------------------------------------------------------------------
