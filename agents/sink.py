@@ -29,6 +29,7 @@ from badges.credly.ratelimit import shared_rate_limit
 from badges.credly.tokens import MissingToken, token_lookup
 from badges.domain.engine import Decision
 from badges.domain.forget import forget_issuance
+from badges.logs import log_context
 from badges.tables.writer import TableWriter
 from badges.wire.decisions import RETRY_FAILED, Forget, decode_message
 from badges.wire.envelope import learner_partition
@@ -219,21 +220,26 @@ class Sink:
     async def _carry_out(self, records: dict[str, Any], decisions: list[Decision], unknown: dict[str, bool]) -> None:
         async with self.slots:
             for d in decisions:
-                rec = records.setdefault(d.template, {})
-                if not needs_call(rec, d.action):  # carried out by an earlier decision of this batch
-                    continue
-                learner = d.to_dict()["learner"]
-                try:
-                    if d.action == "award":
-                        await self._issue(rec, learner, d, unknown.get(d.template, False))
-                    else:
-                        await self._revoke(rec, learner, d.template, d.organization, d.event.event_id)
-                except MissingToken as exc:
-                    rec.update(status=FAILED if d.action == "award" else REVOKE_FAILED, last_error=str(exc),
-                               error_type="MissingToken", updated=_now())
-                    if d.action == "award":
-                        rec["in_flight"] = False
-                    (metrics.AWARDS if d.action == "award" else metrics.REVOCATIONS).labels("failed").inc()
+                with log_context(learner_id=d.learner.id, template=d.template, event_id=d.event.event_id):
+                    await self._carry_out_one(records, d, unknown)
+
+    async def _carry_out_one(self, records: dict[str, Any], d: Decision, unknown: dict[str, bool]) -> None:
+        rec = records.setdefault(d.template, {})
+        if not needs_call(rec, d.action):  # carried out by an earlier decision of this batch
+            return
+        learner = d.to_dict()["learner"]
+        try:
+            if d.action == "award":
+                await self._issue(rec, learner, d, unknown.get(d.template, False))
+            else:
+                await self._revoke(rec, learner, d.template, d.organization, d.event.event_id)
+        except MissingToken as exc:
+            rec.update(status=FAILED if d.action == "award" else REVOKE_FAILED, last_error=str(exc),
+                       error_type="MissingToken", updated=_now())
+            if d.action == "award":
+                rec["in_flight"] = False
+            (metrics.AWARDS if d.action == "award" else metrics.REVOCATIONS).labels("failed").inc()
+        log.info("%s: %s", d.action, rec.get("status"))
 
     async def _issue(self, rec: dict[str, Any], learner: dict[str, Any], d: Decision, unknown: bool) -> None:
         template, org = d.template, d.organization

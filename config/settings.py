@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     store: Literal["rocksdb", "memory"] = "rocksdb"
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
+    # json: one object per line, with learner_id / template / event_id fields (badges.logs)
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from badges.cli.common import settings_or_exit, setup_logging
+from badges.cli.common import settings_or_exit
+from badges.logs import setup_logging
 from badges.cli.config_cmd import config_app, template_app
 from badges.cli.credly_cmd import credly_emulator, org_app, retry_failed, templates_app
 from badges.cli.dev_cmd import dev_app
@@ -33,7 +34,7 @@ app.command("credly-emulator")(credly_emulator)
 def worker() -> None:
     """Run a worker: all agents, tables and the web server (settings from BADGES_* variables)."""
     settings = settings_or_exit()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     from badges.workers.worker import run_worker
 
     run_worker(settings)

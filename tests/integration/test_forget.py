@@ -4,6 +4,7 @@ username or e-mail, and the badge is still never issued twice."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Iterator
 
@@ -29,7 +30,7 @@ KEPT = (303, "kept@example.org", "kept-learner", "Kept Learner")
 def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("forget"), [(DEMO_T, "Demo")], "forget")
     s.configure(CONFIG)
-    s.start_worker(BADGES_ADMIN_TOKEN=ADMIN)
+    s.start_worker(BADGES_ADMIN_TOKEN=ADMIN, BADGES_LOG_FORMAT="json")
     yield s
     s.stop()
     s.emulator.stop_thread()
@@ -123,3 +124,14 @@ def test_forget_input_is_checked(stack: Stack) -> None:
     assert both.returncode == 2
     nobody = stack.cli("learner", "forget", "--username", "nobody-here").stdout
     assert "nothing to forget" in nobody
+
+
+def test_json_log_lines_name_the_learner_template_and_event(stack: Stack) -> None:
+    lines = [line for line in stack.workers[0].log_path.read_text().splitlines() if line.strip()]
+    docs = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert all({"time", "level", "logger", "message"} <= d.keys() for d in docs)
+    forgot = [d for d in docs if d.get("learner_id") == ADA[0] and "forgot" in d["message"]]
+    assert {d["logger"] for d in forgot} == {"badges.agents.progress", "badges.agents.sink"}
+    issued = [d for d in docs if d.get("learner_id") == KEPT[0] and d["message"] == "award: issued"]
+    assert issued and issued[0]["template"] == DEMO_T and issued[0]["event_id"]
+    assert not any(pii in line for line in lines for pii in ADA[1:]), "no PII in the log"

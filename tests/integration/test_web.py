@@ -13,6 +13,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from badges import __version__
 from badges.config.entities import DataRule, Organization, Requirement, Template
 from badges.kafka.config_topic import publish
 from badges.wire.envelope import learner_partition
@@ -622,6 +623,15 @@ def test_metrics_count_what_happened(stack: Stack, w1: WorkerProcess, w2: Worker
     assert metric(text, "badges_event_latency_seconds_count") >= 1
     assert metric(text, "badges_webhook_events_total", event_type="badge_template.changed", outcome="applied") >= 1
     assert metric(text, "badges_webhook_events_total", outcome="unknown_organization") >= 1
+    assert metric(text, "badges_build_info", version=__version__) == 2  # one per worker
+    assert metric(text, "badges_badges", status="issued") >= 1
+
+    def lag_partitions() -> list[str] | None:
+        found = sorted(re.findall(rf'^badges_ingest_lag{{partition="(\d+)",topic="{stack.input_topic}"}} \d', scraped(), re.M))
+        return found if len(found) == stack.partitions else None
+
+    # every input partition once, on the worker whose ingestion consumer has it
+    assert wait_until(lag_partitions, what="a lag figure per input partition") == [str(p) for p in range(stack.partitions)]
 
     # the dashboard counts dead letters from the topic itself: the same on both workers
     def by_reason(w: WorkerProcess) -> dict[str, int]:
