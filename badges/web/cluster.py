@@ -149,7 +149,7 @@ async def fan_out(
                         raise RuntimeError(f"answered {resp.status}")
                     entry["data"] = orjson.loads(await resp.read())
             entry["ok"] = True
-        except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError, orjson.JSONDecodeError) as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError, orjson.JSONDecodeError, HttpError) as exc:
             entry["error"] = f"{type(exc).__name__}: {exc}"[:200]
             log.warning("fan-out to %s%s failed: %s", url, path, entry["error"])
         return entry
