@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # that address is refused with 429 until the window has passed.
     auth_max_failures: int = Field(default=10, ge=1, le=10_000)
     auth_failure_window_s: float = Field(default=300.0, gt=0, le=86_400)
+    # "Sign in with Open edX" (staff only), on when all three are set (badges.web.oauth)
+    lms_url: AnyHttpUrl | None = None
+    oauth_client_id: str | None = None
+    oauth_client_secret: SecretStr | None = None
 
     # --- Local state ---------------------------------------------------------------------
     data_dir: Path = Path("./data")

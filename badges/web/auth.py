@@ -28,7 +28,8 @@ ROLE: web.RequestKey[str] = web.RequestKey("badges_role", str)
 # the signed-in browser's CSRF token, for the sign-out form of every page
 CSRF: web.RequestKey[str] = web.RequestKey("badges_csrf", str)
 
-OPEN_PATHS = frozenset({"/healthz", "/livez", "/metrics", "/credly/webhook", "/login", "/logout"})
+OPEN_PATHS = frozenset({"/healthz", "/livez", "/metrics", "/credly/webhook", "/login", "/logout",
+                        "/login/oauth", "/login/oauth/complete"})
 OPEN_PREFIXES = ("/static/",)
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="badges"'}

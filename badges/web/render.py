@@ -46,8 +46,8 @@ def _short(value: Any, n: int = 8) -> str:
     return text if len(text) <= n + 1 else text[:n] + "…"
 
 
-def _pager_query(params: dict[str, Any]) -> str:
-    """A query string of the non-empty parameters (for page links)."""
+def _query_string(params: dict[str, Any]) -> str:
+    """A query string of the non-empty parameters (for links)."""
     return urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
@@ -60,7 +60,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(from_us=_from_us, when=_when, short=_short, pager_query=_pager_query)
+    env.filters.update(from_us=_from_us, when=_when, short=_short, query_string=_query_string)
     return env
 
 

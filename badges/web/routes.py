@@ -14,7 +14,7 @@ result as HTML (``templates/``) or JSON (``/api/...``). Errors are ``HttpError``
 | GET | ``/badges`` · ``/api/badges`` (all workers; ``?status=&limit=&after=`` cursor pages) · ``/api/local/badges`` (this worker) | viewer |
 | POST | ``/api/templates/{uuid}/activate`` · ``/deactivate`` · ``/api/templates/sync`` · ``/api/badges/retry-failed`` | admin bearer |
 | POST | ``/api/learners/{id}/forget`` (202: carried out by the learner's partition owner) | admin bearer |
-| GET, POST | ``/login`` · POST ``/logout`` (CSRF token) | - |
+| GET, POST | ``/login`` · POST ``/logout`` (CSRF token) · GET ``/login/oauth`` (+ ``/complete``: Open edX staff) | - |
 | POST | ``/credly/webhook`` | - (SPEC §7) |
 | GET | ``/healthz`` · ``/metrics`` · ``/static/...`` | - |
 
@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from badges import __version__
 from badges.tables.definitions import PROGRESS
-from badges.web import admin, badge_index, catalog, cluster, dashboard, deadletters, learners, signin, webhook
+from badges.web import admin, badge_index, catalog, cluster, dashboard, deadletters, learners, oauth, signin, webhook
 from badges.web.auth import require_admin
 from badges.web.badge_index import STATUSES, SortKey, decode_cursor
 from badges.web.security import security_headers
@@ -147,7 +147,15 @@ def register(runtime: "Runtime") -> None:
     async def logout_post(self: View, request: web.Request) -> web.StreamResponse:
         return await signin.logout(request)
 
+    async def oauth_start(self: View, request: web.Request) -> web.StreamResponse:
+        return await oauth.start(request)
+
+    async def oauth_complete(self: View, request: web.Request) -> web.StreamResponse:
+        return await oauth.complete(request)
+
     app.page("/login", name="login")(_view("Login", get=login_get, post=login_post))
+    app.page(oauth.START, name="login-oauth")(_view("LoginOAuth", get=oauth_start))
+    app.page(oauth.COMPLETE, name="login-oauth-complete")(_view("LoginOAuthComplete", get=oauth_complete))
     app.page("/logout", name="logout")(_view("Logout", post=logout_post))
 
     # --- pages and their JSON -----------------------------------------------------------------

@@ -29,6 +29,7 @@ from aiohttp_session import Session, get_session, new_session, session_middlewar
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from badges.config.settings import Settings
+from badges.web import oauth
 from badges.web.auth import CSRF, ROLE, Tokens, is_open, unauthenticated
 from badges.web.http import HttpError, is_api, read_body
 from badges.web.render import render_page
@@ -69,6 +70,7 @@ def login_page(request: web.Request, session: Session, *, status: int = 200, err
                target: str | None = None) -> web.Response:
     return render_page(request, "login.html", {
         "csrf_token": _csrf(session), "error": error, "next": safe_next(target or request.path_qs),
+        "oauth": oauth.enabled(request),
     }, status=status)
 
 
@@ -101,6 +103,7 @@ def install(web_app: web.Application, settings: Settings) -> Tokens:
     """Session cookies and the sign-in check on an aiohttp app (after the error middleware)."""
     tokens = Tokens(settings)
     web_app[TOKENS] = tokens
+    oauth.install(web_app, settings)
     storage = EncryptedCookieStorage(
         session_key(settings), cookie_name=COOKIE, max_age=settings.session_max_age_s, httponly=True,
         samesite="Lax", secure=settings.web_url.startswith("https://"),

@@ -645,7 +645,9 @@ def test_metrics_count_what_happened(stack: Stack, w1: WorkerProcess, w2: Worker
 
 PII_LEARNER = 2950
 PATH_VALUES = {"uuid": DEMO_T, "learner_id": str(PII_LEARNER), "name": "progress", "key": str(PII_LEARNER)}
-OPEN_ROUTES = {"/healthz", "/metrics", "/login", "/logout", "/credly/webhook", "/static"}
+# SPEC §9's open paths, and the sign-in pages themselves
+OPEN_ROUTES = {"/healthz", "/livez", "/metrics", "/credly/webhook", "/static", "/login", "/logout",
+               "/login/oauth", "/login/oauth/complete"}
 
 
 def router_routes(stack: Stack) -> list[tuple[str, str]]:
