@@ -89,7 +89,10 @@ class Forwarder:
         headers: Sequence[tuple[str, bytes]] | None, topic: str, partition: int, offset: int | str,
     ) -> Any:
         metrics.DEAD_LETTERS.labels(exc.code).inc()
-        log.warning("dead letter %s/%s/%s: %s (%s)", topic, partition, offset, exc.code, exc.detail)
+        event_id = next((v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                         for k, v in headers or () if k in ("ce_id", "id") and v), None)
+        log.warning("dead letter %s/%s/%s: %s (%s)", topic, partition, offset, exc.code, exc.detail,
+                    extra={"event_id": event_id} if event_id else None)
         dlq_headers = dead_letter_headers(headers or [], exc.code, exc.detail, topic, partition, offset)
         return await self.rt.app.producer.send(
             self.dlq_topic, key, value, partition % self.partitions, None, dlq_headers
@@ -122,6 +125,7 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self.ingest.joined = True
         log.info("ingest assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
+        await self.ingest.seed_positions(assigned)
 
 
 def consumer_options(s: "Settings") -> dict[str, Any]:
@@ -154,6 +158,36 @@ class KafkaIngest(Service):
         self.batch_lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
         self.joined = False  # a member of the ingest group with its assignment (maybe empty)
+        # next offset to process per assigned partition: the lag metric's other end
+        self.positions: dict[TopicPartition, int] = {}
+        metrics.INGEST_LAG.source = self.lag
+
+    def lag(self) -> list[tuple[str, int, int]]:
+        """(topic, partition, lag) per assigned partition whose end the broker has reported."""
+        consumer = self.consumer
+        if consumer is None:
+            return []
+        out = []
+        for tp, position in list(self.positions.items()):
+            try:
+                end = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - not assigned any more
+                continue
+            if end is not None:
+                out.append((tp.topic, tp.partition, max(0, end - position)))
+        return out
+
+    async def seed_positions(self, assigned: Any) -> None:
+        """Positions of newly assigned partitions: their committed offsets (0 when none)."""
+        consumer = self.consumer
+        self.positions = {}
+        if consumer is None:
+            return
+        for tp in assigned:
+            try:
+                self.positions[tp] = await consumer.committed(tp) or 0
+            except Exception:  # noqa: BLE001 - known after the first batch instead
+                continue
 
     async def _subscribe(self) -> AIOKafkaConsumer:
         s = self.rt.settings
@@ -184,7 +218,9 @@ class KafkaIngest(Service):
             async with self.batch_lock:
                 if not await self._handle_with_retry(batch):
                     return
-                await consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
+                done = {tp: msgs[-1].offset + 1 for tp, msgs in batch.items()}
+                await consumer.commit(done)
+                self.positions.update(done)
 
     async def _handle_with_retry(self, batch: dict[TopicPartition, list[Any]]) -> bool:
         """An unreachable schema registry is an outage, not bad input: hold the batch and retry.

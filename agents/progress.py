@@ -21,9 +21,10 @@ from badges import metrics
 from faust.types import TP
 
 from badges.domain.engine import apply_event
+from badges.domain.forget import forget_progress
 from badges.faults import fault_point, ledger_applied
 from badges.kafka.offsets import StreamGuard, Verdict, applied_offset_key, resume_position
-from badges.wire.decisions import encode_decision
+from badges.wire.decisions import encode_decision, encode_forget
 from badges.wire.envelope import EnvelopeError, decode_envelope, learner_key
 from badges.tables.writer import TableWriter
 
@@ -138,6 +139,23 @@ class ProgressProcessor:
         metrics.EVENTS_APPLIED.inc(len(events))
         if env.replay_id:
             await self._count_replay(env.replay_id, env.end, partition, len(events), added, decisions)
+        for learner_id in env.forget:
+            await self.forget(partition, learner_id)
+
+    async def forget(self, partition: int, learner_id: int) -> None:
+        """Rewrite the learner's progress without name, username and e-mail, then ask the sink
+        (same partition, after every decision taken so far) to do the same with its records.
+
+        Done here, in the agent's own order, so that no event processed around it can write
+        back an identity read before: this agent is the only writer of ``progress``.
+        """
+        key = learner_key(learner_id)
+        state = load_state(self.writer.get(key))
+        if state is not None:
+            forgotten = forget_progress(state, learner_id, int(time.time() * 1e6))
+            await self.writer.put(partition, key, orjson.dumps(forgotten))
+        await self.rt.app.producer.send(self.decisions_topic, key, encode_forget(learner_id), partition, None, None)
+        log.info("forgot learner %d's identity in progress", learner_id, extra={"learner_id": learner_id})
 
     async def _record_applied(self, partition: int, offset: int, records: list[tuple[bytes, bytes]]) -> None:
         """The envelope's progress records and the partition's applied offset, in one changelog

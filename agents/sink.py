@@ -28,11 +28,13 @@ from badges.credly.models import IssueRequest, evidence_summary
 from badges.credly.ratelimit import shared_rate_limit
 from badges.credly.tokens import MissingToken, token_lookup
 from badges.domain.engine import Decision, desired_decision
+from badges.domain.forget import forget_issuance, is_forgotten
 from badges.domain.model import CompiledConfig
-from badges.kafka.offsets import is_learner_key
 from badges.faults import fault_point
+from badges.kafka.offsets import is_learner_key
+from badges.logs import log_context
 from badges.tables.writer import TableWriter
-from badges.wire.decisions import RETRY_FAILED, decode_message
+from badges.wire.decisions import RETRY_FAILED, Forget, decode_message
 from badges.wire.envelope import learner_partition
 
 if TYPE_CHECKING:
@@ -101,8 +103,8 @@ def reconcile_work(
             if tpl is None:
                 continue  # deleted: nothing to do in Credly
             decision = desired_decision(state, uuid, tpl.organization)
-            if decision is None:
-                continue
+            if decision is None or (decision.action == "award" and is_forgotten(state)):
+                continue  # no badge; or a forgotten learner, whom nothing can be issued to
             if records is None:
                 records = issuance(lkey)
             if needs_call(records.get(uuid), decision.action, _renewal(decision), decision.version, count=False):
@@ -169,7 +171,20 @@ class Sink:
         return orjson.loads(raw) if raw is not None else {}
 
     async def save(self, partition: int, key: bytes, records: dict[str, Any]) -> None:
+        """The one write path of ``issuance``: the web view's badge index follows it."""
         await self.writer.put(partition, key, orjson.dumps(records))
+        index = self.rt.services.get("badge_index")
+        if index is not None:
+            index.learner_changed(partition, key, records)
+
+    async def forget(self, partition: int, learner_id: int) -> None:
+        """The learner's issuance records without identity; callers hold ``self.lock`` (every
+        write of this table happens under it, so no batch can write back an older copy)."""
+        key = str(learner_id).encode()
+        records = self.load(key)
+        if records:
+            await self.save(partition, key, forget_issuance(records, learner_id))
+        log.info("forgot learner %d's identity in issuance", learner_id, extra={"learner_id": learner_id})
 
     # --- one batch --------------------------------------------------------------------------
 
@@ -184,6 +199,12 @@ class Sink:
                 continue
             if message == RETRY_FAILED:
                 await self.redrive_failed(partition, work)
+                continue
+            if isinstance(message, Forget):
+                async with self.lock:  # the decisions before it first, then no batch in between
+                    await self.carry_out_work(work)
+                    await self.forget(partition, message.learner_id)
+                work = {}
                 continue
             assert isinstance(message, Decision)
             lkey = key or str(message.learner.id).encode()
@@ -237,25 +258,29 @@ class Sink:
     async def _carry_out(self, records: dict[str, Any], decisions: list[Decision], unknown: dict[str, bool]) -> None:
         async with self.slots:
             for d in decisions:
-                rec = records.setdefault(d.template, {})
-                if not needs_call(rec, d.action, _renewal(d), d.version):  # carried out earlier in this batch
-                    continue
-                learner = d.to_dict()["learner"]
-                try:
-                    if d.action == "award":
-                        await self._issue(rec, learner, d, unknown.get(d.template, False))
-                    else:
-                        await self._revoke(rec, learner, d.template, d.organization, d.event.event_id,
-                                           d.reason)
-                except MissingToken as exc:
-                    rec.update(status=FAILED if d.action == "award" else REVOKE_FAILED, last_error=str(exc),
-                               error_type="MissingToken", updated=_now())
-                    if d.action == "award":
-                        rec["in_flight"] = False
-                    (metrics.AWARDS if d.action == "award" else metrics.REVOCATIONS).labels("failed").inc()
-                if d.version > rec.get("applied_v", 0):
-                    # carried out, whatever the outcome (a failure is re-driven by retry-failed)
-                    rec["applied_v"] = d.version
+                with log_context(learner_id=d.learner.id, template=d.template, event_id=d.event.event_id):
+                    await self._carry_out_one(records, d, unknown)
+
+    async def _carry_out_one(self, records: dict[str, Any], d: Decision, unknown: dict[str, bool]) -> None:
+        rec = records.setdefault(d.template, {})
+        if not needs_call(rec, d.action, _renewal(d), d.version):  # carried out earlier in this batch
+            return
+        learner = d.to_dict()["learner"]
+        try:
+            if d.action == "award":
+                await self._issue(rec, learner, d, unknown.get(d.template, False))
+            else:
+                await self._revoke(rec, learner, d.template, d.organization, d.event.event_id, d.reason)
+        except MissingToken as exc:
+            rec.update(status=FAILED if d.action == "award" else REVOKE_FAILED, last_error=str(exc),
+                       error_type="MissingToken", updated=_now())
+            if d.action == "award":
+                rec["in_flight"] = False
+            (metrics.AWARDS if d.action == "award" else metrics.REVOCATIONS).labels("failed").inc()
+        if d.version > rec.get("applied_v", 0):
+            # carried out, whatever the outcome (a failure is re-driven by retry-failed)
+            rec["applied_v"] = d.version
+        log.info("%s: %s", d.action, rec.get("status"))
 
     async def _issue(self, rec: dict[str, Any], learner: dict[str, Any], d: Decision, unknown: bool) -> None:
         template, org = d.template, d.organization
@@ -355,7 +380,7 @@ class Sink:
         table = self.rt.tables["issuance"].data.items()
         for lkey, _, by_template in records_in(table, {partition}, self.rt.settings.partitions):
             for template, rec in by_template.items():
-                if rec.get("status") not in (FAILED, REVOKE_FAILED) or not rec.get("learner"):
+                if rec.get("status") not in (FAILED, REVOKE_FAILED) or not rec.get("learner") or rec.get("forgotten"):
                     continue
                 work.setdefault(lkey, (partition, []))[1].append(_retry_decision(rec, template))
                 n += 1

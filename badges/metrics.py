@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import platform
+from importlib import metadata
+from typing import Callable, Iterable, Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from badges import __version__
 
 EVENTS_CONSUMED = Counter(
     "badges_events_consumed_total", "Event-bus messages read, by event type", ["event_type"]
@@ -35,6 +43,11 @@ PROCESSING_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 60),
 )
 CONFIG_VERSION = Gauge("badges_config_generation", "Configuration changes applied by this worker")
+BADGES = Gauge(
+    "badges_badges",
+    "Badges of this worker's partitions by issuance status (failed: Credly refused after all retries)",
+    ["status"],
+)
 ACTIVE_TEMPLATES = Gauge("badges_active_templates", "Active badge templates")
 WEBHOOK_EVENTS = Counter(
     "badges_webhook_events_total",
@@ -42,6 +55,28 @@ WEBHOOK_EVENTS = Counter(
     ["event_type", "outcome"],
 )
 
+
+class ConsumerLag(Collector):
+    """``badges_ingest_lag``: messages of each input partition that the ingestion consumer has
+    not processed yet (the broker's end offset minus the next offset to process), computed at
+    scrape time from the consumer's own figures. The embedded broker (tansu) reports end
+    offsets wrongly, so the figure is only meaningful on Apache Kafka."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[tuple[str, int, int]]] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("badges_ingest_lag", "Unprocessed messages per input partition (ingestion)",
+                                   labels=["topic", "partition"])
+        for topic, partition, lag in (self.source() if self.source is not None else ()):
+            family.add_metric([topic, str(partition)], lag)
+        yield family
+
+
+INGEST_LAG = ConsumerLag()
+REGISTRY.register(INGEST_LAG)
+BUILD = Info("badges_build", "The running worker's version, and those of Python and Faust")
+BUILD.info({"version": __version__, "python": platform.python_version(), "faust": metadata.version("faust-streaming")})
 OFFSETS_SOUGHT_BACK = Counter(
     "badges_offsets_sought_back_total",
     "learner-events messages not applied because the consumer skipped or committed past work "

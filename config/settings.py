@@ -94,11 +94,28 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=1, le=65535)
     web_canonical_url: AnyHttpUrl | None = None
     admin_token: SecretStr | None = None
+    # Read-only access to the pages and APIs that show learner data (SPEC §9); the admin token
+    # grants it too. Neither set: learner data is served to nobody.
+    viewer_token: SecretStr | None = None
+    # Key of the browser session cookie. Unset: derived from the admin token (else the viewer
+    # token), so every worker of a deployment that shares the tokens accepts the same cookie.
+    session_secret: SecretStr | None = None
+    session_max_age_s: int = Field(default=8 * 3600, ge=60, le=30 * 86400)
+    # Failed sign-ins (bad bearer token, bad login) per client address within the window before
+    # that address is refused with 429 until the window has passed.
+    auth_max_failures: int = Field(default=10, ge=1, le=10_000)
+    auth_failure_window_s: float = Field(default=300.0, gt=0, le=86_400)
+    # "Sign in with Open edX" (staff only), on when all three are set (badges.web.oauth)
+    lms_url: AnyHttpUrl | None = None
+    oauth_client_id: str | None = None
+    oauth_client_secret: SecretStr | None = None
 
     # --- Local state ---------------------------------------------------------------------
     data_dir: Path = Path("./data")
     store: Literal["rocksdb", "memory"] = "rocksdb"
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
+    # json: one object per line, with learner_id / template / event_id fields (badges.logs)
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -180,6 +197,10 @@ class Settings(BaseSettings):
     @property
     def replay_reports_topic(self) -> str:
         return f"{self.app_id}-replay-reports"
+
+    def changelog_topic(self, table: str) -> str:
+        """The changelog topic Faust keeps for a table (``tables.definitions``)."""
+        return f"{self.app_id}-{table}-changelog"
 
     @property
     def ingest_group(self) -> str:

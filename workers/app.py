@@ -19,6 +19,7 @@ from badges.faults import fault_point
 from badges.health import Health
 from badges.kafka.end_offsets import verified_end_offsets
 from badges.kafka.offsets import committable_run
+from badges.logs import logging_config
 from badges.schemas.catalog import Catalog, load_catalog
 from badges.tables import definitions
 from badges.tables.config_view import ConfigView
@@ -156,7 +157,8 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         web_metrics_enabled=False,
         web_host=web_url.split("://", 1)[1].rsplit(":", 1)[0],
         canonical_url=web_url,
-        logging_config=None,
+        # ours instead of Faust's own (BADGES_LOG_FORMAT): one format for every line
+        logging_config=logging_config(settings.log_level, settings.log_format),
     )
 
 

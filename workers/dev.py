@@ -165,7 +165,7 @@ def run_dev(web_port: int, data_dir: Path) -> int:
         settings = stack.start()
         print()
         print(f"web view     {settings.web_url}/")
-        print(f"admin token  {stack.admin_token}   (Authorization: Bearer ...; this dev run only)")
+        print(f"admin token  {stack.admin_token}   (sign in with it, or Authorization: Bearer ...; this dev run only)")
         print("send a sample event:  badges dev send-sample --learner 42 --name 'Ada Lovelace'")
         print(f"logs         {data_dir}/worker.log, {data_dir}/broker.log")
         print("Ctrl-C stops the worker, the emulator and the broker.")

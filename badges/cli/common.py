@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from typing import NoReturn
 
 import typer
@@ -26,12 +24,3 @@ def settings_or_exit(**overrides: object) -> Settings:
     except SettingsError as exc:
         fail(str(exc), code=2)
 
-
-def setup_logging(level: str = "info") -> None:
-    levels = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-              "error": logging.ERROR, "crit": logging.CRITICAL}
-    logging.basicConfig(
-        level=levels.get(level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )

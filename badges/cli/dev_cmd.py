@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from badges.cli.common import console, fail, setup_logging
+from badges.cli.common import console, fail
+from badges.logs import setup_logging
 
 dev_app = typer.Typer(help="The embedded default: local broker, Credly emulator, sample configuration, one worker.")
 

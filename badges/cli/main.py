@@ -5,10 +5,12 @@ from __future__ import annotations
 import typer
 
 from badges.cli.badge_cmd import badge_app
-from badges.cli.common import err_console, fail, settings_or_exit, setup_logging
+from badges.cli.common import err_console, fail, settings_or_exit
+from badges.logs import setup_logging
 from badges.cli.config_cmd import config_app, template_app
 from badges.cli.credly_cmd import credly_emulator, org_app, retry_failed, templates_app
 from badges.cli.dev_cmd import dev_app
+from badges.cli.learner_cmd import learner_app
 from badges.cli.replay_cmd import replay
 
 app = typer.Typer(
@@ -24,6 +26,7 @@ app.add_typer(org_app, name="org")
 app.add_typer(templates_app, name="templates")
 app.add_typer(dev_app, name="dev")
 app.add_typer(badge_app, name="badge")
+app.add_typer(learner_app, name="learner")
 app.command("replay")(replay)
 app.command("retry-failed")(retry_failed)
 app.command("credly-emulator")(credly_emulator)
@@ -33,7 +36,7 @@ app.command("credly-emulator")(credly_emulator)
 def worker() -> None:
     """Run a worker: all agents, tables and the web server (settings from BADGES_* variables)."""
     settings = settings_or_exit()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     from badges.compat import InternalsMismatch
     from badges.workers.worker import run_worker
 

@@ -3,7 +3,7 @@
 Shape (``LearnerState``)::
 
     {"v": 1,
-     "learner": {"id", "username", "email", "name", "time_us"},
+     "learner": {"id", "username", "email", "name", "time_us", "forgotten_us"?},
      "templates": {template_uuid: {
          "fulfilled": {req_id: {"event_id", "event_type", "time", "time_us", "origin",
                                 "latest_us"}},
@@ -34,6 +34,7 @@ class LearnerIdentity(TypedDict):
     email: str
     name: str
     time_us: int  # time of the event the identity was last taken from
+    forgotten_us: NotRequired[int]  # set by `badges learner forget` (``domain.forget``)
 
 
 class EventRecord(TypedDict):
@@ -114,6 +115,8 @@ def merge_identity(old: LearnerIdentity | None, learner: Learner, time_us: int) 
     """
     if old is None:
         return new_identity(learner, time_us)
+    if time_us <= old.get("forgotten_us", -1):
+        return old  # an event from before the learner was forgotten (a replay) brings nothing back
     newer = time_us >= old["time_us"]
     updated: dict[str, Any] | None = None
     for name in ("username", "email", "name"):

@@ -1,8 +1,10 @@
-"""Operator requests that every worker must act on for the partitions it owns.
+"""Operator requests that the worker owning a partition acts on.
 
 `badges retry-failed` puts one `retry_failed` request on every partition of the decisions
 topic; the sink agent of whichever worker owns a partition re-drives that partition's failed
-badges. No routing, no discovery of workers: the partitions carry the request.
+badges. `badges learner forget` puts a forget envelope on the learner's partition of the
+learner-events topic: the progress agent that owns it forgets the learner's progress, then asks
+its sink to do the same. No routing, no discovery of workers: the partitions carry the request.
 
 `badges badge award|revoke` (SPEC §8) puts one manual command on the learner's partition of the
 learner-events topic: the progress agent that owns the learner applies it like any event, so the
@@ -26,6 +28,7 @@ from badges.config.settings import Settings
 from badges.kafka.config_topic import BrokerUnavailable
 from badges.kafka.topics import ensure_topics, worker_topics
 from badges.wire.decisions import encode_retry_failed
+from badges.wire.envelope import encode_forget, learner_key, learner_partition
 
 
 def retry_failed_requests(settings: Settings) -> list[tuple[int, bytes]]:
@@ -55,8 +58,21 @@ def manual_command(
             encode_envelope([event]))
 
 
-def _produce(settings: Settings, topic: str, messages: list[tuple[int, bytes | None, bytes]]) -> None:
+def forget_request(settings: Settings, learner_id: int) -> tuple[str, int, bytes, bytes]:
+    """(topic, partition, key, value) of the request to forget one learner."""
+    return (settings.learner_events_topic, learner_partition(learner_id, settings.partitions),
+            learner_key(learner_id), encode_forget([learner_id]))
+
+
+def request_forget(settings: Settings, learner_id: int) -> int:
+    """Publish the forget request; returns the learner's partition."""
+    topic, partition, key, value = forget_request(settings, learner_id)
     ensure_topics(settings, [s for s in worker_topics(settings) if s.name == topic])
+    _deliver(settings, [(topic, partition, key, value)], "forget request")
+    return partition
+
+
+def _deliver(settings: Settings, messages: list[tuple[str, int, bytes | None, bytes]], what: str) -> None:
     producer = Producer(settings.kafka.confluent_config(acks="all"))
     errors: list[str] = []
 
@@ -64,20 +80,24 @@ def _produce(settings: Settings, topic: str, messages: list[tuple[int, bytes | N
         if err is not None:
             errors.append(str(err))
 
-    for partition, key, value in messages:
+    for topic, partition, key, value in messages:
         producer.produce(topic, key=key, value=value, partition=partition, on_delivery=delivered)
     if producer.flush(30) or errors:
-        raise BrokerUnavailable(f"request not delivered: {errors[:3]}")
+        raise BrokerUnavailable(f"{what} not delivered: {errors[:3]}")
 
 
 def request_retry_failed(settings: Settings) -> int:
+    ensure_topics(settings, [s for s in worker_topics(settings) if s.name == settings.decisions_topic])
     requests = retry_failed_requests(settings)
-    _produce(settings, settings.decisions_topic, [(p, None, v) for p, v in requests])
+    _deliver(settings, [(settings.decisions_topic, partition, None, value) for partition, value in requests],
+             "retry request")
     return len(requests)
 
 
 def request_manual(settings: Settings, action: str, learner: int, template: str, reason: str = "") -> int:
     """Publish a manual award/revoke; returns the learner's partition."""
     partition, key, value = manual_command(settings, action, learner, template, reason)
-    _produce(settings, settings.learner_events_topic, [(partition, key, value)])
+    topic = settings.learner_events_topic
+    ensure_topics(settings, [s for s in worker_topics(settings) if s.name == topic])
+    _deliver(settings, [(topic, partition, key, value)], f"manual {action}")
     return partition

@@ -17,7 +17,7 @@ from badges.config.entities import Entity, encode_entity, entity_key
 from badges.config.switch import TemplateSwitchError, switch_template
 from badges.credly.errors import CredlyError
 from badges.credly.sync import UnknownOrganization, pull_active_templates, select_organizations
-from badges.kafka.control import manual_command, retry_failed_requests
+from badges.kafka.control import forget_request, manual_command, retry_failed_requests
 from badges.web.http import HttpError
 
 if TYPE_CHECKING:
@@ -121,3 +121,16 @@ async def manual(runtime: "Runtime", action: str, learner: int, template: str, r
     log.info("admin API: manual %s of %s for learner %d", action, template, learner)
     return {"action": action, "learner": learner, "template": template, "reason": reason,
             "partition": partition, "submitted": True}
+
+
+async def forget(runtime: "Runtime", learner_id: int) -> dict[str, Any]:
+    """Publish the request to forget a learner on its partition (``kafka.control``): the
+    worker owning it carries it out in order with the learner's events, wherever it runs."""
+    topic, partition, key, value = forget_request(runtime.settings, learner_id)
+    future = await runtime.app.producer.send(topic, key, value, partition, None, None)
+    try:
+        await future
+    except Exception as exc:  # noqa: BLE001
+        raise HttpError(503, f"the forget request was not delivered ({type(exc).__name__})") from None
+    log.info("admin API: forget requested for learner %d", learner_id, extra={"learner_id": learner_id})
+    return {"learner": learner_id, "partition": partition, "requested": True}

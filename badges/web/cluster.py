@@ -8,6 +8,9 @@ timeout or a loop guard, so this module does the forwarding: with a timeout, a h
 forwarded request is always answered where it lands, so two workers that briefly disagree about
 an assignment cannot bounce a request forever) and a 502 naming the worker when it is down.
 
+A forwarded request carries the caller's credentials (bearer header or session cookie) and the
+owner checks them again: being reachable from a peer grants nothing.
+
 List pages (``/badges``): every worker answers ``/api/local/badges`` for the partitions it owns;
 the worker asked fans out to all members of the group (their URLs come from Faust's assignor)
 and merges the answers, saying which workers answered and which partitions are missing.
@@ -56,6 +59,14 @@ def owner_of(runtime: "Runtime", table: str, key: bytes) -> str | None:
     return str(url).rstrip("/")
 
 
+CREDENTIAL_HEADERS = ("Authorization", "Cookie")
+
+
+def credentials(request: web.Request) -> dict[str, str]:
+    """The caller's credentials, to pass on to the worker that answers."""
+    return {h: request.headers[h] for h in CREDENTIAL_HEADERS if h in request.headers}
+
+
 def _session(runtime: "Runtime") -> aiohttp.ClientSession:
     return runtime.app.http_client  # type: ignore[return-value]  # Faust's aiohttp session, closed with the app
 
@@ -63,7 +74,7 @@ def _session(runtime: "Runtime") -> aiohttp.ClientSession:
 async def forward(runtime: "Runtime", owner: str, request: web.Request, what: str) -> web.Response:
     """The owner's answer to the same GET, passed through (status, body, content type)."""
     target = URL(owner).with_path(request.rel_url.path).with_query(request.rel_url.query)
-    headers = {"Accept": request.headers.get("Accept", "*/*"), HOP: self_url(runtime)}
+    headers = {"Accept": request.headers.get("Accept", "*/*"), HOP: self_url(runtime), **credentials(request)}
     session = _session(runtime)
     try:
         async with session.get(target, headers=headers, allow_redirects=False,
@@ -116,7 +127,7 @@ def local_partitions(runtime: "Runtime") -> set[int]:
 
 
 async def fan_out(
-    runtime: "Runtime", table: str, path: str, query: dict[str, str],
+    runtime: "Runtime", request: web.Request, table: str, path: str, query: dict[str, str],
     local: Callable[[], Awaitable[dict[str, Any]]],
 ) -> list[dict[str, Any]]:
     """Each member's answer to ``path`` (this worker's computed directly), with who answered."""
@@ -131,13 +142,14 @@ async def fan_out(
                 entry["data"] = await local()
             else:
                 target = URL(url).with_path(path).with_query(query)
-                async with session.get(target, headers={HOP: me, "Accept": "application/json"},
+                headers = {HOP: me, "Accept": "application/json", **credentials(request)}
+                async with session.get(target, headers=headers,
                                        timeout=aiohttp.ClientTimeout(total=FANOUT_TIMEOUT_S)) as resp:
                     if resp.status != 200:
                         raise RuntimeError(f"answered {resp.status}")
                     entry["data"] = orjson.loads(await resp.read())
             entry["ok"] = True
-        except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError, orjson.JSONDecodeError) as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError, orjson.JSONDecodeError, HttpError) as exc:
             entry["error"] = f"{type(exc).__name__}: {exc}"[:200]
             log.warning("fan-out to %s%s failed: %s", url, path, entry["error"])
         return entry

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from badges.domain.explain import explain
+from badges.domain.forget import is_forgotten
 from badges.tables.definitions import ISSUANCE, PROGRESS
-from badges.web.cluster import local_partitions, self_url
+from badges.web.badge_index import FAILED_STATUSES, SortKey, decode_cursor, encode_cursor, record_status
+from badges.web.cluster import self_url
 from badges.web.http import HttpError
 from badges.wire.envelope import learner_key, learner_partition
 
@@ -29,7 +31,6 @@ ISSUANCE_FIELDS = (
     "reconciled", "in_flight", "outcome_unknown", "badge_uuid", "organization",
     "expires_at", "cause", "reason",
 )
-FAILED_STATUSES = ("failed", "revoke_failed")
 
 
 def _load(runtime: "Runtime", table: str, key: bytes) -> Any:
@@ -41,7 +42,7 @@ def issuance_view(rec: dict[str, Any] | None) -> dict[str, Any] | None:
     if rec is None:
         return None
     view = {k: rec.get(k) for k in ISSUANCE_FIELDS}
-    view["status"] = rec.get("status") or ("in_flight" if rec.get("in_flight") else "pending")
+    view["status"] = record_status(rec)
     view["failed"] = view["status"] in FAILED_STATUSES
     return view
 
@@ -70,7 +71,8 @@ def learner_detail(runtime: "Runtime", learner_id: int) -> dict[str, Any]:
         summary[badge.get("status") or ("complete" if tpl["complete"] else "in_progress")] += 1
     return {
         "learner": {"id": learner_id, "username": identity.get("username", ""),
-                    "email": identity.get("email", ""), "name": identity.get("name", "")},
+                    "email": identity.get("email", ""), "name": identity.get("name", ""),
+                    "forgotten": is_forgotten(state)},
         "partition": learner_partition(learner_id, runtime.settings.partitions),
         "served_by": self_url(runtime),
         "templates": templates,
@@ -89,41 +91,33 @@ def _badge_row(learner_id: int, template: str, rec: dict[str, Any], names: dict[
     }
 
 
-def _sort(rows: list[dict[str, Any]]) -> None:
-    """Failed first, then the most recently updated (two stable sorts)."""
-    rows.sort(key=lambda r: (r.get("updated") or "", -r["learner"]["id"]), reverse=True)
-    rows.sort(key=lambda r: not r["failed"])
+def _names(runtime: "Runtime") -> dict[str, str]:
+    return {uuid: t.name for uuid, t in runtime.config.compiled().templates.items()}
 
 
-def local_badges(runtime: "Runtime", status: str | None, limit: int) -> dict[str, Any]:
-    """The issuance records of the partitions this worker owns (one page of them)."""
-    owned = local_partitions(runtime)
-    partitions = runtime.settings.partitions
-    names = {uuid: t.name for uuid, t in runtime.config.compiled().templates.items()}
-    counts: Counter[str] = Counter()
+def local_badges(runtime: "Runtime", status: str | None, after: SortKey | None, limit: int) -> dict[str, Any]:
+    """One page of the badges of the partitions this worker owns, from its index."""
+    indexer = runtime.services["badge_index"]
+    if not indexer.ready:
+        raise HttpError(503, "this worker's badge index is being built; retry shortly")
+    index = indexer.index
+    keys, matching = index.page(status, after, limit)
+    names = _names(runtime)
     rows = []
-    for key, raw in list(runtime.tables[ISSUANCE].data.items()):
-        try:
-            learner_id = int(key)
-        except ValueError:
-            continue
-        if learner_partition(learner_id, partitions) not in owned:
-            continue  # a stale local copy of a partition that moved to another worker
-        for template, rec in orjson.loads(raw).items():
-            row = _badge_row(learner_id, template, rec, names)
-            counts[row["status"]] += 1
-            if status is None or row["status"] == status:
-                rows.append(row)
-    _sort(rows)
-    return {"partitions": sorted(owned), "counts": dict(counts), "matching": len(rows), "badges": rows[:limit]}
+    for key, learner_id, template, rec in indexer.rows_of(keys):
+        rows.append({**_badge_row(learner_id, template, rec, names), "cursor": encode_cursor(key)})
+    return {"partitions": sorted(index.partitions), "counts": index.counts(), "matching": matching,
+            "badges": rows, "more": matching > 0 and len(keys) == limit}
 
 
 def merge_badges(answers: list[dict[str, Any]], partitions: int, limit: int) -> dict[str, Any]:
-    """The workers' pages merged into one: counts summed, rows re-sorted, gaps named."""
+    """The workers' pages merged into one: counts summed, rows in index order, gaps named;
+    ``next`` is the cursor of the page after this one (None on the last page)."""
     counts: Counter[str] = Counter()
     rows: list[dict[str, Any]] = []
     covered: set[int] = set()
     matching = 0
+    more = False
     workers = []
     for answer in answers:
         data = answer.get("data") or {}
@@ -131,12 +125,15 @@ def merge_badges(answers: list[dict[str, Any]], partitions: int, limit: int) -> 
             counts.update(data.get("counts", {}))
             matching += data.get("matching", 0)
             covered.update(data.get("partitions", []))
+            more = more or bool(data.get("more"))
             for row in data.get("badges", []):
                 rows.append({**row, "worker": answer["url"]})
         workers.append({k: answer[k] for k in ("url", "self", "ok", "error")}
                        | {"partitions": data.get("partitions", answer["partitions"])})
-    _sort(rows)
+    rows.sort(key=lambda r: decode_cursor(r["cursor"]))
+    shown = rows[:limit]
+    more = more or len(rows) > limit
     missing = sorted(set(range(partitions)) - covered)
-    return {"counts": dict(counts), "matching": matching, "shown": min(limit, len(rows)),
-            "badges": rows[:limit], "workers": workers, "missing_partitions": missing,
-            "complete": not missing}
+    return {"counts": dict(counts), "matching": matching, "shown": len(shown), "badges": shown,
+            "next": shown[-1]["cursor"] if more and shown else None,
+            "workers": workers, "missing_partitions": missing, "complete": not missing}

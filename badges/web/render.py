@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from badges.web.auth import CSRF, ROLE
 
 SITE: web.AppKey[dict[str, Any]] = web.AppKey("badges_site", dict)
 
@@ -43,6 +46,11 @@ def _short(value: Any, n: int = 8) -> str:
     return text if len(text) <= n + 1 else text[:n] + "…"
 
 
+def _query_string(params: dict[str, Any]) -> str:
+    """A query string of the non-empty parameters (for links)."""
+    return urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
@@ -52,7 +60,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(from_us=_from_us, when=_when, short=_short)
+    env.filters.update(from_us=_from_us, when=_when, short=_short, query_string=_query_string)
     return env
 
 
@@ -65,5 +73,7 @@ def render_page(
     headers: dict[str, str] | None = None,
 ) -> web.Response:
     site = request.app.get(SITE, {})
-    text = render(name, {"site": site, "path": request.path, **context})
+    # set by the sign-in middleware; none on the open pages (login, errors before sign-in)
+    who = {"role": request.get(ROLE), "csrf": request.get(CSRF)}
+    text = render(name, {"site": site, "path": request.path, **who, **context})
     return web.Response(text=text, status=status, content_type="text/html", charset="utf-8", headers=headers)

@@ -6,16 +6,21 @@ result as HTML (``templates/``) or JSON (``/api/...``). Errors are ``HttpError``
 
 | method | path | auth |
 |---|---|---|
-| GET | ``/`` · ``/api/dashboard`` | - |
-| GET | ``/organizations`` · ``/api/organizations`` | - |
-| GET | ``/templates`` · ``/api/templates`` | - |
-| GET | ``/templates/{uuid}`` · ``/api/templates/{uuid}`` | - |
-| GET | ``/learners`` (search) · ``/learners/{id}`` · ``/api/learners/{id}`` (routed to the owner) | - |
-| GET | ``/badges`` · ``/api/badges`` (all workers) · ``/api/local/badges`` (this worker) | - |
-| POST | ``/api/templates/{uuid}/activate`` · ``/deactivate`` · ``/api/templates/sync`` · ``/api/badges/retry-failed`` | bearer |
-| POST | ``/api/learners/{id}/badges/{uuid}/award`` · ``/revoke`` (body ``{"reason": ...}``) | bearer |
+| GET | ``/`` · ``/api/dashboard`` | viewer |
+| GET | ``/organizations`` · ``/api/organizations`` | viewer |
+| GET | ``/templates`` · ``/api/templates`` | viewer |
+| GET | ``/templates/{uuid}`` · ``/api/templates/{uuid}`` | viewer |
+| GET | ``/learners`` (search) · ``/learners/{id}`` · ``/api/learners/{id}`` (routed to the owner) | viewer |
+| GET | ``/badges`` · ``/api/badges`` (all workers; ``?status=&limit=&after=`` cursor pages) · ``/api/local/badges`` (this worker) | viewer |
+| POST | ``/api/templates/{uuid}/activate`` · ``/deactivate`` · ``/api/templates/sync`` · ``/api/badges/retry-failed`` | admin bearer |
+| POST | ``/api/learners/{id}/forget`` (202: carried out by the learner's partition owner) | admin bearer |
+| POST | ``/api/learners/{id}/badges/{uuid}/award`` · ``/revoke`` (body ``{"reason": ...}``) | admin bearer |
+| GET, POST | ``/login`` · POST ``/logout`` (CSRF token) · GET ``/login/oauth`` (+ ``/complete``: Open edX staff) | - |
 | POST | ``/credly/webhook`` | - (SPEC §7) |
 | GET | ``/healthz`` (readiness, 503 with reasons) · ``/livez`` · ``/metrics`` · ``/static/...`` | - |
+
+"viewer" is the viewer or admin bearer token, or a signed-in browser's session cookie
+(``signin``); every path not listed as open in ``auth.OPEN_PATHS`` needs it.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from badges import __version__
 from badges.health import crashed_services, not_ready_reasons
 from badges.tables.definitions import PROGRESS
-from badges.web import admin, catalog, cluster, dashboard, deadletters, learners, webhook
+from badges.web import admin, badge_index, catalog, cluster, dashboard, deadletters, learners, oauth, signin, webhook
 from badges.web.auth import require_admin
+from badges.web.badge_index import STATUSES, SortKey, decode_cursor
+from badges.web.security import security_headers
 from badges.web.http import (
     HttpError,
     error_middleware,
@@ -50,8 +57,7 @@ if TYPE_CHECKING:
 
 STATIC = Path(__file__).parent / "static"
 ADMIN_BODY_LIMIT = 4 * 1024
-BADGES_DEFAULT_LIMIT, BADGES_MAX_LIMIT = 200, 5000
-BADGE_STATUSES = ("pending", "in_flight", "issued", "failed", "revoked", "revoke_failed")
+BADGES_DEFAULT_LIMIT, BADGES_MAX_LIMIT = 100, 1000
 
 Build = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -80,19 +86,29 @@ def _pair(app: Any, name: str, html_path: str, api_path: str, template: str, bui
 
 def _status_filter(request: web.Request) -> str | None:
     status = request.query.get("status") or None
-    if status is not None and status not in BADGE_STATUSES:
-        raise HttpError(400, f"status must be one of {', '.join(BADGE_STATUSES)}")
+    if status is not None and status not in STATUSES:
+        raise HttpError(400, f"status must be one of {', '.join(STATUSES)}")
     return status
+
+
+def _badge_page(request: web.Request) -> tuple[str | None, int, SortKey | None]:
+    """status filter, page size and cursor (``after``: the ``next`` of the page before)."""
+    after = request.query.get("after")
+    return (_status_filter(request), parse_limit(request, BADGES_DEFAULT_LIMIT, BADGES_MAX_LIMIT),
+            decode_cursor(after) if after else None)
 
 
 def register(runtime: "Runtime") -> None:
     app = runtime.app
     me = cluster.self_url(runtime)
     web_app = app.web.web_app
+    web_app.middlewares.append(security_headers)
     web_app.middlewares.append(error_middleware(me))
+    signin.install(web_app, runtime.settings)
     web_app[SITE] = {"app_id": runtime.settings.app_id, "url": me, "version": __version__}
     app.web.add_static("/static/", STATIC)
     deadletters.register(runtime)
+    badge_index.register(runtime)
 
     # --- health and metrics ---------------------------------------------------------------------
 
@@ -125,6 +141,28 @@ def register(runtime: "Runtime") -> None:
     app.page("/livez", name="livez")(_view("Live", get=live))
     app.page("/metrics", name="metrics")(_view("Metrics", get=prometheus))
 
+    # --- signing in ---------------------------------------------------------------------------
+
+    async def login_get(self: View, request: web.Request) -> web.StreamResponse:
+        return await signin.login_form(request)
+
+    async def login_post(self: View, request: web.Request) -> web.StreamResponse:
+        return await signin.login_submit(request)
+
+    async def logout_post(self: View, request: web.Request) -> web.StreamResponse:
+        return await signin.logout(request)
+
+    async def oauth_start(self: View, request: web.Request) -> web.StreamResponse:
+        return await oauth.start(request)
+
+    async def oauth_complete(self: View, request: web.Request) -> web.StreamResponse:
+        return await oauth.complete(request)
+
+    app.page("/login", name="login")(_view("Login", get=login_get, post=login_post))
+    app.page(oauth.START, name="login-oauth")(_view("LoginOAuth", get=oauth_start))
+    app.page(oauth.COMPLETE, name="login-oauth-complete")(_view("LoginOAuthComplete", get=oauth_complete))
+    app.page("/logout", name="logout")(_view("Logout", post=logout_post))
+
     # --- pages and their JSON -----------------------------------------------------------------
 
     async def dashboard_data(request: web.Request) -> dict[str, Any]:
@@ -140,15 +178,16 @@ def register(runtime: "Runtime") -> None:
         return catalog.template_detail(runtime, parse_uuid(uuid, "template uuid"))
 
     async def badges_data(request: web.Request) -> dict[str, Any]:
-        status, limit = _status_filter(request), parse_limit(request, BADGES_DEFAULT_LIMIT, BADGES_MAX_LIMIT)
-        query = {"limit": str(limit), **({"status": status} if status else {})}
+        status, limit, after = _badge_page(request)
+        query = {"limit": str(limit), **({"status": status} if status else {}),
+                 **({"after": request.query["after"]} if after else {})}
 
         async def local() -> dict[str, Any]:
-            return learners.local_badges(runtime, status, limit)
+            return learners.local_badges(runtime, status, after, limit)
 
-        answers = await cluster.fan_out(runtime, PROGRESS, "/api/local/badges", query, local)
+        answers = await cluster.fan_out(runtime, request, PROGRESS, "/api/local/badges", query, local)
         return {**learners.merge_badges(answers, runtime.settings.partitions, limit), "status": status,
-                "statuses": BADGE_STATUSES, "limit": limit}
+                "statuses": STATUSES, "limit": limit, "after": request.query.get("after")}
 
     _pair(app, "Dashboard", "/", "/api/dashboard", "dashboard.html", dashboard_data)
     _pair(app, "Organizations", "/organizations", "/api/organizations", "organizations.html", organizations_data)
@@ -157,8 +196,8 @@ def register(runtime: "Runtime") -> None:
     _pair(app, "Badges", "/badges", "/api/badges", "badges.html", badges_data)
 
     async def local_badges(self: View, request: web.Request) -> web.Response:
-        status, limit = _status_filter(request), parse_limit(request, BADGES_DEFAULT_LIMIT, BADGES_MAX_LIMIT)
-        return json_response(learners.local_badges(runtime, status, limit))
+        status, limit, after = _badge_page(request)
+        return json_response(learners.local_badges(runtime, status, after, limit))
 
     app.page("/api/local/badges", name="local-badges")(_view("LocalBadges", get=local_badges))
 
@@ -214,6 +253,12 @@ def register(runtime: "Runtime") -> None:
         await admin_body(request)
         return json_response(await admin.retry_failed(runtime), status=202)
 
+    async def forget_learner(self: View, request: web.Request, learner_id: str) -> web.Response:
+        lid = parse_learner_id(learner_id)
+        await admin_body(request)
+        return json_response(await admin.forget(runtime, lid), status=202)
+
+    app.page("/api/learners/{learner_id}/forget", name="forget-learner")(_view("ForgetLearner", post=forget_learner))
     app.page("/api/templates/{uuid}/activate", name="activate")(_view("Activate", post=switch_view(True)))
     app.page("/api/templates/{uuid}/deactivate", name="deactivate")(_view("Deactivate", post=switch_view(False)))
     app.page("/api/templates/sync", name="sync")(_view("SyncTemplates", post=sync))

@@ -6,6 +6,7 @@ learner's decisions reach the sink in the order they were taken.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -13,6 +14,15 @@ import orjson
 from badges.domain.engine import Decision
 
 RETRY_FAILED = "retry_failed"
+FORGET = "forget"
+
+
+@dataclass(frozen=True)
+class Forget:
+    """Forget a learner's identity in the issuance table (sent by the progress agent, after it
+    forgot the learner's progress, on the learner's partition)."""
+
+    learner_id: int
 
 
 def encode_decision(decision: Decision) -> bytes:
@@ -23,10 +33,16 @@ def encode_retry_failed() -> bytes:
     return orjson.dumps({"action": RETRY_FAILED})
 
 
-def decode_message(data: bytes) -> Decision | str:
-    """A Decision, or the name of an operator request."""
+def encode_forget(learner_id: int) -> bytes:
+    return orjson.dumps({"action": FORGET, "learner": learner_id})
+
+
+def decode_message(data: bytes) -> Decision | Forget | str:
+    """A Decision, a Forget, or the name of an operator request."""
     doc: dict[str, Any] = orjson.loads(data)
     action = doc.get("action")
     if action == RETRY_FAILED:
         return RETRY_FAILED
+    if action == FORGET:
+        return Forget(int(doc["learner"]))
     return Decision.from_dict(doc)

@@ -35,6 +35,9 @@ class Envelope:
     # envelope per partition, `end` (the progress agent then reports the run's counts).
     replay_id: str | None = None
     end: bool = False
+    # Learners to forget (``badges learner forget``): sent on the learners' own partition, so
+    # the progress agent forgets them in order with their events (``agents.progress``).
+    forget: tuple[int, ...] = ()
 
 
 def encode_envelope(events: list[LearnerEvent], replay_id: str | None = None, end: bool = False) -> bytes:
@@ -55,6 +58,11 @@ def encode_envelope(events: list[LearnerEvent], replay_id: str | None = None, en
     )
 
 
+def encode_forget(learner_ids: list[int]) -> bytes:
+    """An envelope without events that asks the progress agent to forget these learners."""
+    return orjson.dumps([FORMAT_VERSION, [], {"forget": list(learner_ids)}])
+
+
 class EnvelopeError(ValueError):
     pass
 
@@ -71,5 +79,6 @@ def decode_envelope(data: bytes) -> Envelope:
     if version != FORMAT_VERSION:
         raise EnvelopeError(f"unsupported envelope version {version!r}")
     if meta:
-        return Envelope(events, meta.get("replay"), bool(meta.get("end")))
+        forget = tuple(int(lid) for lid in meta.get("forget") or ())
+        return Envelope(events, meta.get("replay"), bool(meta.get("end")), forget)
     return Envelope(events)

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from tests.support.cluster import WorkerProcess, wait_until
+from tests.support.cluster import VIEWER_AUTH, VIEWER_TOKEN, WorkerProcess, wait_until
 from tests.support.configs import config_yaml, passing, requirement, rule, template
 from tests.support.openedx import COURSE_PASSING, DEMO_COURSE
 from tests.support.stack import Stack, make_stack
@@ -47,7 +47,7 @@ def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyp
 
 
 def _learner(worker: WorkerProcess) -> dict[str, Any] | None:
-    r = httpx.get(f"{worker.url}/api/learners/{LEARNER}", timeout=10)
+    r = httpx.get(f"{worker.url}/api/learners/{LEARNER}", headers=VIEWER_AUTH, timeout=10)
     if r.status_code != 200:
         return None
     data = r.json()
@@ -74,7 +74,15 @@ def test_dashboard_and_learner_page_in_chromium(stack: Stack, artifacts_dir: Pat
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
+            # signed out: the login page, then the token, then the page asked for
             page.goto(f"{worker.url}/")
+            expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+            expect(page.get_by_text("Ada Lovelace")).to_have_count(0)
+            page.get_by_label("Viewer or admin token").fill("not-the-token")
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("alert")).to_have_text("That token is not valid.")
+            page.get_by_label("Viewer or admin token").fill(VIEWER_TOKEN)
+            page.get_by_role("button", name="Sign in").click()
             expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
             expect(page.locator(".stat", has_text="active templates").locator(".num")).to_have_text("2")
             expect(page.get_by_text(stack.app_id).first).to_be_visible()
@@ -110,6 +118,12 @@ def test_dashboard_and_learner_page_in_chromium(stack: Stack, artifacts_dir: Pat
             assert green != amber
 
             page.screenshot(path=str(artifacts_dir / "learner-page.png"), full_page=True)
+
+            # signing out ends the session: the learner page asks for the token again
+            page.get_by_role("button", name="Sign out").click()
+            expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+            page.goto(f"{worker.url}/learners/{LEARNER}")
+            expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         finally:
             browser.close()
     assert (artifacts_dir / "learner-page.png").stat().st_size > 10_000

@@ -31,7 +31,11 @@ def test_dev_mode_runs_the_embedded_default_and_stops_cleanly(tmp_path: Path) ->
         assert f"http://127.0.0.1:{port}/" in text and "badges dev send-sample" in text
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 2  # the broker and the worker
-        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+        signed_out = httpx.get(f"http://127.0.0.1:{port}/", headers={"Accept": "text/html"}, timeout=5)
+        assert signed_out.status_code == 401 and "Sign in" in signed_out.text
+        admin_token = next(line.split()[2] for line in text.splitlines() if line.startswith("admin token"))
+        page = httpx.get(f"http://127.0.0.1:{port}/", headers={"Authorization": f"Bearer {admin_token}"}, timeout=5)
+        assert page.status_code == 200
         sent = subprocess.run(
             [sys.executable, "-m", "badges.cli.main", "dev", "send-sample", "--learner", "42", "--data-dir", str(data)],
             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,

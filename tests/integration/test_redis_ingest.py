@@ -21,7 +21,7 @@ import redis
 
 from badges.kafka.embedded import free_port, wait_for_port
 from tests.support import openedx
-from tests.support.cluster import wait_until
+from tests.support.cluster import VIEWER_AUTH, wait_until
 from tests.support.configs import config_yaml, demo_template
 from tests.support.openedx import COURSE_PASSING, DEMO_COURSE
 from tests.support.stack import Stack, event_time, make_stack
@@ -171,10 +171,10 @@ def test_entries_in_the_redis_layout_complete_a_template_once(bus: Bus) -> None:
 
     # the dashboard shows where the group stands on the stream
     last_id = bus.rds.xinfo_stream(bus.stream)["last-generated-id"].decode()
-    [row] = httpx.get(f"{worker.url}/api/dashboard", timeout=10).json()["consumers"]["redis"]
+    [row] = httpx.get(f"{worker.url}/api/dashboard", headers=VIEWER_AUTH, timeout=10).json()["consumers"]["redis"]
     assert row == {"stream": bus.stream, "group": bus.group, "last_delivered": last_id,
                    "pending": 0, "lag": 0, "consumers": 1}
-    page = httpx.get(f"{worker.url}/", timeout=10).text
+    page = httpx.get(f"{worker.url}/", headers=VIEWER_AUTH, timeout=10).text
     assert "Redis Streams" in page and bus.stream in page and last_id in page
 
 

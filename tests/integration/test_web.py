@@ -13,10 +13,11 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from badges import __version__
 from badges.config.entities import DataRule, Organization, Requirement, Template
 from badges.kafka.config_topic import publish
 from badges.wire.envelope import learner_partition
-from tests.support.cluster import WorkerProcess, wait_until
+from tests.support.cluster import VIEWER_AUTH, VIEWER_TOKEN, WorkerProcess, wait_until
 from tests.support.openedx import COURSE_PASSING, DEMO_COURSE
 from tests.support.stack import ORG, TOKEN, Stack, make_stack
 
@@ -86,8 +87,10 @@ templates:
 SEEN: list[str] = []
 
 
-def http(method: str, url: str, **kw: Any) -> httpx.Response:
-    response = httpx.request(method, url, timeout=30, **kw)
+def http(method: str, url: str, *, signed_in: bool = True, **kw: Any) -> httpx.Response:
+    """A request with the viewer token, unless it names its own Authorization or ``signed_in=False``."""
+    headers = {**(VIEWER_AUTH if signed_in else {}), **kw.pop("headers", {})}
+    response = httpx.request(method, url, timeout=30, headers=headers, **kw)
     SEEN.append(response.text)
     SEEN.append(str(dict(response.headers)))
     return response
@@ -103,7 +106,7 @@ def get_json(url: str) -> Any:
 def admin(worker: WorkerProcess, path: str, token: str | None = ADMIN, **kw: Any) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     headers.update(kw.pop("headers", {}))
-    return http("POST", f"{worker.url}{path}", headers=headers, **kw)
+    return http("POST", f"{worker.url}{path}", signed_in=False, headers=headers, **kw)
 
 
 def cluster_map(worker: WorkerProcess) -> dict[str, list[int]]:
@@ -241,7 +244,8 @@ def test_learner_progress_is_explained_group_by_group(stack: Stack, w1: WorkerPr
                       name="Grace Hopper", username="grace")
     stack.send([msg])
     data = wait_learner(w1, lid, lambda d: template_of(d, OTHER_T)["groups"][0]["fulfilled"])
-    assert data["learner"] == {"id": lid, "username": "grace", "email": f"learner{lid}@example.com", "name": "Grace Hopper"}
+    assert data["learner"] == {"id": lid, "username": "grace", "email": f"learner{lid}@example.com", "name": "Grace Hopper",
+                               "forgotten": False}
     other = template_of(data, OTHER_T)
     group_a, group_b = other["groups"]
     assert (group_a["name"], group_a["fulfilled"], group_b["name"], group_b["fulfilled"]) == ("A", True, "B", False)
@@ -332,7 +336,7 @@ def test_badge_list_gathers_every_worker(stack: Stack, w1: WorkerProcess, w2: Wo
     stack.wait_badges(lambda b: sum(x["recipient_email"] in emails for x in b) == 4)
 
     def listed(worker: WorkerProcess) -> dict[str, Any] | None:
-        data = get_json(f"{worker.url}/api/badges?status=issued&limit=5000")
+        data = get_json(f"{worker.url}/api/badges?status=issued&limit=1000")
         mine = {r["learner"]["id"] for r in data["badges"] if r["learner"]["email"] in emails}
         return data if mine == {4001, 4002, 4003, 4004} else None
 
@@ -345,6 +349,20 @@ def test_badge_list_gathers_every_worker(stack: Stack, w1: WorkerProcess, w2: Wo
     key = lambda d: sorted((r["learner"]["id"], r["template"]["uuid"], r["credly_id"]) for r in d["badges"])  # noqa: E731
     assert key(one) == key(two) and one["counts"] == two["counts"]
     assert all(r["status"] == "issued" for r in one["badges"])
+    # cursor pages of 2 across both workers: every badge once, in the order of the whole list
+    pages, after = [], None
+    while True:
+        page = get_json(f"{w2.url}/api/badges?limit=2" + (f"&after={after}" if after else ""))
+        assert page["shown"] <= 2 and page["complete"]
+        pages += [(r["learner"]["id"], r["template"]["uuid"]) for r in page["badges"]]
+        after = page["next"]
+        if after is None:
+            break
+    whole = get_json(f"{w2.url}/api/badges?limit=1000")
+    assert pages == [(r["learner"]["id"], r["template"]["uuid"]) for r in whole["badges"]]
+    assert len(pages) == whole["matching"] == sum(whole["counts"].values())
+    html = http("GET", f"{w1.url}/badges?limit=2", headers={"Accept": "text/html"}).text
+    assert 'rel="next"' in html
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -394,10 +412,13 @@ def test_admin_actions_need_the_bearer_token(w1: WorkerProcess, w2: WorkerProces
     assert admin(w1, path, token="wrong-token").status_code == 401
     basic = http("POST", f"{w1.url}{path}", headers={"Authorization": f"Basic {ADMIN}"})
     assert basic.status_code == 401
-    refused = admin(w2, path)  # the second worker has no BADGES_ADMIN_TOKEN
+    read_only = admin(w1, path, token=VIEWER_TOKEN)
+    assert read_only.status_code == 403 and "read only" in read_only.json()["error"]
+    assert admin(w2, path).status_code == 401  # the second worker has no BADGES_ADMIN_TOKEN ...
+    refused = admin(w2, path, token=VIEWER_TOKEN)  # ... so even a signed-in caller is refused
     assert refused.status_code == 403 and "BADGES_ADMIN_TOKEN is not set" in refused.json()["error"]
     for action in ("/api/templates/sync", "/api/badges/retry-failed", f"/api/templates/{LATER_T}/deactivate"):
-        assert admin(w2, action).status_code == 403
+        assert admin(w2, action, token=VIEWER_TOKEN).status_code == 403
         assert admin(w1, action, token=None).status_code == 401
     # nothing changed
     assert not get_json(f"{w1.url}/api/templates/{LATER_T}")["processing"]
@@ -602,6 +623,15 @@ def test_metrics_count_what_happened(stack: Stack, w1: WorkerProcess, w2: Worker
     assert metric(text, "badges_event_latency_seconds_count") >= 1
     assert metric(text, "badges_webhook_events_total", event_type="badge_template.changed", outcome="applied") >= 1
     assert metric(text, "badges_webhook_events_total", outcome="unknown_organization") >= 1
+    assert metric(text, "badges_build_info", version=__version__) == 2  # one per worker
+    assert metric(text, "badges_badges", status="issued") >= 1
+
+    def lag_partitions() -> list[str] | None:
+        found = sorted(re.findall(rf'^badges_ingest_lag{{partition="(\d+)",topic="{stack.input_topic}"}} \d', scraped(), re.M))
+        return found if len(found) == stack.partitions else None
+
+    # every input partition once, on the worker whose ingestion consumer has it
+    assert wait_until(lag_partitions, what="a lag figure per input partition") == [str(p) for p in range(stack.partitions)]
 
     # the dashboard counts dead letters from the topic itself: the same on both workers
     def by_reason(w: WorkerProcess) -> dict[str, int]:
@@ -609,6 +639,58 @@ def test_metrics_count_what_happened(stack: Stack, w1: WorkerProcess, w2: Worker
 
     wait_until(lambda: by_reason(w1).get("bad_magic_byte", 0) >= 1 and by_reason(w1) == by_reason(w2),
                what="dead letters by reason on both dashboards")
+
+
+# --- who may see what (SPEC §9) ------------------------------------------------------------------
+
+PII_LEARNER = 2950
+PATH_VALUES = {"uuid": DEMO_T, "learner_id": str(PII_LEARNER), "name": "progress", "key": str(PII_LEARNER)}
+# SPEC §9's open paths, and the sign-in pages themselves
+OPEN_ROUTES = {"/healthz", "/livez", "/metrics", "/credly/webhook", "/static", "/login", "/logout",
+               "/login/oauth", "/login/oauth/complete"}
+
+
+def router_routes(stack: Stack) -> list[tuple[str, str]]:
+    """Every (method, path) the workers serve, read from the router of an app built exactly as
+    ``badges worker`` builds it (Faust blueprints included), with path parameters filled in."""
+    from badges.workers.app import build_app
+
+    app = build_app(stack.settings)
+    app.web.blueprints.apply(app.web)
+    routes = set()
+    for route in app.web.web_app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if path == "/static":
+            path = "/static/style.css"
+        routes.add((route.method, re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES[m.group(1)], path)))
+    return sorted(routes)
+
+
+def test_no_route_shows_learner_data_without_authentication(stack: Stack, w1: WorkerProcess, w2: WorkerProcess) -> None:
+    pii = ["grace.hopper@example.org", "ghopper2950", "Grace Brewster Hopper"]
+    stack.send([stack.event(COURSE_PASSING, PII_LEARNER, {"is_passing": True, "course.course_key": OTHER_COURSE},
+                            email=pii[0], username=pii[1], name=pii[2])])
+    wait_learner(w1, PII_LEARNER, lambda d: d["learner"]["email"] == pii[0])
+    routes = router_routes(stack)
+    assert ("GET", f"/api/learners/{PII_LEARNER}") in routes and ("GET", "/router/") in routes
+    anonymous = [{}, {"Authorization": "Bearer not-a-token"}, {"Cookie": "badges_session=gAAAAABforged"}]
+    for worker in (w1, w2):
+        for method, path in routes:
+            for headers in anonymous:
+                for accept in ("application/json", "text/html"):
+                    r = http(method, f"{worker.url}{path}", signed_in=False, headers={**headers, "Accept": accept})
+                    leaked = [value for value in pii if value in r.text]
+                    assert not leaked, (method, path, headers, r.status_code, leaked)
+                    is_open = path.startswith("/static/") or path in OPEN_ROUTES
+                    if not is_open:
+                        assert r.status_code == 401, (method, path, headers, r.status_code)
+                        wants_html = accept == "text/html" and method in ("GET", "HEAD") and not path.startswith("/api/")
+                        kind = "text/html" if wants_html else "application/json"
+                        assert r.headers["content-type"].startswith(kind), (method, path, headers)
+                        if wants_html and method == "GET" and "Authorization" not in headers:
+                            assert "Sign in" in r.text  # the login page (a wrong token gets its error)
+                    assert r.headers["x-frame-options"] == "DENY"
+                    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
 
 
 def test_tokens_never_appear_in_any_response(stack: Stack, w1: WorkerProcess, w2: WorkerProcess) -> None:
@@ -621,7 +703,7 @@ def test_tokens_never_appear_in_any_response(stack: Stack, w1: WorkerProcess, w2
                      "/router/", f"/api/templates/{GONE_T}", "/table/config/org%2F" + INLINE_ORG + "/"):
             http("GET", f"{worker.url}{path}", headers={"Accept": "text/html"})
     assert len(SEEN) > 50
-    for secret in (TOKEN, ADMIN, INLINE_TOKEN):
+    for secret in (TOKEN, ADMIN, INLINE_TOKEN, VIEWER_TOKEN):
         leaks = [text[:200] for text in SEEN if secret in text]
         assert not leaks, f"a token appeared in a response: {leaks[0]!r}"
 

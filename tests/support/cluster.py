@@ -29,6 +29,11 @@ FAST_BROKER_ENV = {
 }
 
 
+# Every test worker accepts this read-only token: learner pages and APIs need one (SPEC §9).
+VIEWER_TOKEN = "viewer-it-6c0e2a9f1b7d4e3a"
+VIEWER_AUTH = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> Any:
     """Poll a condition instead of sleeping blindly; returns the truthy value."""
     deadline = time.monotonic() + timeout
@@ -56,6 +61,10 @@ def worker_env(bootstrap: str, app_id: str, data_dir: Path, **extra: str) -> dic
         BADGES_DATA_DIR=str(data_dir),
         BADGES_PARTITIONS="4",
         BADGES_LOG_LEVEL="info",
+        BADGES_VIEWER_TOKEN=VIEWER_TOKEN,
+        # every test client is 127.0.0.1: tests that send wrong tokens must not lock out the
+        # rest of their module (the throttle has tests of its own)
+        BADGES_AUTH_MAX_FAILURES="10000",
     )
     env.update(extra)
     return env
