@@ -126,7 +126,10 @@ KAFKA_MODE = {
     "BADGES_CREDLY_TOKENS": {"CREDLY_TOKEN_ACME": "credly-token"},
     "BADGES_CONFIG_YAML": SAMPLE,
     "BADGES_REPLICAS": 3,
+    "BADGES_KAFKA_SSL_CA_PEM": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
 }
+# --set parses its value as YAML: a quoted value keeps its line breaks
+KAFKA_MODE_SET = KAFKA_MODE | {"BADGES_KAFKA_SSL_CA_PEM": json.dumps(KAFKA_MODE["BADGES_KAFKA_SSL_CA_PEM"])}
 
 
 @pytest.fixture(scope="session")
@@ -138,7 +141,7 @@ def redis_mode(tutor_env: Path, tmp_path_factory: pytest.TempPathFactory) -> Ren
 @pytest.fixture(scope="session")
 def kafka_mode(tutor_env: Path, tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     """A site on an external, secured Kafka cluster with a schema registry."""
-    return render(tmp_path_factory.mktemp("tutor-kafka"), **KAFKA_MODE)
+    return render(tmp_path_factory.mktemp("tutor-kafka"), **KAFKA_MODE_SET)
 
 
 def compose_env(service: dict[str, Any]) -> dict[str, str]:
@@ -228,6 +231,12 @@ def test_kafka_mode_the_lms_produces_to_the_cluster_and_registry_the_worker_read
     assert settings.input_topic_names == [f"{bus['EVENT_BUS_TOPIC_PREFIX']}-learning-badges-lifecycle"]
     assert settings.redis_stream_names == []
     assert env["BADGES_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    # the CA travels in the configuration directory that the worker and the job mount at /etc/badges
+    ca = Path(env["BADGES_KAFKA_SSL_CA_FILE"])
+    assert ca.parent == Path("/etc/badges")
+    assert (kafka_mode.env / "plugins/badges/apps/config" / ca.name).read_text().strip() == KAFKA_MODE["BADGES_KAFKA_SSL_CA_PEM"]
+    assert f"plugins/badges/apps/config/{ca.name}" in next(
+        g["files"] for g in kafka_mode.yaml("kustomization.yml")["configMapGenerator"] if g["name"] == "badges-config")
     # the openedx image gets the Kafka client edx-event-bus-kafka leaves to the site
     assert "confluent-kafka[avro,schemaregistry]" in (kafka_mode.env / "build/openedx/Dockerfile").read_text()
 
@@ -303,6 +312,12 @@ def test_the_init_job_adds_the_organizations_syncs_then_applies_the_configuratio
     assert "../plugins/badges/apps/config:/etc/badges:ro" in job["volumes"]
     per_worker = {"BADGES_WEB_CANONICAL_URL", "BADGES_GROUP_INSTANCE_ID", "BADGES_REDIS_CONSUMER_NAME"}
     assert compose_env(job) == {k: v for k, v in worker_env(kafka_mode).items() if k not in per_worker}
+
+
+def test_the_configuration_may_also_be_a_yaml_text(tutor_env: Path, tmp_path: Path) -> None:
+    r = render(tmp_path, BADGES_CONFIG_YAML=json.dumps(SAMPLE))  # as a block string in config.yml
+    assert (r.env / "plugins/badges/apps/config/config.yaml").read_text().strip() == SAMPLE.strip()
+    assert "--api-key-env CREDLY_TOKEN_ACME" in init_script(r)
 
 
 def test_without_a_configuration_the_init_job_applies_nothing(redis_mode: Rendered) -> None:
