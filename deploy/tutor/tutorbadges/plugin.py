@@ -122,7 +122,7 @@ def config_text(value: str | dict[str, Any] | None) -> str:
     """The configuration file the init job applies, whichever form the setting has."""
     if isinstance(value, str):
         return value
-    return yaml.safe_dump(config_document(value), sort_keys=False, allow_unicode=True)
+    return str(yaml.safe_dump(config_document(value), sort_keys=False, allow_unicode=True))
 
 
 def organizations(value: str | dict[str, Any] | None) -> list[dict[str, str]]:
