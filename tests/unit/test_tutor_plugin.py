@@ -186,7 +186,7 @@ def test_the_lms_produces_the_sample_configurations_events_by_default_and_keeps_
             "learning-badges-lifecycle": {"event_key_field": "course_passing_status.course.course_key", "enabled": False}}}
     ns = redis_mode.settings_section(LMS_SETTINGS, *LMS_PART, {"FEATURES": {}, "EVENT_BUS_PRODUCER_CONFIG": site})
     config = ns["EVENT_BUS_PRODUCER_CONFIG"]
-    assert ns["FEATURES"]["BADGES_ENABLED"] is True
+    assert ns["FEATURES"]["BADGES_ENABLED"] is True and ns["BADGES_ENABLED"] is True
     produced = sorted(t for t, topics in config.items() if topics.get("learning-badges-lifecycle", {}).get("enabled"))
     assert produced == sample_event_types()
     assert config["org.openedx.learning.course.passing.status.updated.v1"]["learning-badges-lifecycle"][
