@@ -286,7 +286,7 @@ def test_only_the_credly_webhook_is_routed_publicly(redis_mode: Rendered) -> Non
     assert "handle @badges_credly_webhook" in handler and "reverse_proxy badges-worker:6066" in handler
 
 
-def init_script(r: Rendered) -> str:
+def init_script(r: Rendered, check: bool = True) -> str:
     """The init task as `tutor local do init` / `tutor k8s do init` renders it."""
     code = ("import sys; from tutor import config, env, hooks;"
             "hooks.Actions.CORE_READY.do(); hooks.Actions.PROJECT_ROOT_READY.do(sys.argv[1]);"
@@ -295,8 +295,10 @@ def init_script(r: Rendered) -> str:
             " if service == 'badges'))")
     proc = subprocess.run([tutor_bin("python"), "-c", code, str(r.root)], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "TUTOR_PLUGINS_ROOT": str(r.root / "plugins")})
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    if check:
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+    return proc.stdout + proc.stderr
 
 
 def test_the_init_job_adds_the_organizations_syncs_then_applies_the_configuration(kafka_mode: Rendered) -> None:
@@ -318,6 +320,12 @@ def test_the_configuration_may_also_be_a_yaml_text(tutor_env: Path, tmp_path: Pa
     r = render(tmp_path, BADGES_CONFIG_YAML=json.dumps(SAMPLE))  # as a block string in config.yml
     assert (r.env / "plugins/badges/apps/config/config.yaml").read_text().strip() == SAMPLE.strip()
     assert "--api-key-env CREDLY_TOKEN_ACME" in init_script(r)
+
+
+def test_an_inline_token_stops_the_init_job_before_it_reaches_the_shell(tutor_env: Path, tmp_path: Path) -> None:
+    config = {"organizations": [{"uuid": "0b8a3f0e-0000-4000-8000-000000000001", "api_key": "secret; rm -rf /"}]}
+    output = init_script(render(tmp_path, BADGES_CONFIG_YAML=config), check=False)
+    assert "organizations[0] needs a uuid and an api_key_env" in output and "badges org add" not in output
 
 
 def test_without_a_configuration_the_init_job_applies_nothing(redis_mode: Rendered) -> None:
