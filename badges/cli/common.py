@@ -6,6 +6,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from badges.config.settings import Settings, SettingsError, load_settings
 
@@ -14,7 +15,8 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+    # the message is text, not markup: "pip install 'x[extra]'" must print as written
+    err_console.print(f"[red]error:[/red] {escape(message)}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 

