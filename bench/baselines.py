@@ -93,6 +93,7 @@ def faust_agent(args: argparse.Namespace) -> None:
         args.app_id,
         broker=f"kafka://{args.bootstrap}",
         store="memory://",
+        datadir=str(Path(args.out).parent / f"{args.app_id}-data"),  # not the working directory
         autodiscover=False,
         topic_partitions=args.partitions,
         consumer_auto_offset_reset="earliest",

@@ -39,7 +39,7 @@ def test_verified_end_offsets_see_every_record_of_the_last_batch(broker: Embedde
         tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
         reported = await consumer.end_offsets(tps)
         await consumer.stop()
-        return reported, await verified_end_offsets([broker.bootstrap], reported)
+        return reported, await verified_end_offsets(load_settings(kafka_bootstrap_servers=broker.bootstrap).kafka, reported)
 
     reported, verified = asyncio.run(run())
     assert verified[TopicPartition(topic, 0)] == 25
