@@ -129,7 +129,9 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
     return dict(
         **settings.kafka.faust_kwargs(),  # broker URL and credentials (SPEC §9)
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
-        datadir=str(settings.data_dir),
+        # one store per app id: a data dir reused under another app id (or another deployment's
+        # topics) would hold persisted offsets of other changelogs, which Faust refuses to start on
+        datadir=str(settings.data_dir / settings.app_id),
         autodiscover=False,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.topic_replication_factor,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import typer
 
+from badges.kafka.offsets import is_learner_key
 from badges.cli.common import console, fail, settings_or_exit
 from badges.config.settings import Settings
 from badges.kafka.config_topic import BrokerUnavailable, read_topic
@@ -18,7 +19,8 @@ def ids_of_username(settings: Settings, username: str) -> list[int]:
     the CLI needs no worker, and a retired account's username is what the pipeline knows)."""
     latest: dict[bytes, bytes | None] = {}
     for msg in read_topic(settings, settings.changelog_topic(PROGRESS)):
-        latest[msg.key()] = msg.value()
+        if msg.key() is not None and is_learner_key(msg.key()):  # not a partition's applied offset
+            latest[msg.key()] = msg.value()
     found = []
     for key, value in latest.items():
         if value is None:

@@ -111,3 +111,14 @@ def test_a_missing_internal_stops_the_worker_with_one_clear_message(monkeypatch:
     message = str(err.value)
     assert "Fetcher._prefetch_backoff" in message and "faust-streaming 0.15.x" in message
     assert "\n" not in message
+
+
+def test_each_app_id_keeps_its_own_local_store_under_the_data_dir(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A data dir reused under another app id must not hand Faust persisted offsets of other
+    changelogs (it refuses to start on them): the store lives in a folder per app id."""
+    from badges.config.settings import load_settings
+    from badges.workers.app import faust_settings
+
+    one = faust_settings(load_settings(app_id="one", data_dir=tmp_path))
+    two = faust_settings(load_settings(app_id="two", data_dir=tmp_path))
+    assert one["datadir"] == str(tmp_path / "one") and two["datadir"] == str(tmp_path / "two")
