@@ -401,7 +401,10 @@ def apply_event(
     added = 0
     eid = event.event_id
 
-    for uuid, (treqs, tpens) in touched.items():
+    ranks = config.ranks
+    order = sorted(touched, key=lambda u: ranks.get(u, 0)) if ranks else touched
+    for uuid in order:
+        treqs, tpens = touched[uuid]
         tpl = config.templates[uuid]
         old = templates_in.get(uuid)
         fulfilled = old["fulfilled"] if old is not None else {}

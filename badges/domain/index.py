@@ -327,6 +327,25 @@ def _dependents(templates: dict[str, CompiledTemplate], problems: list[str]) -> 
     return {k: tuple(v) for k, v in out.items()}
 
 
+def _ranks(dependents: dict[str, tuple[str, ...]]) -> dict[str, int]:
+    """Template -> how many badge requirements deep it sits (0: it names no badge). The engine
+    applies an event to the templates it touches in this order, so that a badge of badges
+    always sees the badges it names as this event leaves them, whatever the configuration's
+    order (the cycle-free ``dependents`` graph makes the depth finite)."""
+    rank: dict[str, int] = {}
+    frontier = [uuid for uuid in dependents if not any(uuid in deps for deps in dependents.values())]
+    depth = 0
+    while frontier:
+        nxt = []
+        for uuid in frontier:
+            for dep in dependents.get(uuid, ()):
+                if rank.get(dep, -1) < depth + 1:
+                    rank[dep] = depth + 1
+                    nxt.append(dep)
+        frontier, depth = nxt, depth + 1
+    return rank
+
+
 def compile_config(source: Any, catalog: Any) -> CompiledConfig:
     """Compile a ``ConfigSnapshot`` (or an iterable of entities) against the event catalog.
 
@@ -357,4 +376,5 @@ def compile_config(source: Any, catalog: Any) -> CompiledConfig:
         organizations={o.uuid: o.name for o in orgs_in},
         problems=tuple(problems),
         dependents=dependents,
+        ranks=_ranks(dependents),
     )

@@ -114,6 +114,8 @@ class CompiledConfig:
     problems: tuple[str, ...] = ()
     # Badge of badges: template -> the active templates with a badge requirement on it.
     dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Template -> its depth in the badge-of-badges graph (absent: 0); see index._ranks.
+    ranks: dict[str, int] = field(default_factory=dict)
 
     @property
     def event_types(self) -> frozenset[str]:

@@ -644,7 +644,8 @@ def test_metrics_count_what_happened(stack: Stack, w1: WorkerProcess, w2: Worker
 # --- who may see what (SPEC §9) ------------------------------------------------------------------
 
 PII_LEARNER = 2950
-PATH_VALUES = {"uuid": DEMO_T, "learner_id": str(PII_LEARNER), "name": "progress", "key": str(PII_LEARNER)}
+PATH_VALUES = {"uuid": DEMO_T, "learner_id": str(PII_LEARNER), "learner": str(PII_LEARNER), "name": "progress",
+               "key": str(PII_LEARNER)}
 # SPEC §9's open paths, and the sign-in pages themselves
 OPEN_ROUTES = {"/healthz", "/livez", "/metrics", "/credly/webhook", "/static", "/login", "/logout",
                "/login/oauth", "/login/oauth/complete"}

@@ -57,7 +57,7 @@ def test_the_wheel_works_outside_the_repository(tmp_path: Path) -> None:
     import json
 
     found = json.loads(probe.stdout)
-    assert found["event_types"] > 10 and found["sample_templates"] == 2
+    assert found["event_types"] > 10 and found["sample_templates"] == 3
     assert "learner.html" in found["web_templates"] and found["static"]
 
     # the wheel's console script from there too: validate the shipped sample offline

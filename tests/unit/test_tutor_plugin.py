@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,14 @@ def render(root: Path, **settings: Any) -> Rendered:
     return Rendered(root)
 
 
+def _real_ca_pem() -> str:
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=tutor test CA", "-keyout", f"{d}/key.pem", "-out", f"{d}/ca.pem"],
+                       check=True, capture_output=True)
+        return Path(f"{d}/ca.pem").read_text().strip()
+
+
 KAFKA_MODE = {
     "BADGES_EVENT_BUS": "kafka",
     "BADGES_RUN_KAFKA": False,
@@ -126,7 +135,7 @@ KAFKA_MODE = {
     "BADGES_CREDLY_TOKENS": {"CREDLY_TOKEN_ACME": "credly-token"},
     "BADGES_CONFIG_YAML": SAMPLE,
     "BADGES_REPLICAS": 3,
-    "BADGES_KAFKA_SSL_CA_PEM": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+    "BADGES_KAFKA_SSL_CA_PEM": _real_ca_pem(),  # the worker loads it at start: a real certificate
 }
 # --set parses its value as YAML: a quoted value keeps its line breaks
 KAFKA_MODE_SET = KAFKA_MODE | {"BADGES_KAFKA_SSL_CA_PEM": json.dumps(KAFKA_MODE["BADGES_KAFKA_SSL_CA_PEM"])}
@@ -160,10 +169,16 @@ def worker_env(r: Rendered) -> dict[str, str]:
     return env
 
 
-def worker_settings(env: dict[str, str]) -> Settings:
+def worker_settings(env: dict[str, str], rendered: "Rendered | None" = None) -> Settings:
+    """The settings the worker loads from ``env``; files the pods mount at /etc/badges (the Kafka
+    CA) are read from ``rendered``'s configuration directory, where the plugin renders them."""
     badges = {k for k in env if k.startswith("BADGES_")}
     assert not badges - SETTINGS - PENDING_SETTINGS, f"not settings: {sorted(badges - SETTINGS - PENDING_SETTINGS)}"
-    return load_settings(**{k.removeprefix("BADGES_").lower(): v for k, v in env.items() if k[7:].lower() in Settings.model_fields})
+    values = {k.removeprefix("BADGES_").lower(): v for k, v in env.items() if k[7:].lower() in Settings.model_fields}
+    ca = values.get("kafka_ssl_ca_file")
+    if ca and rendered is not None:
+        values["kafka_ssl_ca_file"] = str(rendered.env / "plugins/badges/apps/config" / Path(ca).name)
+    return load_settings(**values)
 
 
 # --- the LMS producer ------------------------------------------------------------------------
@@ -212,7 +227,7 @@ def test_redis_mode_the_lms_writes_the_stream_the_worker_reads(redis_mode: Rende
     bus = redis_mode.settings_section(LMS_SETTINGS, *BUS_PART, {})
     settings = worker_settings(worker_env(redis_mode))
     assert bus["EVENT_BUS_PRODUCER"] == "edx_event_bus_redis.create_producer"
-    assert bus["EVENT_BUS_REDIS_CONNECTION_URL"] == settings.redis_url == "redis://redis:6379/0"
+    assert bus["EVENT_BUS_REDIS_CONNECTION_URL"] == settings.redis_url.get_secret_value() == "redis://redis:6379/0"
     # edx-event-bus-redis writes stream "{EVENT_BUS_TOPIC_PREFIX}-{topic}"
     assert settings.redis_stream_names == [f"{bus['EVENT_BUS_TOPIC_PREFIX']}-learning-badges-lifecycle"]
     assert settings.kafka_bootstrap_servers == "badges-kafka:9092"  # the worker's own topics
@@ -221,7 +236,7 @@ def test_redis_mode_the_lms_writes_the_stream_the_worker_reads(redis_mode: Rende
 def test_kafka_mode_the_lms_produces_to_the_cluster_and_registry_the_worker_reads(kafka_mode: Rendered) -> None:
     bus = kafka_mode.settings_section(LMS_SETTINGS, *BUS_PART, {})
     env = worker_env(kafka_mode)
-    settings = worker_settings(env)
+    settings = worker_settings(env, kafka_mode)
     assert bus["EVENT_BUS_PRODUCER"] == "edx_event_bus_kafka.create_producer"
     assert bus["EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS"] == settings.kafka_bootstrap_servers == KAFKA_MODE["BADGES_KAFKA_BOOTSTRAP_SERVERS"]
     assert bus["EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL"] == str(settings.schema_registry_url).rstrip("/")
@@ -395,7 +410,7 @@ def test_settings_come_from_a_configmap_and_secrets_from_a_secret(kafka_mode: Re
     assert container(job)["command"] == []
     assert job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] in generators
     assert container(job)["volumeMounts"][0]["mountPath"] == "/etc/badges"
-    assert worker_settings(kafka_mode.envfile("plugins/badges/apps/worker.env") | stored).web_host == "0.0.0.0"
+    assert worker_settings(kafka_mode.envfile("plugins/badges/apps/worker.env") | stored, kafka_mode).web_host == "0.0.0.0"
 
 
 @pytest.mark.parametrize("mode", ["redis_mode", "kafka_mode"])
