@@ -98,6 +98,15 @@ def _badge_page(request: web.Request) -> tuple[str | None, int, SortKey | None]:
             decode_cursor(after) if after else None)
 
 
+def _assigned(app: Any) -> int:
+    """The Faust consumer's partition count; 0 while it is still starting (its thread may not
+    answer yet, and a health check must never fail on that)."""
+    try:
+        return len(app.consumer.assignment())
+    except Exception:  # noqa: BLE001 - see the docstring
+        return 0
+
+
 def register(runtime: "Runtime") -> None:
     app = runtime.app
     me = cluster.self_url(runtime)
@@ -124,7 +133,7 @@ def register(runtime: "Runtime") -> None:
             "problems": runtime.health.problems,  # the components' own, by key
             "app_id": runtime.settings.app_id,
             "config_generation": runtime.config.generation,
-            "assigned_partitions": len(app.consumer.assignment()),
+            "assigned_partitions": _assigned(app),
             "ingest_partitions": ingest_assigned,
             "redis_ingest": redis.status() if redis is not None else None,
         }, status=503 if reasons else 200)
