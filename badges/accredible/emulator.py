@@ -15,7 +15,6 @@ import asyncio
 import hmac
 import itertools
 import math
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -242,15 +241,18 @@ class AccredibleEmulatorServer(EmulatorServer):
     api_class = _AccredibleApi
 
 
+DEMO_ORG = "5e1d0c2a-0000-4000-8000-00000000acc1"  # config/sample-accredible.yaml names it
+DEMO_TOKEN = "acc-demo-token"
+
+
 def demo_seed() -> dict[str, Any]:
     """What `badges dev --provider accredible` starts with: one issuer, two groups."""
     return {
-        "organizations": [{"uuid": "5e1d0c2a-0000-4000-8000-00000000acc1", "name": "Demo Accredible issuer",
-                           "token": "acc-demo-token"}],
+        "organizations": [{"uuid": DEMO_ORG, "name": "Demo Accredible issuer", "token": DEMO_TOKEN}],
         "groups": [
-            {"id": 101, "org": "5e1d0c2a-0000-4000-8000-00000000acc1", "name": "Demo course certificate",
+            {"id": 101, "org": DEMO_ORG, "name": "Demo course certificate",
              "course_name": "Demo course", "course_description": "Passed the demo course"},
-            {"id": 102, "org": "5e1d0c2a-0000-4000-8000-00000000acc1", "name": "Demo program certificate"},
+            {"id": 102, "org": DEMO_ORG, "name": "Demo program certificate"},
         ],
     }
 
@@ -261,7 +263,6 @@ def main(host: str = "127.0.0.1", port: int = 8809, seed_path: str | None = None
     print(f"Accredible emulator: http://{host}:{port}{API}/  (control: /_emulator/...)")
     for org in seed.get("organizations") or []:
         print(f"  organization {org.get('uuid') or org.get('id')}  {org.get('name', '')}")
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
 
     async def serve() -> None:
         server = AccredibleEmulatorServer(seed, host=host, port=port)

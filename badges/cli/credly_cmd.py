@@ -1,9 +1,11 @@
-"""`badges org add`, `badges templates sync`, `badges retry-failed`, `badges credly-emulator`."""
+"""`badges org add`, `badges templates sync`, `badges retry-failed`, `badges credly-emulator`,
+`badges accredible-emulator`."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -109,18 +111,33 @@ def retry_failed() -> None:
     console.print(f"asked the sink of all {n} partitions to retry failed badges")
 
 
+def _run_emulator(main: Callable[[str, int, str | None], None], host: str, port: int, seed: Path | None) -> None:
+    if seed is not None and not seed.exists():
+        fail(f"seed file {seed} does not exist", code=2)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main(host, port, str(seed) if seed else None)
+
+
 def credly_emulator(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8808, help="port"),
     seed: Path = typer.Option(None, help="JSON/YAML seed: organizations (uuid, name, token) and templates"),
 ) -> None:
     """Run the local Credly sandbox emulator (for development and tests; not Credly)."""
-    from badges.credly.emulator import main as emulator_main
+    from badges.credly.emulator import main
 
-    if seed is not None and not seed.exists():
-        fail(f"seed file {seed} does not exist", code=2)
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    emulator_main(host, port, str(seed) if seed else None)
+    _run_emulator(main, host, port, seed)
+
+
+def accredible_emulator(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8809, help="port"),
+    seed: Path = typer.Option(None, help="JSON/YAML seed: organizations (uuid, name, token) and groups"),
+) -> None:
+    """Run the local Accredible emulator (for development and tests; not Accredible)."""
+    from badges.accredible.emulator import main
+
+    _run_emulator(main, host, port, seed)
 
 
 @org_app.command("remove")
