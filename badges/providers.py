@@ -76,7 +76,7 @@ class Providers:
 def build_providers(settings: "Settings", snapshot: Callable[[], ConfigSnapshot], *, metered: bool = False,
                     shared_limit: object | None = None) -> Providers:
     """Both providers with the settings' timeouts, retries and rate (per organization)."""
-    from badges.accredible.client import AccredibleClient
+    from badges.accredible.client import AccredibleClient, MeteredAccredibleClient
     from badges.accredible.provider import AccredibleProvider, group_lookup
     from badges.credly.client import CredlyClient
     from badges.credly.metered import MeteredCredlyClient
@@ -90,9 +90,10 @@ def build_providers(settings: "Settings", snapshot: Callable[[], ConfigSnapshot]
     )
     tokens = token_lookup(snapshot)
     credly_cls = MeteredCredlyClient if metered else CredlyClient
+    accredible_cls = MeteredAccredibleClient if metered else AccredibleClient
     credly = CredlyProvider(credly_cls(settings.credly_base, tokens, **options))  # type: ignore[arg-type]
     accredible = AccredibleProvider(
-        AccredibleClient(settings.accredible_base, tokens, **options),  # type: ignore[arg-type]
+        accredible_cls(settings.accredible_base, tokens, **options),  # type: ignore[arg-type]
         group_lookup(snapshot),
     )
     return Providers({"credly": credly, "accredible": accredible}, snapshot)

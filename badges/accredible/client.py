@@ -13,6 +13,7 @@ from typing import Any
 
 from badges.credly.client import JsonApiClient, _parse
 from badges.credly.errors import CredlyError
+from badges.credly.metered import Metered
 
 from .models import Credential, CredentialEnvelope, CredentialList, Group, GroupsPage
 
@@ -74,3 +75,7 @@ class AccredibleClient(JsonApiClient):
         return [c for c in found.credentials
                 if c.group_id == group_id and c.recipient is not None
                 and (c.recipient.email or "").casefold() == wanted]
+
+
+class MeteredAccredibleClient(Metered, AccredibleClient):
+    """Accredible's calls in the same call metrics as Credly's (``credly.metered``)."""

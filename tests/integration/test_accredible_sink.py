@@ -62,6 +62,16 @@ def test_org_add_and_sync_store_the_group_as_a_template(stack: Stack) -> None:
     assert "provider: accredible" in exported and TEMPLATE in exported and "Accredible demo" in exported
 
 
+def test_a_credly_webhook_for_the_accredible_organization_is_refused_without_calling_credly(stack: Stack) -> None:
+    import httpx
+
+    before = len(stack.credly_requests())
+    answer = httpx.post(f"{stack.workers[0].url}/credly/webhook", timeout=10,
+                        json={"id": "0e8d0c7b-1111-4222-8333-944455556666", "organization_id": ACC_ORG})
+    assert answer.status_code == 404 and "accredible" in answer.json()["error"]
+    assert len(stack.credly_requests()) == before
+
+
 def test_completion_issues_one_credential_and_an_awarded_event_with_origin_accredible(stack: Stack) -> None:
     email, event = complete(stack, 901)
     [credential] = issued(stack, email)

@@ -10,8 +10,12 @@ import pytest_asyncio
 
 from badges.accredible.client import AccredibleClient
 from badges.accredible.emulator import AccredibleEmulatorServer
-from badges.accredible.models import template_uuid
+from badges.accredible.models import Group, group_template, template_uuid
 from badges.accredible.provider import AccredibleProvider
+from badges.config.entities import ConfigSnapshot, Organization
+from badges.config.settings import load_settings
+from badges.credly.sync import sync_templates
+from badges.providers import build_providers
 from badges.credly.errors import CredlyAuthError
 from badges.credly.models import IssueRequest, evidence_summary
 
@@ -156,3 +160,25 @@ async def test_revoke_expires_the_credential_and_the_lookup_still_finds_it(accre
 async def test_revoke_of_an_unknown_credential_fails_without_retrying(accredible: AccredibleProvider) -> None:
     out = await accredible.revoke_once(ORG, "999", reason="x")
     assert not out.ok and out.error_type == "CredlyNotFound" and out.attempts == 1
+
+
+def test_sync_stores_groups_as_inactive_templates_that_keep_their_group_id() -> None:
+    org = Organization(uuid=ORG, provider="accredible", api_key_env="K")
+    snap = ConfigSnapshot.from_entities([org])
+    result = sync_templates(snap, ORG, [group_template(ORG, Group(id=GROUP, name="DS"))])
+    [tpl] = result.entities
+    assert (tpl.uuid, tpl.accredible_group_id, tpl.is_active, result.new) == (TEMPLATE, GROUP, False, 1)
+    snap.put(tpl.model_copy(update={"is_active": True}))
+    again = sync_templates(snap, ORG, [group_template(ORG, Group(id=GROUP, name="DS renamed"))])
+    [renamed] = again.entities
+    assert (renamed.name, renamed.is_active, renamed.accredible_group_id, again.new) == ("DS renamed", True, GROUP, 0)
+
+
+async def test_each_organization_gets_its_own_provider() -> None:
+    snap = ConfigSnapshot.from_entities([Organization(uuid=ORG, provider="accredible", api_key_env="K"),
+                                         Organization(uuid=OTHER_ORG, api_key_env="K")])
+    providers = build_providers(load_settings(), lambda: snap)
+    try:
+        assert [providers.for_org(o).name for o in (ORG, OTHER_ORG)] == ["accredible", "credly"]
+    finally:
+        await providers.close()
