@@ -60,6 +60,10 @@ class AccredibleClient(JsonApiClient):
         doc = await self._call(org, "POST", self.url("credentials"), body=body, retry=False)
         return self._parsed(CredentialEnvelope, doc, org, unknown_outcome=True).credential
 
+    async def get_credential(self, org: str, credential_id: str, *, retry: bool = True) -> Credential:
+        doc = await self._call(org, "GET", self.url("credentials", credential_id), retry=retry)
+        return self._parsed(CredentialEnvelope, doc, org).credential
+
     async def expire_credential(self, org: str, credential_id: str, on: str, *, retry: bool = True) -> Credential:
         """Accredible's revocation, as Open edX Credentials does it: the credential expires."""
         doc = await self._call(org, "PUT", self.url("credentials", credential_id),

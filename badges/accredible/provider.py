@@ -107,9 +107,12 @@ class AccredibleProvider:
         return as_badge(match, template) if match is not None else None
 
     async def revoke_once(self, org: str, badge_id: str, *, reason: str) -> RevokeOutcome:
-        """Expire the credential today (``reason`` has no place in Accredible's API)."""
+        """Expire the credential today (``reason`` has no place in Accredible's API). One that
+        has expired already counts as taken back, and keeps its date."""
 
         async def attempt() -> tuple[str | None, bool]:
+            if (await self.client.get_credential(org, badge_id, retry=False)).expired:
+                return REVOKED, True
             await self.client.expire_credential(org, badge_id, _today(), retry=False)
             return REVOKED, False
 

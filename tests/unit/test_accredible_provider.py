@@ -157,6 +157,15 @@ async def test_revoke_expires_the_credential_and_the_lookup_still_finds_it(accre
     assert await accredible.find_issued(ORG, request("2030-01-02T10:00:00+00:00")) is None
 
 
+async def test_revoking_an_expired_credential_keeps_its_date(accredible: AccredibleProvider,
+                                                               emulator: AccredibleEmulatorServer) -> None:
+    issued = await accredible.issue_once(ORG, request(expires_at="2024-06-01T00:00:00+00:00"), outcome_unknown=False)
+    assert issued.badge_id is not None and issued.state == "expired"
+    out = await accredible.revoke_once(ORG, issued.badge_id, reason="x")
+    assert out.ok and out.already_revoked and not emulator.state.recorded("PUT")
+    assert emulator.state.credentials[int(issued.badge_id)].expired_on == "2024-06-01"
+
+
 async def test_revoke_of_an_unknown_credential_fails_without_retrying(accredible: AccredibleProvider) -> None:
     out = await accredible.revoke_once(ORG, "999", reason="x")
     assert not out.ok and out.error_type == "CredlyNotFound" and out.attempts == 1
