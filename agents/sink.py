@@ -155,7 +155,7 @@ class Sink:
         self.rt = runtime
         s = runtime.settings
         self.writer = TableWriter(runtime.app, runtime.tables["issuance"])
-        # each organization's provider (Credly or Accredible), its calls metered for Credly
+        # each organization's provider (Credly or Accredible), its calls metered
         self.providers = build_providers(s, runtime.config.snapshot, metered=True,
                                          shared_limit=shared_rate_limit(s))
         self.client = cast(CredlyProvider, self.providers.by_name["credly"]).client  # the webhook's

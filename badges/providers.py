@@ -17,6 +17,7 @@ from badges.credly.models import Badge, BadgeTemplate, IssueRequest
 
 if TYPE_CHECKING:
     from badges.config.settings import Settings
+    from badges.credly.ratelimit import SharedRateLimit
 
 
 class BadgeProvider(Protocol):
@@ -44,10 +45,6 @@ class BadgeProvider(Protocol):
     async def close(self) -> None: ...
 
 
-class UnknownProvider(LookupError):
-    pass
-
-
 class Providers:
     """The providers of a worker or a command, by name; ``for_org`` follows configuration
     changes (an organization unknown to the configuration is Credly's, whose token lookup then
@@ -62,11 +59,7 @@ class Providers:
         return entity.provider if entity is not None else "credly"
 
     def for_org(self, org: str) -> BadgeProvider:
-        name = self.provider_of(org)
-        try:
-            return self.by_name[name]
-        except KeyError:
-            raise UnknownProvider(f"organization {org}: provider {name} is not available") from None
+        return self.by_name[self.provider_of(org)]  # the entity's provider is one of PROVIDERS
 
     async def close(self) -> None:
         for provider in self.by_name.values():
@@ -74,7 +67,7 @@ class Providers:
 
 
 def build_providers(settings: "Settings", snapshot: Callable[[], ConfigSnapshot], *, metered: bool = False,
-                    shared_limit: object | None = None) -> Providers:
+                    shared_limit: "SharedRateLimit | None" = None) -> Providers:
     """Both providers with the settings' timeouts, retries and rate (per organization)."""
     from badges.accredible.client import AccredibleClient, MeteredAccredibleClient
     from badges.accredible.provider import AccredibleProvider, group_lookup
