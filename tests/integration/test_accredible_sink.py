@@ -62,6 +62,18 @@ def test_org_add_and_sync_store_the_group_as_a_template(stack: Stack) -> None:
     assert "provider: accredible" in exported and TEMPLATE in exported and "Accredible demo" in exported
 
 
+def test_org_add_with_a_key_accredible_rejects_stores_nothing(stack: Stack) -> None:
+    other = "5e1d0c2a-0000-4000-8000-0000000000ff"
+    refused = stack.cli("org", "add", "--provider", "accredible", "--uuid", other, "--api-key", "not-the-key-0042",
+                        check=False)
+    assert refused.returncode != 0
+    assert f"Accredible rejected the token for organization {other} (401); nothing stored" in refused.stderr + refused.stdout
+    assert "not-the-key-0042" not in refused.stderr + refused.stdout
+    assert other not in stack.cli("config", "export").stdout
+    wrong = stack.cli("org", "add", "--provider", "badgr", "--uuid", other, "--api-key-env", ACC_KEY_ENV, check=False)
+    assert wrong.returncode == 2 and "credly, accredible" in wrong.stderr + wrong.stdout
+
+
 def test_a_credly_webhook_for_the_accredible_organization_is_refused_without_calling_credly(stack: Stack) -> None:
     import httpx
 
