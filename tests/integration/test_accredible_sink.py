@@ -135,13 +135,24 @@ def test_sigkill_while_accredible_holds_a_stored_credential_then_restart_issues_
     stack.accredible_fault(mode="store_then_hang", times=1, hang_s=30, **ISSUE)
     email, _ = complete(stack, 905)
     wait_until(lambda: len(posts_for(stack, email)) >= 1, interval=0.02, what="the issue call")
-    worker = stack.workers[0]
-    worker.kill9()
-    worker.proc = None
-    worker.start()
-    worker.wait_ready(timeout=90)
+    stack.restart_worker()
     sentinel, _ = complete(stack, 906)
     issued(stack, sentinel)
     wait_until(lambda: [r for r in stack.accredible_requests() if r["path"].endswith("/credentials/search")
                         and (r.get("body") or {}).get("email") == email], what="the restarted worker's lookup")
     assert len(of(stack.accredible_credentials(), email)) == 1 and len(posts_for(stack, email)) == 1
+
+
+def test_an_intent_never_completed_is_carried_out_after_a_restart_looking_up_first(stack: Stack) -> None:
+    """The reconciler with Accredible: a badge record the issuance table has not applied is
+    issued after a restart, with a lookup before the POST, without any new decision."""
+    learner = 910
+    email = f"learner{learner}@example.com"
+    stack.plant_unfinished_intent(learner, TEMPLATE, ACC_ORG, "2024-05-01T23:20:30+00:00")
+    stack.restart_worker()
+    [credential] = issued(stack, email)
+    assert credential["group_id"] == GROUP and credential["issued_on"] == "2024-05-01"
+    searches = [r["seq"] for r in stack.accredible_requests()
+                if r["path"].endswith("/credentials/search") and (r.get("body") or {}).get("email") == email]
+    [post] = [r["seq"] for r in posts_for(stack, email)]
+    assert searches and searches[0] < post, "an intent's outcome is unknown: Accredible is asked first"

@@ -120,6 +120,41 @@ class Stack:
         for w in self.workers:
             w.stop()
 
+    def restart_worker(self) -> None:
+        """SIGKILL the first worker and start it again on its own local state."""
+        worker = self.workers[0]
+        worker.kill9()
+        worker.proc = None
+        worker.start()
+        worker.wait_ready(timeout=90)
+
+    def plant_unfinished_intent(self, learner: int, template: str, organization: str, time: str) -> None:
+        """The records a batch leaves when it dies after its intent and its decision is never
+        delivered again: the progress table's badge record (awarded, version 1, completed by a
+        ``demo`` requirement at ``time``) and an issuance record in flight with nothing applied.
+        A running worker does not read its own changelog: restart it on the records."""
+        import orjson
+
+        from badges.wire.envelope import learner_partition
+
+        time_us = int(datetime.fromisoformat(time).timestamp() * 1_000_000)
+        event = {"event_id": f"0d9e3c1a-0000-4000-8000-{learner:012d}", "event_type": openedx.COURSE_PASSING,
+                 "time": time, "time_us": time_us, "origin": "test"}
+        identity = {"id": learner, "username": f"learner{learner}", "email": f"learner{learner}@example.com",
+                    "name": "Ada Lovelace"}
+        progress = {"v": 1, "learner": {**identity, "time_us": time_us}, "templates": {template: {
+            "fulfilled": {"demo": {**event, "latest_us": time_us}}, "resets": {},
+            "badge": {"status": "awarded", **event, "v": 1}}}}
+        award = {"action": "award", "learner": identity, "template": template, "organization": organization,
+                 "event": event, "replayed": False, "cause": ["demo"], "key_fields": {}, "version": 1}
+        intent = {template: {"in_flight": True, "desired": "awarded", "pending": [award], "intent_at": 0}}
+        producer = self.producer()
+        partition = learner_partition(learner, self.settings.partitions)
+        for table, record in (("progress", progress), ("issuance", intent)):
+            producer.produce(f"{self.app_id}-{table}-changelog", key=str(learner).encode(),
+                             value=orjson.dumps(record), partition=partition)
+        assert producer.flush(30) == 0
+
     def configure(self, config_yaml: str) -> None:
         """Organization, template sync and configuration, through the CLI as an operator would."""
         path = self.workdir / f"config-{uuid.uuid4().hex[:6]}.yaml"
