@@ -21,6 +21,7 @@ GROUP = 4711
 TEMPLATE = template_uuid(ACC_ORG, GROUP)
 COURSE = "course-v1:Org+Accredible+2024"
 ISSUE = {"method": "POST", "path": "/credentials$"}
+ADMIN = "admin-token-acc-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyp
         "organizations": [{"uuid": ACC_ORG, "provider": "accredible", "api_key_env": ACC_KEY_ENV}],
         "templates": [demo_template(TEMPLATE, COURSE)],
     }, sort_keys=False))
-    s.start_worker(BADGES_CREDLY_TIMEOUT_S="1", BADGES_CREDLY_MAX_ATTEMPTS="4")
+    s.start_worker(BADGES_CREDLY_TIMEOUT_S="1", BADGES_CREDLY_MAX_ATTEMPTS="4", BADGES_ADMIN_TOKEN=ADMIN)
     yield s
     s.stop()
     s.emulator.stop_thread()
@@ -156,3 +157,18 @@ def test_an_intent_never_completed_is_carried_out_after_a_restart_looking_up_fir
                 if r["path"].endswith("/credentials/search") and (r.get("body") or {}).get("email") == email]
     [post] = [r["seq"] for r in posts_for(stack, email)]
     assert searches and searches[0] < post, "an intent's outcome is unknown: Accredible is asked first"
+
+
+def test_the_admin_api_sync_pulls_a_new_group_as_an_inactive_template(stack: Stack) -> None:
+    import httpx
+
+    assert stack.accredible is not None
+    stack.accredible.state.seed({"groups": [{"id": 4712, "org": ACC_ORG, "name": "Added later"}]})
+    bearer = {"Authorization": f"Bearer {ADMIN}"}
+    url = stack.workers[0].url
+    answer = httpx.post(f"{url}/api/templates/sync", json={"organization": ACC_ORG}, headers=bearer, timeout=30)
+    assert answer.status_code == 200, answer.text
+    [result] = answer.json()["organizations"]
+    assert (result["pulled"], result["new"]) == (2, 1)
+    later = httpx.get(f"{url}/api/templates/{template_uuid(ACC_ORG, 4712)}", headers=bearer, timeout=10).json()
+    assert (later["name"], later["active"]) == ("Added later", False)
