@@ -828,7 +828,9 @@ def export_document(snapshot: ConfigSnapshot) -> str:
     )
     lines.append("templates:" if templates else "templates: []")
     for tpl in templates:
-        about = _comment(f"{tpl.name} - Credly state: {tpl.credly_state}")
+        org = snapshot.organizations.get(tpl.organization)
+        provider = "Accredible state" if org is not None and org.provider == "accredible" else "Credly state"
+        about = _comment(f"{tpl.name} - {provider}: {tpl.credly_state}")
         active = tpl.is_active and tpl.credly_state == "active"
         lines.append(f"  - uuid: {tpl.uuid}  # {about}")
         lines.append(f"    active: {'true' if active else 'false'}")
