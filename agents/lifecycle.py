@@ -28,7 +28,9 @@ def badge_uuid(learner_id: int, template_uuid: str) -> str:
     return str(uuid.uuid5(BADGE_NAMESPACE, f"{learner_id}:{template_uuid}"))
 
 
-def badge_record(learner: dict[str, Any], template_uuid: str, template: Template | None) -> dict[str, Any]:
+def badge_record(learner: dict[str, Any], template_uuid: str, template: Template | None,
+                 origin: str = "credly") -> dict[str, Any]:
+    """BadgeData; ``origin`` is the provider of the template's organization (SPEC §7)."""
     return {
         "badge": {
             "uuid": badge_uuid(int(learner["id"]), template_uuid),
@@ -43,7 +45,7 @@ def badge_record(learner: dict[str, Any], template_uuid: str, template: Template
             },
             "template": {
                 "uuid": template_uuid,
-                "origin": "credly",
+                "origin": origin,
                 "name": template.name if template else None,
                 "description": template.description if template else None,
                 "image_url": template.image_url if template else None,
@@ -79,8 +81,10 @@ class LifecycleEmitter:
 
     async def emit(self, event_type: str, learner: dict[str, Any], template_uuid: str, partition: int) -> Any:
         """Send one lifecycle event; returns the producer's delivery future."""
-        template = self.rt.config.snapshot().templates.get(template_uuid)
-        record = badge_record(learner, template_uuid, template)
+        snapshot = self.rt.config.snapshot()
+        template = snapshot.templates.get(template_uuid)
+        org = snapshot.organizations.get(template.organization) if template else None
+        record = badge_record(learner, template_uuid, template, org.provider if org else "credly")
         key, value, headers = encode_kafka_event(
             event_type,
             record,

@@ -1,5 +1,9 @@
 """The Credly sink: carries out award/revoke decisions exactly once.
 
+Each organization's provider (``badges.providers``: Credly, or Accredible) makes the calls; the
+records are the same for both (``credly_id`` / ``credly_state`` hold the provider's badge id and
+state: an Accredible credential id, ``issued`` or ``revoked``).
+
 The ``issuance`` table (per learner, per template) is the source of truth of what Credly did.
 For each batch of decisions the sink first makes its intent durable (a record marked
 ``in_flight`` is flushed to the changelog *before* the Credly call), then calls Credly for the
@@ -16,17 +20,17 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, cast
 
 import orjson
 
 from badges import metrics
 from badges.agents.lifecycle import AWARDED, REVOKED, LifecycleEmitter, badge_uuid
-from badges.credly.metered import MeteredCredlyClient
-from badges.credly.issuer import find_issued, issue_once, revoke_once
 from badges.credly.models import IssueRequest, evidence_summary
+from badges.credly.provider import CredlyProvider
 from badges.credly.ratelimit import shared_rate_limit
-from badges.credly.tokens import MissingToken, token_lookup
+from badges.credly.tokens import MissingToken
+from badges.providers import build_providers
 from badges.domain.engine import Decision, desired_decision
 from badges.domain.forget import forget_issuance, is_forgotten
 from badges.domain.model import CompiledConfig
@@ -151,15 +155,10 @@ class Sink:
         self.rt = runtime
         s = runtime.settings
         self.writer = TableWriter(runtime.app, runtime.tables["issuance"])
-        self.client = MeteredCredlyClient(
-            s.credly_base,
-            token_lookup(runtime.config.snapshot),
-            timeout_s=s.credly_timeout_s,
-            max_attempts=s.credly_max_attempts,
-            backoff_max_s=s.credly_backoff_max_s,
-            rate_per_s=s.credly_rate_per_s,
-            shared_limit=shared_rate_limit(s),
-        )
+        # each organization's provider (Credly or Accredible), its calls metered
+        self.providers = build_providers(s, runtime.config.snapshot, metered=True,
+                                         shared_limit=shared_rate_limit(s))
+        self.client = cast(CredlyProvider, self.providers.by_name["credly"]).client  # the webhook's
         self.lifecycle = LifecycleEmitter(runtime)
         self.slots = asyncio.Semaphore(s.credly_concurrency)
         self.lock = asyncio.Lock()  # one batch at a time: the agent's, or the intent sweep's
@@ -295,7 +294,7 @@ class Sink:
                    reason=d.reason or None)
         rec.update(organization=org, learner=learner, completed_at=d.event.time, decided_by=d.event.event_id,
                    decided_by_type=d.event.event_type, badge_uuid=badge_uuid(int(learner["id"]), template))
-        outcome = await issue_once(self.client, org, request, outcome_unknown=unknown)
+        outcome = await self.providers.for_org(org).issue_once(org, request, outcome_unknown=unknown)
         fault_point("sink.after_credly_call")
         rec["attempts"] = rec.get("attempts", 0) + outcome.attempts
         rec["updated"] = _now()
@@ -329,13 +328,14 @@ class Sink:
                 username=rec["learner"]["username"], badge_template_id=template,
                 completed_at=rec.get("completed_at") or _now(), earner_id=rec["learner"].get("id"),
             )
-            found = await find_issued(self.client, org, request)
+            found = await self.providers.for_org(org).find_issued(org, request)
             badge_id = found.id if found else None
         if badge_id is None:  # never issued in Credly: nothing to take back
             rec.update(status=REVOKED_ST, credly_state=None, in_flight=False, outcome_unknown=False)
             metrics.REVOCATIONS.labels("not_issued").inc()
             return
-        outcome = await revoke_once(self.client, org, badge_id, reason=reason or self.rt.settings.revoke_reason)
+        outcome = await self.providers.for_org(org).revoke_once(
+            org, badge_id, reason=reason or self.rt.settings.revoke_reason)
         fault_point("sink.after_credly_call")
         rec["attempts"] = rec.get("attempts", 0) + outcome.attempts
         if outcome.ok:
@@ -459,6 +459,6 @@ def register(runtime: "Runtime") -> None:
 
     async def close_credly(app: Any, **_: Any) -> None:
         """After the agents have stopped: no call can be in flight any more."""
-        await sink.client.close()
+        await sink.providers.close()
 
     runtime.app.on_before_shutdown.connect(close_credly)

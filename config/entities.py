@@ -190,12 +190,21 @@ class Penalty(BaseModel):
     rules: Annotated[list[DataRule], BeforeValidator(_none_as_empty)] = Field(default_factory=list)
 
 
+Provider = Literal["credly", "accredible"]
+PROVIDERS: tuple[str, ...] = ("credly", "accredible")
+
+
 class Organization(BaseModel):
+    """An issuing organization at its badge provider. A Credly organization's ``uuid`` is
+    Credly's id; Accredible has no organization id (the API key names the issuer), so an
+    Accredible organization's ``uuid`` is one the operator chooses."""
+
     model_config = _ENTITY_CONFIG
 
     kind: Literal["organization"] = "organization"
     uuid: UuidStr
     name: Text = ""
+    provider: Provider = "credly"
     api_key_env: EnvVarName | None = None
     # Serialized in clear only by `encode_entity` (context reveal_secrets); repr shows '**********'.
     api_key: SecretStr | None = None
@@ -238,6 +247,8 @@ class Template(BaseModel):
         default_factory=list
     )
     updated_at: str | None = None  # Credly's updated_at of the template, as Credly sent it
+    # An Accredible group synced as this template (its uuid then is accredible_template_uuid)
+    accredible_group_id: int | None = None
     # SPEC §8, all optional: absent, the template means what it meant before them.
     groups: Annotated[dict[str, GroupSettings], BeforeValidator(_none_as_empty_dict)] = Field(
         default_factory=dict

@@ -47,6 +47,7 @@ from badges.config.entities import (
     Operator,
     Organization,
     Penalty,
+    Provider,
     Requirement,
     Template,
     Text,
@@ -162,6 +163,8 @@ class FileOrganization(BaseModel):
 
     uuid: UuidStr
     name: str | None = None  # used only while Credly has not told us the name
+    # None: the provider the organization was added with (credly for a new one)
+    provider: Provider | None = None
     api_key_env: EnvVarName | None = None
     api_key: SecretStr | None = None
 
@@ -733,8 +736,10 @@ def document_to_entities(doc: ConfigDocument, snapshot: ConfigSnapshot) -> list[
     for org in doc.organizations:
         known = snapshot.organizations.get(org.uuid)
         name = known.name if known is not None and known.name else (org.name or "")
+        provider = org.provider or (known.provider if known is not None else "credly")
         entities.append(
-            Organization(uuid=org.uuid, name=name, api_key_env=org.api_key_env, api_key=org.api_key)
+            Organization(uuid=org.uuid, name=name, provider=provider, api_key_env=org.api_key_env,
+                         api_key=org.api_key)
         )
     for tpl in doc.templates:
         synced = snapshot.templates[tpl.uuid]
@@ -809,6 +814,8 @@ def export_document(snapshot: ConfigSnapshot) -> str:
         name = f"  # {_comment(org.name)}" if org.name else ""
         if org.api_key_env is not None:
             lines.append(f"  - uuid: {org.uuid}{name}")
+            if org.provider != "credly":
+                lines.append(f"    provider: {org.provider}")
             lines.append(f"    api_key_env: {_scalar(org.api_key_env)}")
         else:
             lines.append(
@@ -821,7 +828,9 @@ def export_document(snapshot: ConfigSnapshot) -> str:
     )
     lines.append("templates:" if templates else "templates: []")
     for tpl in templates:
-        about = _comment(f"{tpl.name} - Credly state: {tpl.credly_state}")
+        org = snapshot.organizations.get(tpl.organization)
+        provider = "Accredible state" if org is not None and org.provider == "accredible" else "Credly state"
+        about = _comment(f"{tpl.name} - {provider}: {tpl.credly_state}")
         active = tpl.is_active and tpl.credly_state == "active"
         lines.append(f"  - uuid: {tpl.uuid}  # {about}")
         lines.append(f"    active: {'true' if active else 'false'}")

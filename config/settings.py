@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     credly_shared_rate_limit: bool = False
     credly_concurrency: int = Field(default=32, ge=1, le=1024)
     revoke_reason: str = "Open edX internal user credential was revoked"
+    # Accredible shares the timeout, retry, rate and concurrency settings above (per organization)
+    accredible_api_url: AnyHttpUrl = AnyHttpUrl("https://sandbox.api.accredible.com/v1/")
 
     # --- Web view / admin API ------------------------------------------------------------
     web_host: str = "127.0.0.1"
@@ -221,6 +223,11 @@ class Settings(BaseSettings):
     @property
     def credly_base(self) -> str:
         url = str(self.credly_api_url)
+        return url if url.endswith("/") else url + "/"
+
+    @property
+    def accredible_base(self) -> str:
+        url = str(self.accredible_api_url)
         return url if url.endswith("/") else url + "/"
 
     @property

@@ -1,6 +1,7 @@
 """`badges dev`: the embedded default, everything on loopback, stopped together on Ctrl-C.
 
-Starts the embedded broker (tansu, memory storage), the Credly sandbox emulator and one worker,
+Starts the embedded broker (tansu, memory storage), the Credly sandbox emulator (or, with
+``--provider accredible``, the Accredible one and its sample configuration) and one worker,
 loads the sample configuration through the same code paths as the CLI (org add, templates sync,
 config apply), then prints where to look and how to send a sample event.
 """
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from badges.accredible import emulator as accredible_emulator
 from badges.config.entities import Organization
 from badges.config.file import document_to_entities, validate_file
 from badges.config.settings import Settings, load_settings
@@ -44,14 +46,41 @@ DEV_ENV = {
 }
 
 
-def sample_config_text() -> str:
-    return (resources.files("badges.config") / "sample.yaml").read_text()
+ACCREDIBLE_KEY_ENV = "ACCREDIBLE_KEY_DEMO"  # the variable the Accredible sample names
+
+
+@dataclass(frozen=True)
+class DevProvider:
+    """What `badges dev` starts for a provider: its emulator, demo organization and sample."""
+
+    name: str
+    server: type[EmulatorServer]
+    seed: Any
+    org: str
+    token: str
+    token_env: str
+    sample: str
+    url_setting: str
+
+
+DEV_PROVIDERS = {
+    "credly": DevProvider("Credly", EmulatorServer, demo_seed, DEMO_ORG, DEMO_TOKEN, TOKEN_ENV, "sample.yaml",
+                          "credly_api_url"),
+    "accredible": DevProvider("Accredible", accredible_emulator.AccredibleEmulatorServer, accredible_emulator.demo_seed,
+                              accredible_emulator.DEMO_ORG, accredible_emulator.DEMO_TOKEN, ACCREDIBLE_KEY_ENV,
+                              "sample-accredible.yaml", "accredible_api_url"),
+}
+
+
+def sample_config_text(provider: str = "credly") -> str:
+    return (resources.files("badges.config") / DEV_PROVIDERS[provider].sample).read_text()
 
 
 @dataclass
 class DevStack:
     web_port: int
     data_dir: Path
+    provider: str = "credly"
     log = print
 
     def __post_init__(self) -> None:
@@ -59,12 +88,13 @@ class DevStack:
         self.emulator: EmulatorServer | None = None
         self.worker: subprocess.Popen[bytes] | None = None
         self.admin_token = secrets.token_urlsafe(18)
+        self.dev = DEV_PROVIDERS[self.provider]
 
     def settings(self) -> Settings:
         assert self.broker and self.emulator
         return load_settings(
             kafka_bootstrap_servers=self.broker.bootstrap,
-            credly_api_url=self.emulator.api_url,
+            **{self.dev.url_setting: self.emulator.api_url},
             data_dir=self.data_dir,
             web_port=self.web_port,
             **{k.removeprefix("BADGES_").lower(): v for k, v in DEV_ENV.items()},
@@ -76,10 +106,11 @@ class DevStack:
         env.update(
             BADGES_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
             BADGES_CREDLY_API_URL=settings.credly_base,
+            BADGES_ACCREDIBLE_API_URL=settings.accredible_base,
             BADGES_DATA_DIR=str(self.data_dir),
             BADGES_WEB_PORT=str(self.web_port),
             BADGES_ADMIN_TOKEN=self.admin_token,
-            **{TOKEN_ENV: DEMO_TOKEN},
+            **{self.dev.token_env: self.dev.token},
         )
         return env
 
@@ -87,9 +118,9 @@ class DevStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log("starting the embedded Kafka-protocol broker (tansu, memory storage) ...")
         self.broker = EmbeddedBroker(log_path=self.data_dir / "broker.log").start()
-        self.emulator = EmulatorServer(demo_seed()).start_in_thread()
+        self.emulator = self.dev.server(self.dev.seed()).start_in_thread()
         self.log(f"broker   {self.broker.bootstrap}")
-        self.log(f"Credly   {self.emulator.api_url}  (local sandbox emulator, organization {DEMO_ORG})")
+        self.log(f"{self.dev.name:<8} {self.emulator.api_url}  (local sandbox emulator, organization {self.dev.org})")
         settings = self.settings()
         ensure_topics(settings)
         self.load_sample_configuration(settings)
@@ -104,6 +135,7 @@ class DevStack:
             "bootstrap": settings.kafka_bootstrap_servers,
             "web": settings.web_url,
             "credly": settings.credly_base,
+            "accredible": settings.accredible_base,
             "app_id": settings.app_id,
             "input_topic": settings.input_topic_names[0],
         }))
@@ -112,12 +144,15 @@ class DevStack:
     def load_sample_configuration(self, settings: Settings) -> None:
         from badges.cli.credly_cmd import check_organization, pull_templates
 
-        os.environ.setdefault(TOKEN_ENV, DEMO_TOKEN)
-        org = asyncio.run(check_organization(settings, Organization(uuid=DEMO_ORG, api_key_env=TOKEN_ENV)))
+        dev = self.dev
+        os.environ.setdefault(dev.token_env, dev.token)
+        org = asyncio.run(check_organization(settings, Organization(
+            uuid=dev.org, api_key_env=dev.token_env, provider=self.provider,
+            name="" if self.provider == "credly" else "Demo Accredible issuer")))
         publish(settings, [org])
-        results = asyncio.run(pull_templates(settings, [DEMO_ORG]))
+        results = asyncio.run(pull_templates(settings, [dev.org]))
         publish(settings, [e for r in results for e in r.entities])
-        result = validate_file(sample_config_text(), load_catalog())
+        result = validate_file(sample_config_text(self.provider), load_catalog())
         if result.errors or result.document is None:
             raise RuntimeError(f"the bundled sample configuration is invalid: {result.errors}")
         entities = document_to_entities(result.document, read_snapshot(settings, idle_s=0.5))
@@ -158,8 +193,8 @@ def _stop_on_sigterm(_signo: int, _frame: Any) -> None:
     raise KeyboardInterrupt  # the same clean stop as Ctrl-C: no orphaned worker or broker
 
 
-def run_dev(web_port: int, data_dir: Path) -> int:
-    stack = DevStack(web_port=web_port or free_port(), data_dir=data_dir)
+def run_dev(web_port: int, data_dir: Path, provider: str = "credly") -> int:
+    stack = DevStack(web_port=web_port or free_port(), data_dir=data_dir, provider=provider)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         settings = stack.start()

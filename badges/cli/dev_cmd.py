@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from badges.cli.common import console, fail
+from badges.config.entities import PROVIDERS
 from badges.logs import setup_logging
 
 dev_app = typer.Typer(help="The embedded default: local broker, Credly emulator, sample configuration, one worker.")
@@ -28,10 +29,13 @@ def dev(
     ctx: typer.Context,
     web_port: int = typer.Option(6066, help="web view port (0: any free port)"),
     data_dir: Path = typer.Option(DEFAULT_DIR, help="logs and the dev state file"),
+    provider: str = typer.Option("credly", "--provider", help="the emulator and sample to start: credly or accredible"),
 ) -> None:
-    """Start broker, Credly emulator and a worker with the sample configuration; Ctrl-C stops all."""
+    """Start broker, Credly (or Accredible) emulator and a worker with the sample configuration; Ctrl-C stops all."""
     if ctx.invoked_subcommand is not None:
         return
+    if provider not in PROVIDERS:
+        fail(f"--provider must be one of {', '.join(PROVIDERS)}", code=2)
     setup_logging("warn")
     from badges.kafka.embedded import EmbeddedBrokerError, tansu_binary
 
@@ -41,7 +45,7 @@ def dev(
         fail(str(exc))
     from badges.workers.dev import run_dev
 
-    raise typer.Exit(run_dev(web_port, data_dir))
+    raise typer.Exit(run_dev(web_port, data_dir, provider))
 
 
 @dev_app.command("send-sample")

@@ -8,7 +8,7 @@ from badges.cli.badge_cmd import badge_app
 from badges.cli.common import err_console, fail, settings_or_exit
 from badges.logs import setup_logging
 from badges.cli.config_cmd import config_app, template_app
-from badges.cli.credly_cmd import credly_emulator, org_app, retry_failed, templates_app
+from badges.cli.credly_cmd import accredible_emulator, credly_emulator, org_app, retry_failed, templates_app
 from badges.cli.dev_cmd import dev_app
 from badges.cli.learner_cmd import learner_app
 from badges.cli.replay_cmd import replay
@@ -30,6 +30,7 @@ app.add_typer(learner_app, name="learner")
 app.command("replay")(replay)
 app.command("retry-failed")(retry_failed)
 app.command("credly-emulator")(credly_emulator)
+app.command("accredible-emulator")(accredible_emulator)
 
 
 @app.command("worker")

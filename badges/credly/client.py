@@ -90,7 +90,14 @@ def _credly_message(body: bytes, secrets: tuple[str, ...]) -> str:
     return text[:_MESSAGE_MAX]
 
 
-class CredlyClient:
+class JsonApiClient:
+    """Transport shared by the badge providers (Credly, Accredible): one aiohttp session and one
+    rate limiter per organization, tenacity retries of transient errors honouring Retry-After,
+    and one error class per behaviour (``errors.py``). Subclasses name the service and its
+    authorization header; their API methods sit on top of ``_call``."""
+
+    service = "Credly"
+
     def __init__(
         self,
         base_url: str,
@@ -119,9 +126,13 @@ class CredlyClient:
         self._retired: list[aiohttp.ClientSession] = []
 
     def __repr__(self) -> str:
-        return f"CredlyClient(base_url={self.base_url!r}, organizations={len(self._sessions)})"
+        return f"{type(self).__name__}(base_url={self.base_url!r}, organizations={len(self._sessions)})"
 
-    async def __aenter__(self) -> CredlyClient:
+    def authorization(self, token: str) -> str:
+        """The ``Authorization`` header value for a token."""
+        return authorization_header(token)
+
+    async def __aenter__(self) -> "JsonApiClient":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -136,7 +147,7 @@ class CredlyClient:
     # --- retry policy (also used by the issuer) -----------------------------------------
 
     def retrying(self, *, max_attempts: int | None = None) -> AsyncRetrying:
-        """The tenacity loop for transient Credly errors; re-raises the last error at the end."""
+        """The tenacity loop for transient errors; re-raises the last error at the end."""
         return AsyncRetrying(
             stop=credly_stop(max_attempts or self.max_attempts, self.max_retry_after_s),
             wait=wait_credly(self.backoff_initial_s, self.backoff_max_s),
@@ -144,6 +155,131 @@ class CredlyClient:
             before_sleep=_log_retry,
             reraise=True,
         )
+
+    # --- transport ------------------------------------------------------------------------
+
+    async def _pages(
+        self, org: str, url: str, params: dict[str, str], model: type[M], *, retry: bool = True
+    ) -> AsyncIterator[Page[M]]:
+        """Follow ``metadata.next_page_url`` (absolute, filter included) up to ``total_pages``."""
+        next_url: str | None = url
+        query: dict[str, str] | None = params
+        seen: set[str] = set()
+        while next_url is not None:
+            doc = await self._call(org, "GET", next_url, params=query, retry=retry)
+            page = _parse(Page[model], doc, org)  # type: ignore[valid-type]
+            yield page
+            seen.add(str(URL(next_url).update_query(query or {})))
+            next_url, query = page.metadata.next_page_url, None
+            if next_url is None or page.metadata.current_page >= page.metadata.total_pages:
+                break
+            self._check_same_origin(org, next_url)
+            if next_url in seen:
+                raise CredlyError(f"{self.service} pagination for organization {org} loops", org=org)
+
+    def _check_same_origin(self, org: str, url: str) -> None:
+        # The session sends the token with every request: never to another host.
+        if URL(url).origin() != self._origin:
+            raise CredlyError(
+                f"{self.service} pagination for organization {org} points outside {self._origin}",
+                org=org,
+            )
+
+    def _session(self, org: str) -> tuple[str, aiohttp.ClientSession]:
+        try:
+            token = self._token_for(org)
+        except KeyError:
+            raise CredlyAuthError(
+                f"no {self.service} token configured for organization {org}", org=org
+            ) from None
+        except LookupError as exc:  # contract: token_for's own messages never hold a token
+            raise CredlyAuthError(f"no {self.service} token: {exc}", org=org) from None
+        except Exception as exc:  # noqa: BLE001 - unknown message: show only its type
+            raise CredlyAuthError(
+                f"no {self.service} token available for organization {org} ({type(exc).__name__})",
+                org=org,
+            ) from None
+        if not token:
+            raise CredlyAuthError(f"no {self.service} token configured for organization {org}", org=org)
+        current = self._sessions.get(org)
+        if current is not None and current[0] == token and not current[1].closed:
+            return current
+        if current is not None:
+            self._retired.append(current[1])  # token rotated; closed with the client
+        session = aiohttp.ClientSession(
+            headers={"Authorization": self.authorization(token), "Accept": "application/json"},
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            raise_for_status=False,
+        )
+        self._sessions[org] = (token, session)
+        return token, session
+
+    def _limiter(self, org: str) -> Limiter:
+        limiter = self._limiters.get(org)
+        if limiter is None:
+            # Capacity 1: calls are spaced 1/rate apart instead of bursting.
+            limiter = AsyncLimiter(1, 1.0 / self.rate_per_s)
+            if self._shared_limit is not None:  # shared by the workers, this one as the fallback
+                limiter = self._shared_limit.for_org(org, limiter)
+            self._limiters[org] = limiter
+        return limiter
+
+    async def _call(
+        self, org: str, method: str, url: str, *, params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None, retry: bool = True,
+    ) -> dict[str, Any]:
+        if not retry:
+            return await self._once(org, method, url, params, body)
+        async for attempt in self.retrying():
+            with attempt:
+                return await self._once(org, method, url, params, body)
+        raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
+
+    async def _once(
+        self, org: str, method: str, url: str, params: dict[str, str] | None,
+        body: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        token, session = self._session(org)
+        await self._limiter(org).acquire()
+        path = URL(url).path
+        started = time.perf_counter()
+        failure: str | None = None
+        try:
+            async with session.request(method, url, params=params, json=body) as resp:
+                status, headers, raw = resp.status, resp.headers, await resp.read()
+        except TimeoutError:
+            failure = f"no answer within {self.timeout_s:g}s"
+        except aiohttp.ClientError as exc:
+            failure = f"connection error ({type(exc).__name__})"
+        if failure is not None:
+            # Raised outside the except block: no chained aiohttp exception (it holds headers).
+            log.info("%s %s %s: %s", self.service, method, path, failure)
+            raise CredlyUnavailable(
+                f"{self.service} {method} {path}: {failure}; outcome unknown",
+                org=org,
+            )
+        log.debug(
+            "%s %s %s -> %s (%.0f ms)", self.service, method, path, status,
+            (time.perf_counter() - started) * 1000,
+        )
+        if 200 <= status < 300:
+            try:
+                doc = json_loads(raw)
+            except ValueError:
+                doc = None
+            if not isinstance(doc, dict):
+                raise CredlyUnavailable(
+                    f"{self.service} {method} {path}: unreadable answer ({status}); outcome unknown",
+                    org=org, status=status,
+                )
+            return doc
+        secrets = (token, self.authorization(token))
+        raise _error_for(org, method, path, status, raw, headers.get("Retry-After"), secrets,
+                         self.service)
+
+
+class CredlyClient(JsonApiClient):
+    """The Credly API (SPEC §4)."""
 
     # --- API ------------------------------------------------------------------------------
 
@@ -215,126 +351,6 @@ class CredlyClient:
         doc = await self._call(org, "GET", self.org_url(org, "events", event_id))
         return _parse(Envelope[CredlyEvent], doc, org).data
 
-    # --- transport ------------------------------------------------------------------------
-
-    async def _pages(
-        self, org: str, url: str, params: dict[str, str], model: type[M], *, retry: bool = True
-    ) -> AsyncIterator[Page[M]]:
-        """Follow ``metadata.next_page_url`` (absolute, filter included) up to ``total_pages``."""
-        next_url: str | None = url
-        query: dict[str, str] | None = params
-        seen: set[str] = set()
-        while next_url is not None:
-            doc = await self._call(org, "GET", next_url, params=query, retry=retry)
-            page = _parse(Page[model], doc, org)  # type: ignore[valid-type]
-            yield page
-            seen.add(str(URL(next_url).update_query(query or {})))
-            next_url, query = page.metadata.next_page_url, None
-            if next_url is None or page.metadata.current_page >= page.metadata.total_pages:
-                break
-            self._check_same_origin(org, next_url)
-            if next_url in seen:
-                raise CredlyError(f"Credly pagination for organization {org} loops", org=org)
-
-    def _check_same_origin(self, org: str, url: str) -> None:
-        # The session sends the token with every request: never to another host.
-        if URL(url).origin() != self._origin:
-            raise CredlyError(
-                f"Credly pagination for organization {org} points outside {self._origin}",
-                org=org,
-            )
-
-    def _session(self, org: str) -> tuple[str, aiohttp.ClientSession]:
-        try:
-            token = self._token_for(org)
-        except KeyError:
-            raise CredlyAuthError(
-                f"no Credly token configured for organization {org}", org=org
-            ) from None
-        except LookupError as exc:  # contract: token_for's own messages never hold a token
-            raise CredlyAuthError(f"no Credly token: {exc}", org=org) from None
-        except Exception as exc:  # noqa: BLE001 - unknown message: show only its type
-            raise CredlyAuthError(
-                f"no Credly token available for organization {org} ({type(exc).__name__})",
-                org=org,
-            ) from None
-        if not token:
-            raise CredlyAuthError(f"no Credly token configured for organization {org}", org=org)
-        current = self._sessions.get(org)
-        if current is not None and current[0] == token and not current[1].closed:
-            return current
-        if current is not None:
-            self._retired.append(current[1])  # token rotated; closed with the client
-        session = aiohttp.ClientSession(
-            headers={"Authorization": authorization_header(token), "Accept": "application/json"},
-            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-            raise_for_status=False,
-        )
-        self._sessions[org] = (token, session)
-        return token, session
-
-    def _limiter(self, org: str) -> Limiter:
-        limiter = self._limiters.get(org)
-        if limiter is None:
-            # Capacity 1: calls are spaced 1/rate apart instead of bursting.
-            limiter = AsyncLimiter(1, 1.0 / self.rate_per_s)
-            if self._shared_limit is not None:  # shared by the workers, this one as the fallback
-                limiter = self._shared_limit.for_org(org, limiter)
-            self._limiters[org] = limiter
-        return limiter
-
-    async def _call(
-        self, org: str, method: str, url: str, *, params: dict[str, str] | None = None,
-        body: dict[str, Any] | None = None, retry: bool = True,
-    ) -> dict[str, Any]:
-        if not retry:
-            return await self._once(org, method, url, params, body)
-        async for attempt in self.retrying():
-            with attempt:
-                return await self._once(org, method, url, params, body)
-        raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
-
-    async def _once(
-        self, org: str, method: str, url: str, params: dict[str, str] | None,
-        body: dict[str, Any] | None,
-    ) -> dict[str, Any]:
-        token, session = self._session(org)
-        await self._limiter(org).acquire()
-        path = URL(url).path
-        started = time.perf_counter()
-        failure: str | None = None
-        try:
-            async with session.request(method, url, params=params, json=body) as resp:
-                status, headers, raw = resp.status, resp.headers, await resp.read()
-        except TimeoutError:
-            failure = f"no answer within {self.timeout_s:g}s"
-        except aiohttp.ClientError as exc:
-            failure = f"connection error ({type(exc).__name__})"
-        if failure is not None:
-            # Raised outside the except block: no chained aiohttp exception (it holds headers).
-            log.info("Credly %s %s: %s", method, path, failure)
-            raise CredlyUnavailable(
-                f"Credly {method} {path}: {failure}; outcome unknown",
-                org=org,
-            )
-        log.debug(
-            "Credly %s %s -> %s (%.0f ms)", method, path, status,
-            (time.perf_counter() - started) * 1000,
-        )
-        if 200 <= status < 300:
-            try:
-                doc = json_loads(raw)
-            except ValueError:
-                doc = None
-            if not isinstance(doc, dict):
-                raise CredlyUnavailable(
-                    f"Credly {method} {path}: unreadable answer ({status}); outcome unknown",
-                    org=org, status=status,
-                )
-            return doc
-        secrets = (token, authorization_header(token))
-        raise _error_for(org, method, path, status, raw, headers.get("Retry-After"), secrets)
-
 
 def json_loads(raw: bytes) -> Any:
     return json.loads(raw) if raw.strip() else {}
@@ -342,48 +358,49 @@ def json_loads(raw: bytes) -> Any:
 
 def _error_for(
     org: str, method: str, path: str, status: int, raw: bytes, retry_after_header: str | None,
-    secrets: tuple[str, ...],
+    secrets: tuple[str, ...], service: str = "Credly",
 ) -> CredlyError:
     message = _credly_message(raw, secrets)
     where = f"{method} {path}"
     if status in (401, 403):
-        return CredlyAuthError.rejected(org, status)
+        return CredlyAuthError.rejected(org, status, service)
     if status == 404:
         return CredlyNotFound(
-            f"Credly found nothing at {where} (404)", org=org, status=404
+            f"{service} found nothing at {where} (404)", org=org, status=404
         )
     if status == 422:
         return CredlyValidationError(
-            f"Credly refused {where} (422): {message}",
+            f"{service} refused {where} (422): {message}",
             org=org, credly_message=message,
         )
     retry_after = parse_retry_after(retry_after_header)
     if status == 429:
         hint = f", retry after {retry_after:g}s" if retry_after is not None else ""
         return CredlyRateLimited(
-            f"Credly rate limit on {where} (429){hint}",
+            f"{service} rate limit on {where} (429){hint}",
             org=org, retry_after=retry_after,
         )
     if status >= 500:
         return CredlyServerError(
-            f"Credly server error on {where} ({status}): {message}",
+            f"{service} server error on {where} ({status}): {message}",
             org=org, status=status, retry_after=retry_after,
         )
     return CredlyError(
-        f"Credly answered {status} to {where}: {message}",
+        f"{service} answered {status} to {where}: {message}",
         org=org, status=status,
     )
 
 
 def _parse(
-    model: type[M], doc: dict[str, Any], org: str, *, unknown_outcome: bool = False
+    model: type[M], doc: dict[str, Any], org: str, *, unknown_outcome: bool = False,
+    service: str = "Credly",
 ) -> M:
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
         cls = CredlyUnavailable if unknown_outcome else CredlyError
         raise cls(
-            f"Credly answer for organization {org} has an unexpected shape "
+            f"{service} answer for organization {org} has an unexpected shape "
             f"({exc.error_count()} errors)" + ("; outcome unknown" if unknown_outcome else ""),
             org=org,
         ) from None
@@ -392,5 +409,5 @@ def _parse(
 def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
     wait = state.next_action.sleep if state.next_action else 0.0
-    log.warning("Credly attempt %d failed (%s); retrying in %.2fs", state.attempt_number, exc, wait)
+    log.warning("attempt %d failed (%s); retrying in %.2fs", state.attempt_number, exc, wait)
 

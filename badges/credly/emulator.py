@@ -32,6 +32,7 @@ from .models import ISSUED_AT_FORMAT
 log = logging.getLogger(__name__)
 
 API = "/v1"
+CTL = "/_emulator"
 DEMO_ORG = "0b8a3f0e-0000-4000-8000-000000000001"
 DEMO_TOKEN = "dev-credly-token"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -111,19 +112,22 @@ class _Api:
         for method, path, handler in routes:  # Credly (Rails) accepts both spellings
             app.router.add_route(method, path, handler)
             app.router.add_route(method, path + "/", handler)
-        ctl = "/_emulator"
-        app.router.add_get(ctl + "/health", self.ctl_health)
-        app.router.add_post(ctl + "/seed", self.ctl_seed)
-        app.router.add_post(ctl + "/reset", self.ctl_reset)
-        app.router.add_post(ctl + "/templates", self.ctl_template)
-        app.router.add_get(ctl + "/faults", self.ctl_faults)
-        app.router.add_post(ctl + "/faults", self.ctl_add_fault)
-        app.router.add_delete(ctl + "/faults", self.ctl_clear_faults)
-        app.router.add_get(ctl + "/requests", self.ctl_requests)
-        app.router.add_delete(ctl + "/requests", self.ctl_clear_requests)
-        app.router.add_get(ctl + "/badges", self.ctl_badges)
-        app.router.add_post(ctl + "/events", self.ctl_event)
+        self.add_control_routes(app)
+        app.router.add_post(CTL + "/templates", self.ctl_template)
+        app.router.add_get(CTL + "/badges", self.ctl_badges)
+        app.router.add_post(CTL + "/events", self.ctl_event)
         return app
+
+    def add_control_routes(self, app: web.Application) -> None:
+        """The control endpoints every emulator has: health, seed, reset, faults, requests."""
+        app.router.add_get(CTL + "/health", self.ctl_health)
+        app.router.add_post(CTL + "/seed", self.ctl_seed)
+        app.router.add_post(CTL + "/reset", self.ctl_reset)
+        app.router.add_get(CTL + "/faults", self.ctl_faults)
+        app.router.add_post(CTL + "/faults", self.ctl_add_fault)
+        app.router.add_delete(CTL + "/faults", self.ctl_clear_faults)
+        app.router.add_get(CTL + "/requests", self.ctl_requests)
+        app.router.add_delete(CTL + "/requests", self.ctl_clear_requests)
 
     # --- middleware: record, faults, errors ----------------------------------------------
 
@@ -433,16 +437,22 @@ async def deliver_webhook(url: str, notification: dict[str, Any], timeout_s: flo
 
 
 class EmulatorServer:
-    """Run the emulator on a loopback port (0: a free one), in this loop or a background thread."""
+    """Run the emulator on a loopback port (0: a free one), in this loop or a background thread.
+
+    Subclasses emulate another service with their own state and handlers (the Accredible one)."""
+
+    service = "Credly"
+    state_class: type[EmulatorState] = EmulatorState
+    api_class: type[_Api] = _Api
 
     def __init__(self, seed: dict[str, Any] | None = None, *, host: str = "127.0.0.1",
                  port: int = 0, page_size: int | None = None) -> None:
-        self.state = EmulatorState()
+        self.state = self.state_class()
         self.state.seed(seed)
         if page_size:
             self.state.page_size = page_size
         self.host, self.port = host, port
-        self._api = _Api(self.state)
+        self._api = self.api_class(self.state)
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -454,7 +464,7 @@ class EmulatorServer:
 
     @property
     def api_url(self) -> str:
-        """The base to give ``CredlyClient`` / ``BADGES_CREDLY_API_URL``."""
+        """The base to give the client (``BADGES_CREDLY_API_URL`` / ``BADGES_ACCREDIBLE_API_URL``)."""
         return f"{self.url}{API}/"
 
     async def start(self) -> EmulatorServer:
@@ -467,7 +477,7 @@ class EmulatorServer:
         self._runner = web.AppRunner(self._api.app(), access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
-        log.info("Credly emulator listening on %s", self.api_url)
+        log.info("%s emulator listening on %s", self.service, self.api_url)
         return self
 
     async def stop(self) -> None:
@@ -501,7 +511,7 @@ class EmulatorServer:
             loop.run_until_complete(self.stop())
             loop.close()
 
-        self._thread = threading.Thread(target=run, name="credly-emulator", daemon=True)
+        self._thread = threading.Thread(target=run, name=f"{self.service.lower()}-emulator", daemon=True)
         self._thread.start()
         ready.wait()
         if failure:

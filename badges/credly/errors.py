@@ -1,5 +1,9 @@
 """Errors of the Credly API, one class per behaviour the callers must tell apart (SPEC §4).
 
+The same classes are the taxonomy of every badge provider (Accredible raises them too): the
+retry policy, the issuer and the sink tell behaviours apart, not services. The message names
+the service.
+
 Messages are built from the organization id, the HTTP status and Credly's own message only:
 never from request headers, so that a token cannot leak through ``str``, ``repr`` or a
 traceback.
@@ -28,9 +32,9 @@ class CredlyAuthError(CredlyError):
     """401/403, or no token configured: retrying cannot help, an operator must act."""
 
     @classmethod
-    def rejected(cls, org: str, status: int) -> CredlyAuthError:
+    def rejected(cls, org: str, status: int, service: str = "Credly") -> CredlyAuthError:
         return cls(
-            f"Credly rejected the token for organization {org} ({status})", org=org, status=status
+            f"{service} rejected the token for organization {org} ({status})", org=org, status=status
         )
 
 

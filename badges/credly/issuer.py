@@ -13,8 +13,11 @@ the backend may have committed, and a template that allows duplicates would not 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+
+from tenacity import AsyncRetrying
 
 from badges.wire.timeparse import iso_to_us
 
@@ -115,14 +118,28 @@ async def issue_once(
     max_attempts: int | None = None,
 ) -> IssueOutcome:
     """Issue the badge at most once; never raises ``CredlyError`` (the outcome says why)."""
+    return await issue_with_lookup(
+        client.retrying(max_attempts=max_attempts),
+        post=lambda: client.issue_badge(org, request),
+        lookup=lambda: find_issued(client, org, request),
+        outcome_unknown=outcome_unknown,
+    )
+
+
+async def issue_with_lookup(
+    retrying: AsyncRetrying, *, post: Callable[[], Awaitable[Badge]],
+    lookup: Callable[[], Awaitable[Badge | None]], outcome_unknown: bool,
+) -> IssueOutcome:
+    """The exactly-once loop of every provider: ``post`` issues (one attempt), ``lookup`` finds
+    what an earlier attempt may have stored. Never raises ``CredlyError``."""
     progress = _Progress(outcome_unknown)
     try:
-        async for attempt in client.retrying(max_attempts=max_attempts):
+        async for attempt in retrying:
             with attempt:
                 progress.attempts = attempt.retry_state.attempt_number
-                return await _issue_attempt(client, org, request, progress)
+                return await _issue_attempt(post, lookup, progress)
     except CredlyError as exc:
-        log.warning("Credly issue failed after %d attempts: %s", progress.attempts, exc)
+        log.warning("issue failed after %d attempts: %s", progress.attempts, exc)
         return IssueOutcome(
             badge_id=None, state=None, reconciled=False, attempts=progress.attempts,
             error=str(exc), error_type=type(exc).__name__, outcome_unknown=progress.unknown,
@@ -131,21 +148,22 @@ async def issue_once(
 
 
 async def _issue_attempt(
-    client: CredlyClient, org: str, request: IssueRequest, progress: _Progress
+    post: Callable[[], Awaitable[Badge]], lookup: Callable[[], Awaitable[Badge | None]],
+    progress: _Progress,
 ) -> IssueOutcome:
     if progress.unknown:
-        found = await find_issued(client, org, request)  # a failure here keeps `unknown`
+        found = await lookup()  # a failure here keeps `unknown`
         if found is not None:
             return _reconciled(found, progress)
         progress.unknown = False
     try:
-        badge = await client.issue_badge(org, request)
+        badge = await post()
     except (CredlyUnavailable, CredlyServerError):
         progress.unknown = True
         raise
     except CredlyValidationError:
         progress.unknown = True  # until the lookup below answers
-        found = await find_issued(client, org, request)
+        found = await lookup()
         if found is not None:
             return _reconciled(found, progress)
         progress.unknown = False
@@ -157,7 +175,7 @@ async def _issue_attempt(
 
 def _reconciled(badge: Badge, progress: _Progress) -> IssueOutcome:
     progress.unknown = False
-    log.info("Credly badge %s found by lookup: reconciled, not issued again", badge.id)
+    log.info("badge %s found by lookup: reconciled, not issued again", badge.id)
     return IssueOutcome(
         badge_id=badge.id, state=badge.state, reconciled=True, attempts=progress.attempts
     )
@@ -168,21 +186,33 @@ async def revoke_once(
     max_attempts: int | None = None,
 ) -> RevokeOutcome:
     """Revoke; a badge that is already revoked counts as success. Never raises ``CredlyError``."""
-    progress = _Progress(False)
+
+    async def attempt() -> tuple[str | None, bool]:
+        try:
+            badge = await client.revoke_badge(org, badge_id, reason, retry=False)
+        except CredlyValidationError:
+            current = await client.get_badge(org, badge_id, retry=False)
+            if current.state == REVOKED:
+                return REVOKED, True
+            raise
+        return badge.state, False
+
+    return await revoke_with_retries(client.retrying(max_attempts=max_attempts), attempt, badge_id)
+
+
+async def revoke_with_retries(
+    retrying: AsyncRetrying, attempt: Callable[[], Awaitable[tuple[str | None, bool]]],
+    badge_id: str,
+) -> RevokeOutcome:
+    """Every provider's revoke loop: ``attempt`` answers (state, already revoked) or raises."""
+    attempts = 0
     try:
-        async for attempt in client.retrying(max_attempts=max_attempts):
-            with attempt:
-                progress.attempts = attempt.retry_state.attempt_number
-                try:
-                    badge = await client.revoke_badge(org, badge_id, reason, retry=False)
-                except CredlyValidationError:
-                    current = await client.get_badge(org, badge_id, retry=False)
-                    if current.state == REVOKED:
-                        return RevokeOutcome(REVOKED, True, progress.attempts)
-                    raise
-                return RevokeOutcome(badge.state, False, progress.attempts)
+        async for try_ in retrying:
+            with try_:
+                attempts = try_.retry_state.attempt_number
+                state, already = await attempt()
+                return RevokeOutcome(state, already, attempts)
     except CredlyError as exc:
-        log.warning("Credly revoke of %s failed after %d attempts: %s",
-                    badge_id, progress.attempts, exc)
-        return RevokeOutcome(None, False, progress.attempts, str(exc), type(exc).__name__)
+        log.warning("revoke of %s failed after %d attempts: %s", badge_id, attempts, exc)
+        return RevokeOutcome(None, False, attempts, str(exc), type(exc).__name__)
     raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover

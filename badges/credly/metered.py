@@ -1,4 +1,4 @@
-"""Prometheus metrics for Credly calls, as a thin subclass of ``CredlyClient``.
+"""Prometheus metrics for Credly (and Accredible) calls, as a thin mixin over the transport.
 
 Every HTTP attempt (retries included) counts once in ``badges_credly_calls_total{endpoint,
 outcome}``; its latency, from the moment the per-organization rate limiter lets it go to the
@@ -17,7 +17,7 @@ from yarl import URL
 
 from badges import metrics
 
-from .client import CredlyClient
+from .client import CredlyClient, JsonApiClient
 from .ratelimit import Limiter
 from .errors import (
     CredlyAuthError,
@@ -42,15 +42,28 @@ _ENDPOINTS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^events/[^/]+$"), "get_event"),
 )
 _ORG_PATH = re.compile(r"/organizations/[^/]+/?(.*)$")
+# Accredible's calls under the same labels (the metric counts the calls of every provider)
+_ACCREDIBLE: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("GET", re.compile(r"/issuer/all_groups/?$"), "list_badge_templates"),
+    ("POST", re.compile(r"/credentials/?$"), "issue_badge"),
+    ("POST", re.compile(r"/credentials/search/?$"), "find_badges"),
+    ("GET", re.compile(r"/credentials/\d+/?$"), "get_badge"),
+    ("PUT", re.compile(r"/credentials/\d+/?$"), "revoke_badge"),
+)
 
 
 def endpoint_label(method: str, url: str) -> str:
-    match = _ORG_PATH.search(URL(url).path)
+    path = URL(url).path
+    match = _ORG_PATH.search(path)
     tail = match.group(1).rstrip("/") if match else None
     if tail is not None:
         for m, pattern, label in _ENDPOINTS:
             if m == method.upper() and pattern.match(tail):
                 return label
+        return "other"
+    for m, pattern, label in _ACCREDIBLE:
+        if m == method.upper() and pattern.search(path):
+            return label
     return "other"
 
 
@@ -80,7 +93,9 @@ class _TimedLimiter:
         _started.set(time.perf_counter())
 
 
-class MeteredCredlyClient(CredlyClient):
+class Metered(JsonApiClient):
+    """Meters the shared transport; mixed into each provider's client."""
+
     def _limiter(self, org: str) -> Any:
         return _TimedLimiter(super()._limiter(org))
 
@@ -104,3 +119,7 @@ class MeteredCredlyClient(CredlyClient):
             started = _started.get()
             if started is not None:  # None: no request was sent (no token)
                 metrics.CREDLY_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+
+
+class MeteredCredlyClient(Metered, CredlyClient):
+    pass

@@ -1,5 +1,7 @@
 """Merging what Credly says about templates into the configuration (sync and webhooks).
 
+Accredible groups are merged the same way (as ``GroupTemplate``s, always ``active``).
+
 SPEC §2: only `active` templates are pulled; a new one is stored inactive; a re-sync updates
 name, description, image and state but never `is_active`; a template that Credly moves out of
 `active` (webhook) is deactivated.
@@ -17,7 +19,7 @@ from badges.config.entities import ConfigSnapshot, Template
 from badges.credly.models import BadgeTemplate
 
 if TYPE_CHECKING:
-    from badges.credly.client import CredlyClient
+    from badges.providers import Providers
 
 TEMPLATE_CREATED = "badge_template.created"
 TEMPLATE_CHANGED = "badge_template.changed"
@@ -48,6 +50,8 @@ def merge_template(snapshot: ConfigSnapshot, org_uuid: str, credly: BadgeTemplat
         description=credly.description or "",
         image_url=credly.image_url or "",
         credly_state=credly.state or "active",
+        # an Accredible group's id (GroupTemplate); a Credly template has none
+        **credly.model_dump(include={"accredible_group_id"}),
     )
     if current is None:
         return Template(uuid=credly.id, is_active=False, **fields), True
@@ -84,11 +88,12 @@ def select_organizations(snapshot: ConfigSnapshot, only: str | None = None) -> l
     return orgs
 
 
-async def pull_active_templates(client: "CredlyClient", snapshot: ConfigSnapshot, orgs: list[str]) -> list[SyncResult]:
-    """Ask Credly for each organization's active templates and merge them (nothing published)."""
+async def pull_active_templates(providers: "Providers", snapshot: ConfigSnapshot, orgs: list[str]) -> list[SyncResult]:
+    """Ask each organization's provider for its templates (Credly: the active ones; Accredible:
+    its groups) and merge them (nothing published)."""
     results = []
     for org_uuid in orgs:
-        active = await client.list_badge_templates(org_uuid)
+        active = await providers.for_org(org_uuid).list_templates(org_uuid)
         results.append(sync_templates(snapshot, org_uuid, active))
     return results
 

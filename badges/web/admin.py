@@ -68,8 +68,8 @@ async def switch(runtime: "Runtime", uuid: str, active: bool) -> dict[str, Any]:
     return {"template": uuid, "active": active, "applied": applied}
 
 
-def _client(runtime: "Runtime") -> Any:
-    return runtime.services["sink"].client
+def _providers(runtime: "Runtime") -> Any:
+    return runtime.services["sink"].providers
 
 
 async def sync(runtime: "Runtime", organization: str | None) -> dict[str, Any]:
@@ -79,9 +79,9 @@ async def sync(runtime: "Runtime", organization: str | None) -> dict[str, Any]:
     except UnknownOrganization as exc:
         raise HttpError(404 if organization else 422, str(exc)) from None
     try:
-        results = await pull_active_templates(_client(runtime), snapshot, orgs)
+        results = await pull_active_templates(_providers(runtime), snapshot, orgs)
     except CredlyError as exc:
-        raise HttpError(502, f"Credly: {exc}") from None
+        raise HttpError(502, str(exc)) from None  # the message names the provider
     entities = await publish_entities(runtime, [e for r in results for e in r.entities])
     applied = await wait_applied(runtime, entities)
     log.info("admin API: templates synced for %s", ", ".join(orgs))

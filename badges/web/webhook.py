@@ -51,9 +51,12 @@ def parse_notification(body: dict[str, Any]) -> tuple[str, str]:
 async def handle(runtime: "Runtime", body: dict[str, Any]) -> None:
     """Apply one notification; raises HttpError for the answers other than 204."""
     org, event_id = parse_notification(body)
-    if org not in runtime.config.snapshot().organizations:
+    entity = runtime.config.snapshot().organizations.get(org)
+    if entity is None or entity.provider != "credly":
+        # an Accredible organization's key must never be sent to Credly
         _count("", "unknown_organization")
-        raise HttpError(404, f"organization {org} is not configured")
+        raise HttpError(404, f"organization {org} is not configured" if entity is None
+                        else f"organization {org} issues through {entity.provider}, not Credly")
     try:
         event = await runtime.services["sink"].client.get_event(org, event_id)
     except CredlyError as exc:
@@ -72,13 +75,13 @@ async def handle(runtime: "Runtime", body: dict[str, Any]) -> None:
         log.warning("webhook: Credly event %s (%s) carries no badge_template; nothing applied", event_id, event.event_type)
         return
     snapshot = runtime.config.snapshot()
-    entity = apply_template_event(snapshot, org, event.event_type, event.badge_template)
-    if entity is None:
+    template = apply_template_event(snapshot, org, event.event_type, event.badge_template)
+    if template is None:
         _count(event.event_type, "unchanged")
         log.info("webhook: %s for template %s: nothing to change", event.event_type, event.badge_template.id)
         return
-    await publish_entities(runtime, [entity])
-    await wait_applied(runtime, [entity])
+    await publish_entities(runtime, [template])
+    await wait_applied(runtime, [template])
     _count(event.event_type, "applied")
     log.info("webhook: %s applied to template %s (credly_state %s, active %s)", event.event_type,
-             entity.uuid, entity.credly_state, entity.is_active)
+             template.uuid, template.credly_state, template.is_active)

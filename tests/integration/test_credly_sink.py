@@ -103,11 +103,7 @@ def kill_when_posted(stack: Stack, email: str, posts: int) -> None:
     from tests.support.cluster import wait_until
 
     wait_until(lambda: len(posts_for(stack, email)) >= posts, interval=0.02, what=f"{posts} issue call(s)")
-    worker = stack.workers[0]
-    worker.kill9()
-    worker.proc = None
-    worker.start()
-    worker.wait_ready(timeout=90)
+    stack.restart_worker()
 
 
 def test_sigkill_while_credly_holds_a_stored_badge_then_restart_issues_no_duplicate(stack: Stack) -> None:
@@ -135,33 +131,12 @@ def test_an_intent_never_completed_is_carried_out_after_a_restart(stack: Stack) 
     worker that owns the learner reconciles the progress table's badge record (awarded, version
     1) with the issuance record (intent, nothing applied) and issues the badge, looking it up in
     Credly first, without any new decision."""
-    import orjson
-
-    from badges.wire.envelope import learner_partition
     from tests.support.stack import ORG
 
     learner = 810
     email = f"learner{learner}@example.com"
-    event = {"event_id": "0d9e3c1a-0000-4000-8000-000000000810", "event_type": COURSE_PASSING,
-             "time": "2024-05-01T10:20:30+00:00", "time_us": 1714558830000000, "origin": "test"}
-    identity = {"id": learner, "username": f"learner{learner}", "email": email, "name": "Ada Lovelace"}
-    progress = {"v": 1, "learner": {**identity, "time_us": event["time_us"]}, "templates": {TEMPLATE: {
-        "fulfilled": {"demo": {**event, "latest_us": event["time_us"]}}, "resets": {},
-        "badge": {"status": "awarded", **event, "v": 1}}}}
-    award = {"action": "award", "learner": identity, "template": TEMPLATE, "organization": ORG, "event": event,
-             "replayed": False, "cause": ["demo"], "key_fields": {}, "version": 1}
-    intent = {TEMPLATE: {"in_flight": True, "desired": "awarded", "pending": [award], "intent_at": 0}}
-    producer = stack.producer()
-    partition = learner_partition(learner, stack.settings.partitions)
-    for table, record in (("progress", progress), ("issuance", intent)):
-        producer.produce(f"{stack.app_id}-{table}-changelog", key=str(learner).encode(),
-                         value=orjson.dumps(record), partition=partition)
-    assert producer.flush(30) == 0
-    worker = stack.workers[0]
-    worker.kill9()  # the running worker does not read its own changelog: restart it on the record
-    worker.proc = None
-    worker.start()
-    worker.wait_ready(timeout=90)
+    stack.plant_unfinished_intent(learner, TEMPLATE, ORG, "2024-05-01T10:20:30+00:00")
+    stack.restart_worker()
 
     badges = stack.wait_badges(lambda b: any(x["recipient_email"] == email for x in b), timeout=60)
     [badge] = [b for b in badges if b["recipient_email"] == email]

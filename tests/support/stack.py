@@ -18,6 +18,7 @@ from typing import Any, Iterable
 import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from badges.accredible.emulator import AccredibleEmulatorServer
 from badges.config.settings import Settings, load_settings
 from badges.credly.emulator import EmulatorServer
 from badges.kafka.topics import ensure_topics
@@ -27,6 +28,10 @@ from tests.support.cluster import WorkerProcess, wait_until, worker_env
 ORG = "0b8a3f0e-0000-4000-8000-000000000001"
 TOKEN = "tok-ACME-it-0123456789abcdef"
 TOKEN_ENV = "CREDLY_TOKEN_ACME"
+# an Accredible organization: the uuid is the operator's choice, the key names the issuer
+ACC_ORG = "5e1d0c2a-0000-4000-8000-0000000000a1"
+ACC_KEY = "acc-ACME-it-0123456789abcdef"
+ACC_KEY_ENV = "ACCREDIBLE_KEY_ACME"
 _clock = itertools.count()
 
 
@@ -57,12 +62,15 @@ class Stack:
     # BADGES_KAFKA_* connection variables (TLS, SASL) for every command, worker and the test's
     # own clients; empty: plaintext
     security: dict[str, str] = field(default_factory=dict)
+    # an Accredible emulator beside the Credly one (make_accredible_stack)
+    accredible: AccredibleEmulatorServer | None = None
 
     @property
     def settings(self) -> Settings:
+        extra = {"accredible_api_url": self.accredible.api_url} if self.accredible else {}
         return load_settings(
             kafka_bootstrap_servers=self.bootstrap, app_id=self.app_id, partitions=self.partitions,
-            credly_api_url=self.emulator.api_url, data_dir=self.workdir,
+            credly_api_url=self.emulator.api_url, data_dir=self.workdir, **extra,
             event_bus_topic_prefix=self.app_id,
             **{k.removeprefix("BADGES_").lower(): v for k, v in self.security.items()},
         )
@@ -80,6 +88,8 @@ class Stack:
             "BADGES_CREDLY_TIMEOUT_S": "2",
             "BADGES_CREDLY_BACKOFF_MAX_S": "0.5",
             TOKEN_ENV: TOKEN,
+            ACC_KEY_ENV: ACC_KEY,
+            **({"BADGES_ACCREDIBLE_API_URL": self.accredible.api_url} if self.accredible else {}),
             **self.security,
         }
         return worker_env(self.bootstrap, self.app_id, self.workdir, **{**defaults, **extra})
@@ -110,12 +120,56 @@ class Stack:
         for w in self.workers:
             w.stop()
 
+    def restart_worker(self) -> None:
+        """SIGKILL the first worker and start it again on its own local state."""
+        worker = self.workers[0]
+        worker.kill9()
+        worker.proc = None
+        worker.start()
+        worker.wait_ready(timeout=90)
+
+    def plant_unfinished_intent(self, learner: int, template: str, organization: str, time: str) -> None:
+        """The records a batch leaves when it dies after its intent and its decision is never
+        delivered again: the progress table's badge record (awarded, version 1, completed by a
+        ``demo`` requirement at ``time``) and an issuance record in flight with nothing applied.
+        A running worker does not read its own changelog: restart it on the records."""
+        import orjson
+
+        from badges.wire.envelope import learner_partition
+
+        time_us = int(datetime.fromisoformat(time).timestamp() * 1_000_000)
+        event = {"event_id": f"0d9e3c1a-0000-4000-8000-{learner:012d}", "event_type": openedx.COURSE_PASSING,
+                 "time": time, "time_us": time_us, "origin": "test"}
+        identity = {"id": learner, "username": f"learner{learner}", "email": f"learner{learner}@example.com",
+                    "name": "Ada Lovelace"}
+        progress = {"v": 1, "learner": {**identity, "time_us": time_us}, "templates": {template: {
+            "fulfilled": {"demo": {**event, "latest_us": time_us}}, "resets": {},
+            "badge": {"status": "awarded", **event, "v": 1}}}}
+        award = {"action": "award", "learner": identity, "template": template, "organization": organization,
+                 "event": event, "replayed": False, "cause": ["demo"], "key_fields": {}, "version": 1}
+        intent = {template: {"in_flight": True, "desired": "awarded", "pending": [award], "intent_at": 0}}
+        producer = self.producer()
+        partition = learner_partition(learner, self.settings.partitions)
+        for table, record in (("progress", progress), ("issuance", intent)):
+            producer.produce(f"{self.app_id}-{table}-changelog", key=str(learner).encode(),
+                             value=orjson.dumps(record), partition=partition)
+        assert producer.flush(30) == 0
+
     def configure(self, config_yaml: str) -> None:
         """Organization, template sync and configuration, through the CLI as an operator would."""
         path = self.workdir / f"config-{uuid.uuid4().hex[:6]}.yaml"
         path.write_text(config_yaml)
         self.cli("org", "add", "--uuid", ORG, "--api-key-env", TOKEN_ENV)
         self.cli("templates", "sync")
+        self.cli("config", "apply", str(path))
+
+    def configure_accredible(self, config_yaml: str) -> None:
+        """The same for the Accredible organization: org add --provider accredible, sync, apply."""
+        path = self.workdir / f"config-{uuid.uuid4().hex[:6]}.yaml"
+        path.write_text(config_yaml)
+        self.cli("org", "add", "--provider", "accredible", "--uuid", ACC_ORG, "--api-key-env", ACC_KEY_ENV,
+                 "--name", "ACME on Accredible")
+        self.cli("templates", "sync", "--org", ACC_ORG)
         self.cli("config", "apply", str(path))
 
     # --- events -------------------------------------------------------------------------------
@@ -183,6 +237,30 @@ class Stack:
         return wait_until(check, timeout=timeout, interval=0.2, what=what)  # type: ignore[no-any-return]
 
 
+    # --- Accredible emulator ----------------------------------------------------------------------
+
+    def _accredible(self, path: str) -> Any:
+        assert self.accredible is not None, "a stack made by make_accredible_stack"
+        return httpx.get(f"{self.accredible.url}/_emulator/{path}", timeout=5).json()
+
+    def accredible_credentials(self) -> list[dict[str, Any]]:
+        return self._accredible("credentials")  # type: ignore[no-any-return]
+
+    def accredible_requests(self) -> list[dict[str, Any]]:
+        return self._accredible("requests")  # type: ignore[no-any-return]
+
+    def accredible_fault(self, **fault: Any) -> None:
+        assert self.accredible is not None
+        httpx.post(f"{self.accredible.url}/_emulator/faults", json=fault, timeout=5).raise_for_status()
+
+    def wait_credentials(self, predicate: Any, timeout: float = 60.0) -> list[dict[str, Any]]:
+        def check() -> list[dict[str, Any]] | None:
+            found = self.accredible_credentials()
+            return found if predicate(found) else None
+
+        return wait_until(check, timeout=timeout, interval=0.2, what="Accredible credentials")  # type: ignore[no-any-return]
+
+
 def make_stack(bootstrap: str, workdir: Path, templates: Iterable[tuple[str, str]], name: str,
                security: dict[str, str] | None = None) -> Stack:
     emulator = EmulatorServer(seed(templates)).start_in_thread()
@@ -190,3 +268,16 @@ def make_stack(bootstrap: str, workdir: Path, templates: Iterable[tuple[str, str
                   security=dict(security or {}))
     ensure_topics(stack.settings)
     return stack
+
+
+def make_accredible_stack(bootstrap: str, workdir: Path, groups: Iterable[tuple[int, str]], name: str) -> Stack:
+    """A stack whose organization issues through Accredible (its groups seeded in the emulator);
+    the Credly emulator stays, without templates. Returns the stack; group ``g``'s template is
+    ``template_uuid(ACC_ORG, g)``."""
+    stack = make_stack(bootstrap, workdir, [], name)
+    stack.accredible = AccredibleEmulatorServer({
+        "organizations": [{"uuid": ACC_ORG, "name": "ACME on Accredible", "token": ACC_KEY}],
+        "groups": [{"id": g, "org": ACC_ORG, "name": n, "course_description": f"{n} certificate"} for g, n in groups],
+    }).start_in_thread()
+    return stack
+

@@ -519,3 +519,37 @@ def test_config_validate_prints_warnings_and_exits_zero(tmp_path):
     assert result.exit_code == 0, result.output
     assert "warning:" in result.output and "templates[0].penalties[0].rules" in result.output
     assert "valid" in result.output
+
+
+ACC_ORG = "5e1d0c2a-0000-4000-8000-0000000000a1"
+
+
+def test_provider_key_validates_with_its_line_merges_and_exports():
+    text = textwrap.dedent(f"""\
+        organizations:
+          - uuid: {ACC_ORG}
+            provider: accredible
+            api_key_env: ACCREDIBLE_KEY
+          - uuid: {ORG}
+            provider: badgr
+            api_key_env: CREDLY_TOKEN_ACME
+        templates: []
+    """)
+    errors = {(e.path, e.line) for e in validate_file(text, CATALOG)[1]}
+    assert errors == {("organizations[1].provider", 6)}
+    doc, errors = validate_file(text.replace("provider: badgr\n    ", ""), CATALOG)
+    assert errors == [] and doc is not None
+    acc, credly = document_to_entities(doc, ConfigSnapshot())
+    assert (acc.provider, credly.provider) == ("accredible", "credly")
+    exported = export_document(ConfigSnapshot.from_entities([acc, credly]))
+    assert exported.count("provider: accredible") == 1 and "provider: credly" not in exported
+    assert ConfigSnapshot.from_entities(document_to_entities(validate_file(exported, CATALOG)[0], ConfigSnapshot())) \
+        == ConfigSnapshot.from_entities([acc, credly])
+
+
+def test_a_file_without_provider_keeps_the_provider_the_organization_was_added_with():
+    added = Organization(uuid=ACC_ORG, name="On Accredible", provider="accredible", api_key_env="K")
+    doc, errors = validate_file(f"organizations:\n  - uuid: {ACC_ORG}\n    api_key_env: K\ntemplates: []\n", CATALOG)
+    assert errors == [] and doc is not None
+    [org] = document_to_entities(doc, ConfigSnapshot.from_entities([added]))
+    assert (org.provider, org.name) == ("accredible", "On Accredible")

@@ -171,6 +171,11 @@ def test_admin_auth() -> None:
     ("PUT", "/v1/organizations/o/badges/b1/revoke", "revoke_badge"),
     ("GET", "/v1/organizations/o/events/e1", "get_event"),
     ("DELETE", "/v1/organizations/o/badges/b1", "other"),
+    ("GET", "/v1/issuer/all_groups", "list_badge_templates"),
+    ("POST", "/v1/credentials", "issue_badge"),
+    ("POST", "/v1/credentials/search", "find_badges"),
+    ("PUT", "/v1/credentials/123", "revoke_badge"),
+    ("DELETE", "/v1/credentials/123", "other"),
 ])
 def test_endpoint_labels(method: str, path: str, label: str) -> None:
     assert endpoint_label(method, f"http://credly.test{path}") == label

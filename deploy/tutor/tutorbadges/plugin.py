@@ -68,7 +68,9 @@ DEFAULTS: dict[str, Any] = {
     "PARTITIONS": 8,
     "TOPIC_REPLICATION_FACTOR": 1,
     "CREDLY_API_URL": "https://sandbox-api.credly.com/v1/",
-    "CREDLY_TOKENS": {},  # environment variable named by the configuration's api_key_env -> token
+    "ACCREDIBLE_API_URL": "https://sandbox.api.accredible.com/v1/",  # organizations with provider: accredible
+    # environment variable named by the configuration's api_key_env -> token (Credly or Accredible)
+    "CREDLY_TOKENS": {},
     "CONFIG_YAML": "",  # the badge configuration (organizations, templates, ...); empty: none applied
     "WEB_PORT": 6066,
     "LOCAL_WEB_PORT": 6066,  # tutor local: the web view on the host's loopback only

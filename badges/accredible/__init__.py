@@ -1,0 +1,1 @@
+"""Everything that talks HTTP to Accredible: client, provider (exactly-once issuing), emulator."""
