@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install install-test bench schemas clean
+.PHONY: run test install install-test bench bench-restarts schemas clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-restarts: $(STAMP)
+	$(BIN)/python -m bench.restarts $(BENCH_ARGS)
 
 schemas: $(STAMP)
 	$(BIN)/python -m badges.schemas.generate

@@ -198,6 +198,13 @@ class KafkaIngest(Service):
         log.info("ingesting %s as group %s", ", ".join(s.input_topic_names), s.ingest_group)
         return consumer
 
+    async def on_start(self) -> None:
+        # Join the ingest group while Faust joins its own and recovers its tables: on a broker
+        # that holds a join for a while (the embedded one: half the session timeout; Kafka: the
+        # initial rebalance delay) the two joins overlap instead of adding up. Nothing is read
+        # before the configuration is loaded (``_consume``).
+        await self._subscribe()
+
     async def on_stop(self) -> None:
         if self.consumer is not None:
             async with self.batch_lock:
@@ -205,12 +212,12 @@ class KafkaIngest(Service):
 
     @Service.task
     async def _consume(self) -> None:
-        # Which events are kept depends on the configuration: join the group only once the
-        # configuration topic has been read whole, so that no event is skipped, and no offset
-        # committed, against an empty or partial configuration (SPEC §9 "Restarts").
+        # Which events are kept depends on the configuration: read nothing, so skip and commit
+        # nothing, before the configuration topic has been read whole (SPEC §9 "Restarts").
         if await self.wait_for_stopped(self.rt.config.wait_loaded()):
             return
-        consumer = await self._subscribe()
+        consumer = self.consumer
+        assert consumer is not None
         while not self.should_stop:
             batch = await consumer.getmany(timeout_ms=1000, max_records=self.rt.settings.ingest_batch_max)
             if not batch:

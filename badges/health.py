@@ -63,7 +63,7 @@ def not_ready_reasons(runtime: "Runtime") -> list[str]:
         reasons.append("tables recovering")
     ingest = runtime.services.get("kafka_ingest")
     if ingest is not None and not ingest.joined:
-        reasons.append("event-bus ingestion not assigned (waits for the configuration, then joins its group)")
+        reasons.append("event-bus ingestion has not joined its consumer group yet")
     redis = runtime.services.get("redis_ingest")
     if redis is not None and not redis.ready:
         reasons.append(f"redis ingestion not ready ({redis.last_error or 'starting'})")

@@ -169,7 +169,8 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['timeouts']} | {r['keys']:,} | {r['restart']} | {r['to_ready_s']:.1f} s | "
+        ready = "–" if math.isnan(r["to_ready_s"]) else f"{r['to_ready_s']:.1f} s"  # applied before a poll saw ready
+        lines.append(f"| {r['timeouts']} | {r['keys']:,} | {r['restart']} | {ready} | "
                      f"{r['to_first_event_s']:.1f} s | {r['to_badge_s']:.1f} s | {r['peak_rss_mb']:.0f} MB | "
                      f"{r['badges']} |")
     lines += [

@@ -80,7 +80,7 @@ def test_ready_only_when_configuration_partitions_tables_and_ingestion_are() -> 
     assert any("partitions not assigned" in r for r in not_ready_reasons(runtime(recovered=False)))
     assert any("partitions not assigned" in r for r in not_ready_reasons(runtime(rebalancing=True)))
     assert any("tables recovering" in r for r in not_ready_reasons(runtime(in_recovery=True)))
-    assert any("ingestion not assigned" in r for r in not_ready_reasons(runtime(joined=False)))
+    assert any("ingestion has not joined" in r for r in not_ready_reasons(runtime(joined=False)))
 
 
 def test_components_report_their_own_reasons_and_clear_them() -> None:
