@@ -52,6 +52,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+RESTARTS_START, RESTARTS_END = "<!-- restarts:start -->", "<!-- restarts:end -->"  # bench/restarts.py's section
+
+
 def write(r: dict[str, Any], md: Path, png: Path) -> None:
     m = r["machine"]
     load = r["load"]
@@ -219,7 +222,13 @@ def write(r: dict[str, Any], md: Path, png: Path) -> None:
     notes = ROOT / "bench" / "NOTES.md"
     if notes.exists():
         add(notes.read_text())
-    md.write_text("\n".join(lines).rstrip() + "\n")
+    # the restart figures come from their own run (python -m bench.restarts): kept as they are
+    kept = ""
+    if md.exists():
+        old = md.read_text()
+        if RESTARTS_START in old and RESTARTS_END in old:
+            kept = "\n" + RESTARTS_START + old.split(RESTARTS_START, 1)[1].split(RESTARTS_END, 1)[0] + RESTARTS_END + "\n"
+    md.write_text("\n".join(lines).rstrip() + "\n" + kept)
     if lat:
         plot(lat["rows"], png)
 

@@ -43,6 +43,7 @@ from confluent_kafka import Producer  # noqa: E402
 from badges.kafka.embedded import EmbeddedBroker  # noqa: E402
 from badges.wire.envelope import learner_key, learner_partition  # noqa: E402
 from bench.harness import peak_rss_mb  # noqa: E402
+from bench.report import RESTARTS_END as SECTION_END, RESTARTS_START as SECTION_START  # noqa: E402
 from bench.run import ready_and_applied_times  # noqa: E402
 from tests.support.cluster import wait_until  # noqa: E402
 from tests.support.configs import config_yaml, passing, requirement, template  # noqa: E402
@@ -63,7 +64,6 @@ TIMEOUTS = {
 }
 # the production defaults with static group membership, as the Kubernetes StatefulSet runs them
 TIMEOUTS["default-static"] = dict(TIMEOUTS["default"], BADGES_GROUP_INSTANCE_ID="bench-worker-0")
-SECTION_START, SECTION_END = "<!-- restarts:start -->", "<!-- restarts:end -->"
 
 
 def log(msg: str) -> None:

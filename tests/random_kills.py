@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ def main() -> int:
     for seed in range(a.first_seed, a.first_seed + a.runs):
         t0 = time.time()
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x",
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", "-m", "soak",
              "tests/integration/test_scale_out.py"],
             cwd=ROOT, env={**os.environ, "BADGES_SCALE_OUT_SEED": str(seed)}, capture_output=True, text=True,
         )
@@ -43,6 +44,10 @@ def main() -> int:
         totals["passed" if ok else "failed"] += 1
         if not ok:
             (a.out / f"seed-{seed}.txt").write_text(output)
+            # the workers' logs and the ledger, before pytest rotates its temporary directories
+            for tmp in sorted(set(re.findall(r"(/tmp/pytest-of-[^/]+/pytest-\d+/scale\d*)", output))):
+                shutil.copytree(tmp, a.out / f"seed-{seed}-{Path(tmp).parent.name}", dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("data"))
             found = re.search(r"Credly differs from a clean run: (\{.*?\})\n", output)
             if found:
                 for kind in KINDS:

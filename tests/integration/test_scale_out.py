@@ -3,8 +3,10 @@ workers while they are busy, and the outcome equal to one clean pass of the engi
 (tests/support/exactly_once.py): progress, every badge once, revocations where a clean run has
 them, and no committed learner-events offset past one that no worker applied (the ledger).
 
-``BADGES_SCALE_OUT_SEED`` picks another random schedule (``scripts/random_kills.py`` runs this
-test many times in a row with different seeds and prints the totals).
+A soak test, not part of ``make test``: random kills find bugs by luck, the suite proves crash
+safety with deterministic fault points (test_fault_points.py). ``python -m tests.random_kills``
+runs it many times in a row, one random schedule per ``BADGES_SCALE_OUT_SEED``, and prints the
+totals.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyp
     s.emulator.stop_thread()
 
 
+@pytest.mark.soak
 def test_random_sigkills_lose_nothing_and_duplicate_nothing(stack: Stack) -> None:
     seed = int(os.environ.get("BADGES_SCALE_OUT_SEED", SEED))
     rng = random.Random(seed)
