@@ -31,7 +31,7 @@ from badges.credly.provider import CredlyProvider
 from badges.credly.ratelimit import shared_rate_limit
 from badges.credly.tokens import MissingToken
 from badges.providers import build_providers
-from badges.domain.engine import Decision, desired_decision
+from badges.domain.engine import Decision, award_before, desired_decision
 from badges.domain.forget import forget_issuance, is_forgotten
 from badges.domain.model import CompiledConfig
 from badges.faults import fault_point
@@ -111,8 +111,15 @@ def reconcile_work(
                 continue  # no badge; or a forgotten learner, whom nothing can be issued to
             if records is None:
                 records = issuance(lkey)
-            if needs_call(records.get(uuid), decision.action, _renewal(decision), decision.version, count=False):
-                work.setdefault(lkey, (partition, []))[1].append(decision)
+            rec = records.get(uuid)
+            if not needs_call(rec, decision.action, _renewal(decision), decision.version, count=False):
+                continue
+            todo = work.setdefault(lkey, (partition, []))[1]
+            award = award_before(state, uuid, tpl.organization) if decision.action == "revoke" else None
+            if (award is not None and not is_forgotten(state)
+                    and needs_call(rec, "award", _renewal(award), award.version, count=False)):
+                todo.append(award)  # issued, then revoked: as it happened
+            todo.append(decision)
     return work
 
 

@@ -581,3 +581,18 @@ def desired_decision(state: LearnerState, uuid: str, organization: str) -> Decis
     revoked_by = badge.get("revoked_by") or badge
     return Revoke(learner, uuid, organization, _event_ref(revoked_by), True, (), key_fields, None,
                   manual_reason, False, version)
+
+
+def award_before(state: LearnerState, uuid: str, organization: str) -> Decision | None:
+    """The award a revoked badge record took back (its version is one less), rebuilt from the
+    record, which keeps the award's event: the sink carries it out before the revocation when
+    it never applied it, so that Credly sees the badge issued when the template became complete
+    and then revoked, as it happened. None unless the record is a revocation of an award."""
+    progress = state["templates"].get(uuid)
+    badge = progress.get("badge") if progress is not None else None
+    if badge is None or badge["status"] != "revoked" or badge_version(badge) < 2:
+        return None
+    version = badge_version(badge) - 1
+    cause = tuple(sorted(progress["fulfilled"])) if progress is not None else ()
+    return Award(as_learner(state["learner"]), uuid, organization, _event_ref(badge), True, cause,
+                 dict(badge.get("key_fields", {})), badge.get("expires_at"), "", version > 1, version)
