@@ -63,14 +63,13 @@ class ProgressProcessor:
         where each learner-events partition stands, and name those whose committed offset is
         past the last applied one (with where to read them from)."""
         self.guard = StreamGuard()
-        mine = [tp for tp in assignment if tp.topic == self.events_topic]
-        fresh = [tp for tp in mine if self.writer.get(applied_offset_key(tp.partition)) is None
-                 and committed.get(tp) is None]
+        stored = {tp: self.writer.get(applied_offset_key(tp.partition))
+                  for tp in assignment if tp.topic == self.events_topic}
+        fresh = [tp for tp, raw in stored.items() if raw is None and committed.get(tp) is None]
         # a partition nobody has applied or committed anything of starts at the log's start
         earliest = await consumer.earliest_offsets(*fresh) if fresh else {}
         seek = {}
-        for tp in mine:
-            raw = self.writer.get(applied_offset_key(tp.partition))
+        for tp, raw in stored.items():
             applied = int(raw) if raw is not None else None
             position = resume_position(committed.get(tp), applied)
             if applied is None:

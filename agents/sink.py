@@ -59,7 +59,6 @@ def _now() -> str:
 
 RECONCILE_CHECK_EVERY_S = 10.0  # how often the timer looks whether a reconciliation is due
 RECONCILE_EVERY_S = 600.0  # a full reconciliation at least this often, besides every rebalance
-RECONCILE_YIELD_EVERY = 500  # progress records scanned between two yields to the event loop
 
 
 def records_in(
@@ -365,13 +364,8 @@ class Sink:
         """
         progress = self.rt.tables["progress"].data
         config = self.rt.config.compiled()
-        items = []
-        for i, item in enumerate(list(progress.items())):
-            items.append(item)
-            if i % RECONCILE_YIELD_EVERY == RECONCILE_YIELD_EVERY - 1:
-                await asyncio.sleep(0)  # a long scan must not stall the event loop
         async with self.lock:  # no batch of this worker is in flight while it compares
-            work = reconcile_work(items, self.load, partitions, self.rt.settings.partitions, config)
+            work = reconcile_work(progress.items(), self.load, partitions, self.rt.settings.partitions, config)
             if work:
                 n = sum(len(ds) for _, ds in work.values())
                 log.warning("reconciliation: carrying out %d decision(s) never applied", n)
