@@ -122,6 +122,34 @@ def reconcile_work(
     return work
 
 
+def with_missed_awards(
+    decisions: list[Decision], records: dict[str, Any], state: dict[str, Any] | None,
+) -> list[Decision]:
+    """``decisions`` with, before each revocation whose award was never applied, that award.
+
+    A crash between the progress write and the decisions' send loses the award's message; the
+    revocation that comes later (a new event) arrives through the topic, possibly before the
+    reconciliation that would have found the award. Carried out alone, the revocation takes
+    back nothing and the learner's badge is never issued. The award is rebuilt from the
+    learner's progress record (``state``), which holds the revoked badge with its award's event,
+    when that record is the revocation's own version; a later version is reconciled on its own.
+    """
+    out: list[Decision] = []
+    planned: set[tuple[str, int]] = set()
+    for d in decisions:
+        if d.action == "award":
+            planned.add((d.template, d.version))
+        elif (d.version >= 2 and (d.template, d.version - 1) not in planned and state is not None
+              and records.get(d.template, {}).get("applied_v", 0) < d.version - 1
+              and not is_forgotten(state)):
+            award = award_before(state, d.template, d.organization)
+            if award is not None and award.version == d.version - 1:
+                out.append(award)
+                planned.add((d.template, award.version))
+        out.append(d)
+    return out
+
+
 def needs_call(rec: dict[str, Any] | None, action: str, renewal_of: str | None = None,
                version: int = 0, count: bool = True) -> bool:
     """Whether Credly must still be called for an award/revoke, from the outcomes recorded.
@@ -161,6 +189,7 @@ class Sink:
         self.rt = runtime
         s = runtime.settings
         self.writer = TableWriter(runtime.app, runtime.tables["issuance"])
+        self.progress = TableWriter(runtime.app, runtime.tables["progress"])  # read only
         # each organization's provider (Credly or Accredible), its calls metered
         self.providers = build_providers(s, runtime.config.snapshot, metered=True,
                                          shared_limit=shared_rate_limit(s))
@@ -227,6 +256,9 @@ class Sink:
         unknown: dict[tuple[bytes, str], bool] = {}  # an earlier attempt's outcome is unknown
         for lkey, (partition, decisions) in work.items():
             records = self.load(lkey)
+            if any(d.action == "revoke" and d.version >= 2 for d in decisions):
+                raw = self.progress.get(lkey)
+                decisions = with_missed_awards(decisions, records, orjson.loads(raw) if raw else None)
             todo = [d for d in decisions if needs_call(records.get(d.template), d.action, _renewal(d), d.version)]
             if not todo:
                 # carried out already: an intent left over from before is done too

@@ -120,3 +120,37 @@ def test_a_renewal_is_issued_once_after_an_expired_or_revoked_badge(status: str)
     assert needs_call(earlier, "award", renewal_of="ev-2")
     assert not needs_call({"status": "issued", "decided_by": "ev-2"}, "award", renewal_of="ev-2")
     assert not needs_call(earlier, "award")  # the earlier award delivered again: still skipped
+
+
+def _revoke_of(state: dict, template: str, version: int):  # type: ignore[no-untyped-def]
+    from badges.domain.engine import desired_decision
+
+    d = desired_decision(state, template, "org")  # type: ignore[arg-type]
+    assert d is not None and d.action == "revoke" and d.version == version
+    return d
+
+
+def test_a_revocation_whose_award_message_was_lost_is_preceded_by_the_award() -> None:
+    # the award's message was lost in a crash after the progress write; the revocation arrives
+    # through the topic before any reconciliation: the badge is issued, then revoked
+    from badges.agents.sink import with_missed_awards
+
+    state = _state(7, "T", "revoked", 2)
+    revoke = _revoke_of(state, "T", 2)
+    got = with_missed_awards([revoke], {}, state)
+    assert [(d.action, d.version) for d in got] == [("award", 1), ("revoke", 2)]
+    assert got[0].event.event_id == "e-7" and got[1].event.event_id == "r-7"
+
+
+def test_a_revocation_whose_award_was_applied_or_is_in_the_batch_stays_alone() -> None:
+    from badges.agents.sink import with_missed_awards
+
+    state = _state(7, "T", "revoked", 2)
+    revoke = _revoke_of(state, "T", 2)
+    applied = {"T": {"status": "issued", "applied_v": 1}}
+    assert with_missed_awards([revoke], applied, state) == [revoke]
+    award = with_missed_awards([revoke], {}, state)[0]
+    assert with_missed_awards([award, revoke], {}, state) == [award, revoke]
+    later = _state(7, "T", "revoked", 4)  # the progress moved on: v4 is reconciled on its own
+    assert with_missed_awards([revoke], {}, later) == [revoke]
+    assert with_missed_awards([revoke], {}, None) == [revoke]
