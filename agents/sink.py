@@ -32,7 +32,9 @@ from badges.credly.ratelimit import shared_rate_limit
 from badges.credly.tokens import MissingToken
 from badges.providers import build_providers
 from badges.domain.engine import Decision, award_before, desired_decision
+from badges.domain import issuance
 from badges.domain.forget import forget_issuance, is_forgotten
+from badges.domain.issuance import IssuanceRecord, Status
 from badges.domain.model import CompiledConfig
 from badges.faults import fault_point
 from badges.kafka.offsets import is_learner_key
@@ -46,8 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# statuses of an issuance record
-PENDING, ISSUED, FAILED, REVOKED_ST, REVOKE_FAILED = "pending", "issued", "failed", "revoked", "revoke_failed"
+Records = dict[str, IssuanceRecord]  # one learner's issuance records, by template
 # How long the sink waits for more decisions to call Credly for concurrently: under a trickle it
 # is added to every badge's latency; under load the batch fills first.
 SINK_BATCH_WAIT_S = 0.005
@@ -78,7 +79,7 @@ def records_in(
 
 
 def reconcile_work(
-    progress: Iterable[tuple[bytes, bytes]], issuance: Callable[[bytes], dict[str, Any]],
+    progress: Iterable[tuple[bytes, bytes]], issuance_of: Callable[[bytes], Records],
     partitions: set[int], n_partitions: int, config: CompiledConfig,
 ) -> dict[bytes, tuple[int, list[Decision]]]:
     """The decisions still to carry out in these partitions: for every (learner, template) whose
@@ -100,7 +101,7 @@ def reconcile_work(
         if partition not in partitions:
             continue
         state = orjson.loads(raw)
-        records: dict[str, Any] | None = None
+        records: Records | None = None
         for uuid in state.get("templates", {}):
             tpl = config.templates.get(uuid)
             if tpl is None:
@@ -109,7 +110,7 @@ def reconcile_work(
             if decision is None or (decision.action == "award" and is_forgotten(state)):
                 continue  # no badge; or a forgotten learner, whom nothing can be issued to
             if records is None:
-                records = issuance(lkey)
+                records = issuance_of(lkey)
             rec = records.get(uuid)
             if not needs_call(rec, decision.action, _renewal(decision), decision.version, count=False):
                 continue
@@ -123,7 +124,7 @@ def reconcile_work(
 
 
 def with_missed_awards(
-    decisions: list[Decision], records: dict[str, Any], state: dict[str, Any] | None,
+    decisions: list[Decision], records: Records, state: dict[str, Any] | None,
 ) -> list[Decision]:
     """``decisions`` with, before each revocation whose award was never applied, that award.
 
@@ -139,8 +140,8 @@ def with_missed_awards(
     for d in decisions:
         if d.action == "award":
             planned.add((d.template, d.version))
-        elif (d.version >= 2 and (d.template, d.version - 1) not in planned and state is not None
-              and records.get(d.template, {}).get("applied_v", 0) < d.version - 1
+        elif ((d.template, d.version - 1) not in planned and state is not None
+              and issuance.award_missing(records.get(d.template), d.version)
               and not is_forgotten(state)):
             award = award_before(state, d.template, d.organization)
             if award is not None and award.version == d.version - 1:
@@ -150,34 +151,13 @@ def with_missed_awards(
     return out
 
 
-def needs_call(rec: dict[str, Any] | None, action: str, renewal_of: str | None = None,
+def needs_call(rec: IssuanceRecord | None, action: str, renewal_of: str | None = None,
                version: int = 0, count: bool = True) -> bool:
-    """Whether Credly must still be called for an award/revoke, from the outcomes recorded.
-
-    Only outcomes count, never intents: after a crash the batch that recorded an award's and a
-    revoke's intents is delivered again, and its award must still be issued (the revoke that
-    follows takes it back, as in a run without the crash). A revoke carried out (status
-    ``revoked``) or failed makes every later award of the badge a no-op, except a renewal
-    (``renewal_of``: its event id; SPEC §8 expiry or manual award) not carried out yet.
-    """
-    if version and rec and rec.get("applied_v", 0) >= version:
-        if count:
-            (metrics.AWARDS if action == "award" else metrics.REVOCATIONS).labels("duplicate_skipped").inc()
-        return False  # this version, or a later one, has been carried out
-    status = rec.get("status") if rec else None
-    if action == "award":
-        if renewal_of is not None and rec and rec.get("decided_by") != renewal_of:
-            return True
-        if status in (ISSUED, REVOKED_ST, REVOKE_FAILED):
-            if count:
-                metrics.AWARDS.labels("duplicate_skipped").inc()
-            return False
-        return True
-    if status == REVOKED_ST:
-        if count:
-            metrics.REVOCATIONS.labels("duplicate_skipped").inc()
-        return False
-    return True
+    """``issuance.needs_call``, counting the duplicates it skips (``count``)."""
+    call = issuance.needs_call(rec, "award" if action == "award" else "revoke", renewal_of, version)
+    if not call and count:
+        (metrics.AWARDS if action == "award" else metrics.REVOCATIONS).labels("duplicate_skipped").inc()
+    return call
 
 
 def _renewal(d: Decision) -> str | None:
@@ -200,16 +180,19 @@ class Sink:
 
     # --- records ----------------------------------------------------------------------------
 
-    def load(self, key: bytes) -> dict[str, Any]:
+    def load(self, key: bytes) -> Records:
         raw = self.writer.get(key)
-        return orjson.loads(raw) if raw is not None else {}
+        if raw is None:
+            return {}
+        return {t: IssuanceRecord.from_dict(r) for t, r in orjson.loads(raw).items()}
 
-    async def save(self, partition: int, key: bytes, records: dict[str, Any]) -> None:
+    async def save(self, partition: int, key: bytes, records: Records) -> None:
         """The one write path of ``issuance``: the web view's badge index follows it."""
-        await self.writer.put(partition, key, orjson.dumps(records))
+        stored = {t: r.to_dict() for t, r in records.items()}
+        await self.writer.put(partition, key, orjson.dumps(stored))
         index = self.rt.services.get("badge_index")
         if index is not None:
-            index.learner_changed(partition, key, records)
+            index.learner_changed(partition, key, stored)
 
     async def forget(self, partition: int, learner_id: int) -> None:
         """The learner's issuance records without identity; callers hold ``self.lock`` (every
@@ -217,7 +200,8 @@ class Sink:
         key = str(learner_id).encode()
         records = self.load(key)
         if records:
-            await self.save(partition, key, forget_issuance(records, learner_id))
+            stored = forget_issuance({t: r.to_dict() for t, r in records.items()}, learner_id)
+            await self.save(partition, key, {t: IssuanceRecord.from_dict(r) for t, r in stored.items()})
         log.info("forgot learner %d's identity in issuance", learner_id, extra={"learner_id": learner_id})
 
     # --- one batch --------------------------------------------------------------------------
@@ -252,7 +236,7 @@ class Sink:
             return
         # 1. intent: mark every record about to be called in flight, durably, with the decisions
         #    themselves, so that an intent never completed is found and carried out (sweep_intents)
-        plans: dict[bytes, tuple[int, dict[str, Any], list[Decision]]] = {}
+        plans: dict[bytes, tuple[int, Records, list[Decision]]] = {}
         unknown: dict[tuple[bytes, str], bool] = {}  # an earlier attempt's outcome is unknown
         for lkey, (partition, decisions) in work.items():
             records = self.load(lkey)
@@ -262,18 +246,18 @@ class Sink:
             todo = [d for d in decisions if needs_call(records.get(d.template), d.action, _renewal(d), d.version)]
             if not todo:
                 # carried out already: an intent left over from before is done too
-                done = [records[d.template].pop("pending", None) for d in decisions if d.template in records]
-                if any(p is not None for p in done):
+                done = {d.template for d in decisions if d.template in records and records[d.template].pending}
+                for template in done:
+                    records[template] = issuance.intent_done(records[template])
+                if done:
                     await self.save(partition, lkey, records)
                 continue
+            now = time.time()
             for d in todo:
-                rec = records.setdefault(d.template, {})
+                rec = records.get(d.template, IssuanceRecord())
                 # as recorded before this batch (not by the intents of its earlier decisions)
-                unknown.setdefault((lkey, d.template), bool(rec.get("in_flight") or rec.get("outcome_unknown")))
-                rec["in_flight"] = rec.get("in_flight", False) or d.action == "award"
-                rec["desired"] = "awarded" if d.action == "award" else "revoked"
-                rec.setdefault("pending", []).append(d.to_dict())
-                rec["intent_at"] = time.time()
+                unknown.setdefault((lkey, d.template), rec.in_flight or rec.outcome_unknown)
+                records[d.template] = issuance.plan_intent(rec, d.action, d.to_dict(), now)
             await self.save(partition, lkey, records)
             plans[lkey] = (partition, records, todo)
         if not plans:
@@ -288,64 +272,57 @@ class Sink:
         # 3. outcomes
         for lkey, (partition, records, todo) in plans.items():
             for d in todo:
-                records[d.template].pop("pending", None)
-                records[d.template].pop("intent_at", None)
+                records[d.template] = issuance.intent_done(records[d.template])
             await self.save(partition, lkey, records)
 
-    async def _carry_out(self, records: dict[str, Any], decisions: list[Decision], unknown: dict[str, bool]) -> None:
+    async def _carry_out(self, records: Records, decisions: list[Decision], unknown: dict[str, bool]) -> None:
         async with self.slots:
             for d in decisions:
                 with log_context(learner_id=d.learner.id, template=d.template, event_id=d.event.event_id):
                     await self._carry_out_one(records, d, unknown)
 
-    async def _carry_out_one(self, records: dict[str, Any], d: Decision, unknown: dict[str, bool]) -> None:
-        rec = records.setdefault(d.template, {})
+    async def _carry_out_one(self, records: Records, d: Decision, unknown: dict[str, bool]) -> None:
+        rec = records.get(d.template, IssuanceRecord())
         if not needs_call(rec, d.action, _renewal(d), d.version):  # carried out earlier in this batch
             return
         learner = d.to_dict()["learner"]
         try:
             if d.action == "award":
-                await self._issue(rec, learner, d, unknown.get(d.template, False))
+                rec = await self._issue(rec, learner, d, unknown.get(d.template, False))
             else:
-                await self._revoke(rec, learner, d.template, d.organization, d.event.event_id, d.reason)
+                rec = await self._revoke(rec, learner, d.template, d.organization, d.event.event_id, d.reason)
         except MissingToken as exc:
-            rec.update(status=FAILED if d.action == "award" else REVOKE_FAILED, last_error=str(exc),
-                       error_type="MissingToken", updated=_now())
-            if d.action == "award":
-                rec["in_flight"] = False
+            rec = issuance.call_refused(rec, d.action, error=str(exc), error_type="MissingToken", now=_now())
             (metrics.AWARDS if d.action == "award" else metrics.REVOCATIONS).labels("failed").inc()
-        if d.version > rec.get("applied_v", 0):
-            # carried out, whatever the outcome (a failure is re-driven by retry-failed)
-            rec["applied_v"] = d.version
-        log.info("%s: %s", d.action, rec.get("status"))
+        # carried out, whatever the outcome (a failure is re-driven by retry-failed)
+        records[d.template] = rec = issuance.applied(rec, d.version)
+        log.info("%s: %s", d.action, rec.status)
 
-    async def _issue(self, rec: dict[str, Any], learner: dict[str, Any], d: Decision, unknown: bool) -> None:
+    async def _issue(self, rec: IssuanceRecord, learner: dict[str, Any], d: Decision,
+                     unknown: bool) -> IssuanceRecord:
         template, org = d.template, d.organization
         request = IssueRequest.for_learner(
             email=learner["email"], full_name=learner["name"], username=learner["username"],
             badge_template_id=template, completed_at=d.event.time, earner_id=learner["id"],
             expires_at=d.expires_at, evidence=evidence_summary(self._cause_names(d), d.event.time),
         )
-        if d.renewal and rec.get("decided_by") != d.event.event_id:
-            rec.pop("credly_id", None)  # the earlier badge (expired or revoked) stays as it was
-        rec.update(expires_at=d.expires_at, cause="manual" if d.cause == ("manual",) else None,
-                   reason=d.reason or None)
-        rec.update(organization=org, learner=learner, completed_at=d.event.time, decided_by=d.event.event_id,
-                   decided_by_type=d.event.event_type, badge_uuid=badge_uuid(int(learner["id"]), template))
+        rec = issuance.start_award(
+            rec, organization=org, learner=learner, badge_uuid=badge_uuid(int(learner["id"]), template),
+            completed_at=d.event.time, decided_by=d.event.event_id, decided_by_type=d.event.event_type,
+            expires_at=d.expires_at, manual=d.cause == ("manual",), reason=d.reason, renewal=d.renewal,
+        )
         outcome = await self.providers.for_org(org).issue_once(org, request, outcome_unknown=unknown)
         fault_point("sink.after_credly_call")
-        rec["attempts"] = rec.get("attempts", 0) + outcome.attempts
-        rec["updated"] = _now()
         if outcome.ok:
+            assert outcome.badge_id is not None
             await (await self.lifecycle.emit(AWARDED, learner, template, 0))
-            rec.update(status=ISSUED, credly_id=outcome.badge_id, credly_state=outcome.state,
-                       reconciled=outcome.reconciled, in_flight=False, outcome_unknown=False,
-                       last_error=None, error_type=None, issued_at=_now())
             metrics.AWARDS.labels("reconciled" if outcome.reconciled else "issued").inc()
-        else:
-            rec.update(status=FAILED, last_error=outcome.error, error_type=outcome.error_type,
-                       in_flight=False, outcome_unknown=outcome.outcome_unknown)
-            metrics.AWARDS.labels("failed").inc()
+            return issuance.issued(rec, badge_id=outcome.badge_id, state=outcome.state,
+                                   reconciled=outcome.reconciled, attempts=outcome.attempts, now=_now())
+        metrics.AWARDS.labels("failed").inc()
+        return issuance.issue_failed(rec, error=outcome.error, error_type=outcome.error_type,
+                                     attempts=outcome.attempts, outcome_unknown=outcome.outcome_unknown,
+                                     now=_now())
 
     def _cause_names(self, d: Decision) -> list[str]:
         """The requirements that completed the template, by description where there is one."""
@@ -353,37 +330,32 @@ class Sink:
         names = {r.id: r.description or r.id for r in tpl.requirements} if tpl else {}
         return [names.get(c, c) for c in d.cause]
 
-    async def _revoke(self, rec: dict[str, Any], learner: dict[str, Any], template: str, org: str, event_id: str,
-                      reason: str = "") -> None:
-        rec.update(revoked_by=event_id, updated=_now())
-        if reason:
-            rec.update(cause="manual", reason=reason)
-        badge_id = rec.get("credly_id")
-        if badge_id is None and (rec.get("in_flight") or rec.get("outcome_unknown")) and rec.get("learner"):
-            # an issue whose outcome is unknown: Credly may hold the badge
+    async def _revoke(self, rec: IssuanceRecord, learner: dict[str, Any], template: str, org: str,
+                      event_id: str, reason: str = "") -> IssuanceRecord:
+        rec = issuance.start_revoke(rec, revoked_by=event_id, reason=reason, now=_now())
+        badge_id = rec.credly_id
+        if rec.may_hold_badge:  # an issue whose outcome is unknown: the provider may hold the badge
+            assert rec.learner is not None
             request = IssueRequest.for_learner(
-                email=rec["learner"]["email"], full_name=rec["learner"]["name"],
-                username=rec["learner"]["username"], badge_template_id=template,
-                completed_at=rec.get("completed_at") or _now(), earner_id=rec["learner"].get("id"),
+                email=rec.learner["email"], full_name=rec.learner["name"],
+                username=rec.learner["username"], badge_template_id=template,
+                completed_at=rec.completed_at or _now(), earner_id=rec.learner.get("id"),
             )
             found = await self.providers.for_org(org).find_issued(org, request)
             badge_id = found.id if found else None
-        if badge_id is None:  # never issued in Credly: nothing to take back
-            rec.update(status=REVOKED_ST, credly_state=None, in_flight=False, outcome_unknown=False)
+        if badge_id is None:  # never issued in the provider: nothing to take back
             metrics.REVOCATIONS.labels("not_issued").inc()
-            return
+            return issuance.not_issued(rec)
         outcome = await self.providers.for_org(org).revoke_once(
             org, badge_id, reason=reason or self.rt.settings.revoke_reason)
         fault_point("sink.after_credly_call")
-        rec["attempts"] = rec.get("attempts", 0) + outcome.attempts
         if outcome.ok:
             await (await self.lifecycle.emit(REVOKED, learner, template, 0))
-            rec.update(status=REVOKED_ST, credly_id=badge_id, credly_state=outcome.state or "revoked",
-                       in_flight=False, outcome_unknown=False, last_error=None, error_type=None)
             metrics.REVOCATIONS.labels("revoked").inc()
-        else:
-            rec.update(status=REVOKE_FAILED, credly_id=badge_id, last_error=outcome.error, error_type=outcome.error_type)
-            metrics.REVOCATIONS.labels("failed").inc()
+            return issuance.revoked(rec, badge_id=badge_id, state=outcome.state, attempts=outcome.attempts)
+        metrics.REVOCATIONS.labels("failed").inc()
+        return issuance.revoke_failed(rec, badge_id=badge_id, error=outcome.error, error_type=outcome.error_type,
+                                      attempts=outcome.attempts)
 
     # --- reconciliation ---------------------------------------------------------------------
 
@@ -412,8 +384,9 @@ class Sink:
         n = 0
         table = self.rt.tables["issuance"].data.items()
         for lkey, _, by_template in records_in(table, {partition}, self.rt.settings.partitions):
-            for template, rec in by_template.items():
-                if rec.get("status") not in (FAILED, REVOKE_FAILED) or not rec.get("learner") or rec.get("forgotten"):
+            for template, stored in by_template.items():
+                rec = IssuanceRecord.from_dict(stored)
+                if rec.status not in (Status.FAILED, Status.REVOKE_FAILED) or not rec.learner or rec.forgotten:
                     continue
                 work.setdefault(lkey, (partition, []))[1].append(_retry_decision(rec, template))
                 n += 1
@@ -421,14 +394,15 @@ class Sink:
         return n
 
 
-def _retry_decision(rec: dict[str, Any], template: str) -> Decision:
+def _retry_decision(rec: IssuanceRecord, template: str) -> Decision:
+    assert rec.learner is not None
     return Decision.from_dict({
-        "action": "award" if rec.get("status") == FAILED else "revoke",
-        "learner": {k: rec["learner"][k] for k in ("id", "username", "email", "name")},
+        "action": "award" if rec.status is Status.FAILED else "revoke",
+        "learner": {k: rec.learner[k] for k in ("id", "username", "email", "name")},
         "template": template,
-        "organization": rec.get("organization", ""),
-        "event": {"event_id": rec.get("decided_by", ""), "event_type": rec.get("decided_by_type", "retry"), "time": rec.get("completed_at") or _now(),
-                  "time_us": 0, "origin": "badges retry-failed"},
+        "organization": rec.organization or "",
+        "event": {"event_id": rec.decided_by or "", "event_type": rec.decided_by_type or "retry",
+                  "time": rec.completed_at or _now(), "time_us": 0, "origin": "badges retry-failed"},
     })
 
 

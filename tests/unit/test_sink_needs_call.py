@@ -6,7 +6,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from badges.agents.sink import needs_call
+from badges.agents.sink import needs_call as _needs_call
+from badges.domain.issuance import IssuanceRecord
+
+
+def needs_call(rec: dict | None, *args, **kwargs) -> bool:  # type: ignore[no-untyped-def]  # the records as stored
+    return _needs_call(IssuanceRecord.from_dict(rec) if rec is not None else None, *args, **kwargs)
 
 
 def test_a_fresh_badge_is_awarded_and_revoked() -> None:
@@ -89,7 +94,8 @@ def test_reconciliation_finds_every_badge_version_not_applied_on_owned_partition
         b"2": {"T": {"in_flight": True}},  # an intent, its outcome never recorded
         b"3": {"T": {"status": "issued", "applied_v": 1}},  # revoked (v2) since: to carry out
     }
-    work = reconcile_work(progress, lambda k: issuance.get(k, {}), owned, n, config)  # type: ignore[arg-type]
+    records = {k: {t: IssuanceRecord.from_dict(r) for t, r in v.items()} for k, v in issuance.items()}
+    work = reconcile_work(progress, lambda k: records.get(k, {}), owned, n, config)  # type: ignore[arg-type]
     mine = [lid for lid in learners if learner_partition(lid, n) in owned]
     expected = {lid for lid in mine if lid != 1}
     assert {int(k) for k in work} == expected
@@ -147,7 +153,7 @@ def test_a_revocation_whose_award_was_applied_or_is_in_the_batch_stays_alone() -
 
     state = _state(7, "T", "revoked", 2)
     revoke = _revoke_of(state, "T", 2)
-    applied = {"T": {"status": "issued", "applied_v": 1}}
+    applied = {"T": IssuanceRecord.from_dict({"status": "issued", "applied_v": 1})}
     assert with_missed_awards([revoke], applied, state) == [revoke]
     award = with_missed_awards([revoke], {}, state)[0]
     assert with_missed_awards([award, revoke], {}, state) == [award, revoke]
