@@ -31,7 +31,7 @@ from badges.credly.provider import CredlyProvider
 from badges.credly.ratelimit import shared_rate_limit
 from badges.credly.tokens import MissingToken
 from badges.providers import build_providers
-from badges.domain.engine import Decision, award_before, desired_decision
+from badges.domain.engine import Decision, award_before, desired_decision, revoke_before
 from badges.domain import issuance
 from badges.domain.forget import forget_issuance, is_forgotten
 from badges.domain.issuance import IssuanceRecord, Status
@@ -114,39 +114,34 @@ def reconcile_work(
             rec = records.get(uuid)
             if not needs_call(rec, decision.action, _renewal(decision), decision.version, count=False):
                 continue
-            todo = work.setdefault(lkey, (partition, []))[1]
-            award = award_before(state, uuid, tpl.organization) if decision.action == "revoke" else None
-            if (award is not None and not is_forgotten(state)
-                    and needs_call(rec, "award", _renewal(award), award.version, count=False)):
-                todo.append(award)  # issued, then revoked: as it happened
-            todo.append(decision)
+            work.setdefault(lkey, (partition, []))[1].extend(with_missed_versions([decision], records, state))
     return work
 
 
-def with_missed_awards(
+def with_missed_versions(
     decisions: list[Decision], records: Records, state: dict[str, Any] | None,
 ) -> list[Decision]:
-    """``decisions`` with, before each revocation whose award was never applied, that award.
+    """``decisions`` with, before each one whose previous version was never applied, that version.
 
-    A crash between the progress write and the decisions' send loses the award's message; the
-    revocation that comes later (a new event) arrives through the topic, possibly before the
-    reconciliation that would have found the award. Carried out alone, the revocation takes
-    back nothing and the learner's badge is never issued. The award is rebuilt from the
-    learner's progress record (``state``), which holds the revoked badge with its award's event,
-    when that record is the revocation's own version; a later version is reconciled on its own.
+    A crash between the progress write and the decisions' send loses their notification; the
+    next decision of the badge (a new event) may reach the sink before the reconciliation that
+    would have found the lost one. Carried out alone, a revocation takes back nothing (the badge
+    is never issued) and a renewal leaves the revoked badge live. The missing version is rebuilt
+    from the learner's progress record (``state``), whose badge record keeps the event of the
+    award a revocation takes back (``award_before``) and of the revocation a renewal follows
+    (``revoke_before``), when that record is the decision's own version.
     """
     out: list[Decision] = []
-    planned: set[tuple[str, int]] = set()
+    planned: set[tuple[str, int]] = {(d.template, d.version) for d in decisions}
     for d in decisions:
-        if d.action == "award":
-            planned.add((d.template, d.version))
-        elif ((d.template, d.version - 1) not in planned and state is not None
-              and issuance.award_missing(records.get(d.template), d.version)
-              and not is_forgotten(state)):
-            award = award_before(state, d.template, d.organization)
-            if award is not None and award.version == d.version - 1:
-                out.append(award)
-                planned.add((d.template, award.version))
+        if (state is not None and (d.template, d.version - 1) not in planned
+                and issuance.previous_missing(records.get(d.template), d.version)):
+            rebuild = award_before if d.action == "revoke" else revoke_before
+            missing = rebuild(state, d.template, d.organization)  # type: ignore[arg-type]
+            if (missing is not None and missing.version == d.version - 1
+                    and not (missing.action == "award" and is_forgotten(state))):
+                out.append(missing)
+                planned.add((d.template, missing.version))
         out.append(d)
     return out
 
@@ -240,9 +235,9 @@ class Sink:
         unknown: dict[tuple[bytes, str], bool] = {}  # an earlier attempt's outcome is unknown
         for lkey, (partition, decisions) in work.items():
             records = self.load(lkey)
-            if any(d.action == "revoke" and d.version >= 2 for d in decisions):
+            if any(issuance.previous_missing(records.get(d.template), d.version) for d in decisions):
                 raw = self.progress.get(lkey)
-                decisions = with_missed_awards(decisions, records, orjson.loads(raw) if raw else None)
+                decisions = with_missed_versions(decisions, records, orjson.loads(raw) if raw else None)
             todo = [d for d in decisions if needs_call(records.get(d.template), d.action, _renewal(d), d.version)]
             if not todo:
                 # carried out already: an intent left over from before is done too

@@ -240,6 +240,8 @@ def badge_version(badge: BadgeRecord | None) -> int:
 def _awarded_record(tpl: CompiledTemplate, event: LearnerEvent, previous: BadgeRecord | None) -> BadgeRecord:
     badge: BadgeRecord = {"status": "awarded", **event_record(event),  # type: ignore[typeddict-item]
                           "v": badge_version(previous) + 1}
+    if previous is not None and previous["status"] == "revoked" and "revoked_by" in previous:
+        badge["after_revocation"] = previous["revoked_by"]
     if tpl.expires_after_us is not None:
         expires = event.time_us + tpl.expires_after_us
         badge["expires_us"] = expires
@@ -254,6 +256,7 @@ def _revoked_record(badge: BadgeRecord, event: LearnerEvent) -> BadgeRecord:
                             "v": badge_version(badge) + 1}
     revoked.pop("cause", None)
     revoked.pop("reason", None)
+    revoked.pop("after_revocation", None)
     return revoked
 
 
@@ -596,3 +599,17 @@ def award_before(state: LearnerState, uuid: str, organization: str) -> Decision 
     cause = tuple(sorted(progress["fulfilled"])) if progress is not None else ()
     return Award(as_learner(state["learner"]), uuid, organization, _event_ref(badge), True, cause,
                  dict(badge.get("key_fields", {})), badge.get("expires_at"), "", version > 1, version)
+
+
+def revoke_before(state: LearnerState, uuid: str, organization: str) -> Decision | None:
+    """The revocation an awarded badge record follows (its version is one less; a renewal after
+    a revocation), rebuilt from the record, which keeps the revocation's event: the sink carries
+    it out before the renewal when it never applied it, so that the earlier badge is taken back
+    before the new one is issued, as it happened. None unless the record is such a renewal."""
+    progress = state["templates"].get(uuid)
+    badge = progress.get("badge") if progress is not None else None
+    if badge is None or badge["status"] != "awarded" or "after_revocation" not in badge:
+        return None
+    version = badge_version(badge) - 1
+    return Revoke(as_learner(state["learner"]), uuid, organization, _event_ref(badge["after_revocation"]), True,
+                  (), dict(badge.get("key_fields", {})), None, "", False, version)

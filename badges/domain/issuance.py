@@ -139,10 +139,11 @@ def needs_call(rec: IssuanceRecord | None, action: Action, renewal_of: str | Non
     return rec.status is not Status.REVOKED
 
 
-def award_missing(rec: IssuanceRecord | None, version: int) -> bool:
-    """Whether a revocation of version ``version`` comes before its award (``version - 1``) was
-    carried out: the award's notification was lost (a crash after the progress write), and the
-    revocation alone would take back nothing. The award is carried out first, as it happened."""
+def previous_missing(rec: IssuanceRecord | None, version: int) -> bool:
+    """Whether a decision of version ``version`` comes before the one it follows (``version - 1``)
+    was carried out: that one's notification was lost (a crash after the progress write). A
+    revocation alone would take back nothing, a renewal alone would leave the revoked badge live:
+    the missing version is carried out first, as it happened."""
     return version >= 2 and (rec.applied_v if rec is not None else 0) < version - 1
 
 

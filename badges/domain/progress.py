@@ -63,6 +63,9 @@ class BadgeRecord(TypedDict):
     cause: NotRequired[Literal["manual"]]  # the latest change came from an operator
     reason: NotRequired[str]  # the operator's reason
     v: NotRequired[int]  # how many times this badge changed (engine.badge_version)
+    # An award after a revocation (a renewal): that revocation's event, so that the Credly sink can
+    # carry it out first when its notification was lost (engine.revoke_before).
+    after_revocation: NotRequired[EventRecord]
 
 
 class TemplateProgress(TypedDict):

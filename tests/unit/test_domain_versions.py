@@ -50,3 +50,29 @@ def test_the_desired_decision_is_rebuilt_from_the_progress_record_alone() -> Non
     revoke = desired_decision(r.states[1], tpl.uuid, "org")
     assert isinstance(revoke, Revoke) and revoke.version == 2 and revoke.event == r.decisions[1].event
     assert desired_decision(r.states[1], "no-such-template", "org") is None
+
+
+def test_a_renewal_after_a_revocation_keeps_that_revocation_to_carry_out_first() -> None:
+    from badges.agents.sink import with_missed_versions
+    from badges.domain.engine import revoke_before
+    from badges.domain.issuance import IssuanceRecord
+    from tests.unit.test_domain_builders import manual
+
+    tpl = demo_template()
+    r = run(compile_templates(tpl), [passing(1, DEMO, True, t=1), passing(1, DEMO, False, t=2)])
+    r.feed(manual(1, tpl.uuid, "award", "passed elsewhere", t=3))  # a renewal: v3
+    award, revoke, renewal = r.decisions
+    assert (renewal.action, renewal.version, renewal.renewal) == ("award", 3, True)
+    rebuilt = revoke_before(r.states[1], tpl.uuid, "org")
+    assert isinstance(rebuilt, Revoke) and rebuilt.version == 2 and rebuilt.event == revoke.event
+    # the revocation's notification was lost; the renewal reaches the sink first
+    issued = {tpl.uuid: IssuanceRecord.from_dict({"status": "issued", "applied_v": 1, "credly_id": "b"})}
+    got = with_missed_versions([renewal], issued, r.states[1])
+    assert [(d.action, d.version) for d in got] == [("revoke", 2), ("award", 3)]
+    assert with_missed_versions([revoke, renewal], issued, r.states[1]) == [revoke, renewal]
+    applied = {tpl.uuid: IssuanceRecord.from_dict({"status": "revoked", "applied_v": 2})}
+    assert with_missed_versions([renewal], applied, r.states[1]) == [renewal]
+    r.feed(manual(1, tpl.uuid, "revoke", "fraud", t=4))  # revoked again: the earlier revocation is forgotten
+    assert r.states[1]["templates"][tpl.uuid]["badge"]["status"] == "revoked"
+    assert revoke_before(r.states[1], tpl.uuid, "org") is None
+    assert "after_revocation" not in r.states[1]["templates"][tpl.uuid]["badge"]

@@ -139,24 +139,24 @@ def _revoke_of(state: dict, template: str, version: int):  # type: ignore[no-unt
 def test_a_revocation_whose_award_message_was_lost_is_preceded_by_the_award() -> None:
     # the award's message was lost in a crash after the progress write; the revocation arrives
     # through the topic before any reconciliation: the badge is issued, then revoked
-    from badges.agents.sink import with_missed_awards
+    from badges.agents.sink import with_missed_versions
 
     state = _state(7, "T", "revoked", 2)
     revoke = _revoke_of(state, "T", 2)
-    got = with_missed_awards([revoke], {}, state)
+    got = with_missed_versions([revoke], {}, state)
     assert [(d.action, d.version) for d in got] == [("award", 1), ("revoke", 2)]
     assert got[0].event.event_id == "e-7" and got[1].event.event_id == "r-7"
 
 
 def test_a_revocation_whose_award_was_applied_or_is_in_the_batch_stays_alone() -> None:
-    from badges.agents.sink import with_missed_awards
+    from badges.agents.sink import with_missed_versions
 
     state = _state(7, "T", "revoked", 2)
     revoke = _revoke_of(state, "T", 2)
     applied = {"T": IssuanceRecord.from_dict({"status": "issued", "applied_v": 1})}
-    assert with_missed_awards([revoke], applied, state) == [revoke]
-    award = with_missed_awards([revoke], {}, state)[0]
-    assert with_missed_awards([award, revoke], {}, state) == [award, revoke]
+    assert with_missed_versions([revoke], applied, state) == [revoke]
+    award = with_missed_versions([revoke], {}, state)[0]
+    assert with_missed_versions([award, revoke], {}, state) == [award, revoke]
     later = _state(7, "T", "revoked", 4)  # the progress moved on: v4 is reconciled on its own
-    assert with_missed_awards([revoke], {}, later) == [revoke]
-    assert with_missed_awards([revoke], {}, None) == [revoke]
+    assert with_missed_versions([revoke], {}, later) == [revoke]
+    assert with_missed_versions([revoke], {}, None) == [revoke]
