@@ -25,7 +25,11 @@ LEDGER_ENV = "BADGES_FAULT_LEDGER"
 EXIT_STATUS = 137
 
 POINTS = (
+    # the phases of a rebalance, in order
+    "rebalance.after_revoke",  # partitions given up (streams stopped), no new assignment yet
+    "rebalance.before_recovery",  # a new assignment, its tables not recovered, nothing read
     "consumer.before_resume_seek",  # assignment recovered, before seeking back to applied work
+    # the steps of the exactly-once path
     "progress.after_state_write",  # progress records sent, decisions not yet
     "progress.after_decisions",  # decisions sent, the envelope not yet acknowledged
     "sink.after_intent_flush",  # intents durable, Credly not yet called

@@ -81,6 +81,15 @@ class _TunedConsumer(faust_aiokafka.Consumer):
         del acked[:done]
         return offset
 
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await super().on_partitions_revoked(revoked)
+        if revoked:
+            fault_point("rebalance.after_revoke")
+
+    async def on_partitions_assigned(self, assigned: Any, generation_id: int = 0) -> None:
+        fault_point("rebalance.before_recovery")
+        await super().on_partitions_assigned(assigned, generation_id)
+
     async def perform_seek(self) -> None:
         await super().perform_seek()
         fault_point("consumer.before_resume_seek")

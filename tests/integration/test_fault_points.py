@@ -5,8 +5,9 @@ For each fault point a worker (production store) runs the exactly-once workload
 SIGKILLed; a worker started again on the same data dir finishes the work. The outcome must
 equal one clean pass of the engine: every badge issued once, revoked where it should be, and
 no committed learner-events offset past one that was never applied (the ledger).
-``consumer.before_resume_seek`` is reached on an assignment: it is armed for the second one,
-which a second worker joining the group causes while the first is busy.
+The rebalance points (after the revocation, before the recovery, before the seek back) are
+armed for the rebalance that a second worker joining the group causes while the first is busy:
+each phase of a rebalance has its crash.
 """
 
 from __future__ import annotations
@@ -27,12 +28,17 @@ from tests.support.stack import Stack, make_stack
 LEARNERS = 40
 POINTS = {
     # point -> the hit that kills (later hits leave some work done before the crash)
+    "rebalance.after_revoke": 1,  # the first revocation that gives partitions up
+    "rebalance.before_recovery": 2,
     "progress.after_state_write": 3,
     "progress.after_decisions": 3,
     "sink.after_intent_flush": 2,
     "sink.after_credly_call": 2,
     "consumer.before_resume_seek": 2,
 }
+
+# reached on a rebalance: armed for the one that a second worker joining the group causes
+REBALANCE_POINTS = ("rebalance.after_revoke", "rebalance.before_recovery", "consumer.before_resume_seek")
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +62,7 @@ def test_a_crash_at_each_fault_point_loses_nothing_and_duplicates_nothing(stack:
         running.stop()
     stack.workers.clear()
     victim = stack.start_worker(name, **fault)
-    if point == "consumer.before_resume_seek":
+    if point in REBALANCE_POINTS:
         stack.send(events[: len(events) // 2])
         stack.start_worker(f"{name}-second", wait=False, **{LEDGER_ENV: str(ledger)})  # a rebalance
         stack.send(events[len(events) // 2:])
