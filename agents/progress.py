@@ -11,6 +11,8 @@ second pass produce the same records and decisions.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -48,7 +50,7 @@ class ProgressProcessor:
 
     def __init__(self, runtime: "Runtime") -> None:
         self.rt = runtime
-        self.writer = TableWriter(runtime.app, runtime.tables["progress"])
+        self.writer = TableWriter(runtime.app, runtime.tables["progress"], fail_point="progress.changelog_write")
         self.decisions_topic = runtime.settings.decisions_topic
         self.events_topic = runtime.settings.learner_events_topic
         self.guard = StreamGuard()
@@ -160,9 +162,26 @@ class ProgressProcessor:
         """The envelope's progress records and the partition's applied offset, in one changelog
         batch of the partition: the offset is never durable without the progress it produced."""
         records.append((applied_offset_key(partition), str(offset).encode()))
-        await self.writer.put_many(partition, records)
+        for fut in await self.writer.put_many(partition, records):
+            fut.add_done_callback(functools.partial(self._landed, partition, offset))
         self.guard.applied_through(partition, offset)
         ledger_applied(self.events_topic, partition, offset)
+
+    def _landed(self, partition: int, offset: int, fut: Any) -> None:
+        """A changelog write of the envelope at ``offset`` completed; when it failed, the local
+        store holds progress that the changelog does not, and a commit past it would lose it for
+        the partition's next owner. The partition is read again from that envelope: its events,
+        applied again, find their progress in the local store and write it again; meanwhile the
+        commit ceiling stays below it (checked again after the flush that precedes a commit)."""
+        exc = None if fut.cancelled() else fut.exception()
+        if not fut.cancelled() and exc is None:
+            return
+        if not self.guard.rewind(partition, offset):
+            return
+        log.error("learner-events partition %d: the changelog write of offset %d failed (%s); reading again from it",
+                  partition, offset, "cancelled" if exc is None else f"{type(exc).__name__}: {exc}")
+        metrics.OFFSETS_SOUGHT_BACK.labels("write_failed").inc()
+        asyncio.ensure_future(self.rt.app.consumer.seek(TP(self.events_topic, partition), offset))
 
     async def _skip(self, partition: int, offset: int, verdict: Verdict) -> None:
         if verdict is Verdict.SKIPPED:

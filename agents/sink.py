@@ -181,13 +181,15 @@ class Sink:
             return {}
         return {t: IssuanceRecord.from_dict(r) for t, r in orjson.loads(raw).items()}
 
-    async def save(self, partition: int, key: bytes, records: Records) -> None:
-        """The one write path of ``issuance``: the web view's badge index follows it."""
+    async def save(self, partition: int, key: bytes, records: Records) -> Any:
+        """The one write path of ``issuance``: the web view's badge index follows it. Returns
+        the changelog send's future."""
         stored = {t: r.to_dict() for t, r in records.items()}
-        await self.writer.put(partition, key, orjson.dumps(stored))
+        fut = await self.writer.put(partition, key, orjson.dumps(stored))
         index = self.rt.services.get("badge_index")
         if index is not None:
             index.learner_changed(partition, key, stored)
+        return fut
 
     async def forget(self, partition: int, learner_id: int) -> None:
         """The learner's issuance records without identity; callers hold ``self.lock`` (every
@@ -232,6 +234,7 @@ class Sink:
         # 1. intent: mark every record about to be called in flight, durably, with the decisions
         #    themselves, so that an intent never completed is found and carried out (sweep_intents)
         plans: dict[bytes, tuple[int, Records, list[Decision]]] = {}
+        intents: list[Any] = []  # the intents' changelog sends
         unknown: dict[tuple[bytes, str], bool] = {}  # an earlier attempt's outcome is unknown
         for lkey, (partition, decisions) in work.items():
             records = self.load(lkey)
@@ -253,11 +256,14 @@ class Sink:
                 # as recorded before this batch (not by the intents of its earlier decisions)
                 unknown.setdefault((lkey, d.template), rec.in_flight or rec.outcome_unknown)
                 records[d.template] = issuance.plan_intent(rec, d.action, d.to_dict(), now)
-            await self.save(partition, lkey, records)
+            intents.append(await self.save(partition, lkey, records))
             plans[lkey] = (partition, records, todo)
         if not plans:
             return
         await self.rt.app.producer.flush()
+        failed = [f for f in intents if f.cancelled() or f.exception() is not None]
+        if failed:  # not durable: no call (until_done carries the batch out again)
+            raise RuntimeError(f"{len(failed)} intent write(s) to the issuance changelog failed; no call made")
         fault_point("sink.after_intent_flush")
         # 2. calls, learners concurrently, each learner's decisions in order
         await asyncio.gather(*(

@@ -11,6 +11,8 @@ line naming what is missing, instead of silently falling back to slower or wrong
 
 from __future__ import annotations
 
+import inspect
+
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any, Callable, Iterator
@@ -64,6 +66,8 @@ INTERNALS: tuple[Internal, ...] = (
                  _assigned_in(FaustConsumer.__init__, name)
                  for name in ("_acked", "_acked_index", "_gap", "_committed_offset"))),
     Internal("Consumer.perform_seek (seek after assignment)", lambda: hasattr(FaustConsumer, "perform_seek")),
+    Internal("Consumer._commit_offsets(offsets, start_new_transaction) (the commit after the flush)",
+             lambda: "start_new_transaction" in inspect.signature(FaustConsumer._commit_offsets).parameters),
     Internal("TableManager.recovery.completed (readiness)",
              lambda: _assigned_in(Recovery.__init__, "completed")),
 )

@@ -61,6 +61,31 @@ def fault_point(name: str) -> None:
         os._exit(EXIT_STATUS)
 
 
+# ``BADGES_FAIL_POINT=name:n`` makes the n-th operation at a named point fail instead of exiting:
+# ``progress.changelog_write`` fails the n-th changelog write of the progress agent as a broker
+# would (the record is not sent; its future raises), to prove that a commit never passes it.
+FAIL_ENV = "BADGES_FAIL_POINT"
+FAIL_POINTS = ("progress.changelog_write",)
+_fail = os.environ.get(FAIL_ENV)
+_fail_armed = _fail.partition(":")[0] if _fail else None
+if _fail_armed is not None and _fail_armed not in FAIL_POINTS:
+    raise SystemExit(f"{FAIL_ENV}={_fail}: unknown fail point; known: {', '.join(FAIL_POINTS)}")
+_fail_nth = int(_fail.partition(":")[2] or 1) if _fail else 0
+_fail_hits = 0
+
+
+def fails(name: str) -> bool:
+    """True exactly once: the n-th time the armed fail point is reached."""
+    global _fail_hits
+    if _fail_armed != name:
+        return False
+    _fail_hits += 1
+    if _fail_hits == _fail_nth:
+        sys.stderr.write(f"fail point {name} reached ({_fail_hits}): this operation fails\n")
+        return True
+    return False
+
+
 _ledger_path = os.environ.get(LEDGER_ENV)
 _ledger = open(_ledger_path, "a", buffering=1) if _ledger_path else None  # noqa: SIM115 - process-long
 

@@ -80,7 +80,7 @@ BUILD.info({"version": __version__, "python": platform.python_version(), "faust"
 OFFSETS_SOUGHT_BACK = Counter(
     "badges_offsets_sought_back_total",
     "learner-events messages not applied because the consumer skipped or committed past work "
-    "(reason: assignment, skipped, dropped_while_seeking); each is read again",
+    "(reason: assignment, skipped, dropped_while_seeking, write_failed); each is read again",
     ["reason"],
 )
 RECONCILED = Counter(

@@ -9,12 +9,14 @@ consumed offsets, so a record is durable before the event that produced it is co
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Sequence
 
 import faust
 from faust.types import TP
 
 from badges.compat import batching_producer, store_put
+from badges.faults import fails
 
 
 # Fewer changed records than this are sent one by one (see ``put_many``).
@@ -22,10 +24,11 @@ BATCH_MIN = 32
 
 
 class TableWriter:
-    def __init__(self, app: faust.App, table: faust.Table) -> None:
+    def __init__(self, app: faust.App, table: faust.Table, fail_point: str | None = None) -> None:
         self._app = app
         self._table = table
         self._changelog = table.changelog_topic.get_topic_name()
+        self._fail_point = fail_point  # a test's injected send failure (badges.faults.fails)
 
     async def put(self, partition: int, key: bytes, value: bytes | None) -> Any:
         """Store locally and send to the changelog; returns the send future."""
@@ -54,6 +57,12 @@ class TableWriter:
         until the producer has taken the partition's previous batch (a broker round trip), which
         would throttle a trickle of small envelopes. Returns the send futures.
         """
+        if self._fail_point is not None and fails(self._fail_point):
+            for key, value in items:  # stored locally; the send "fails" as a broker's would
+                store_put(self._table, partition, key, value)
+            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            failed.set_exception(RuntimeError(f"injected failure ({self._fail_point})"))
+            return [failed]
         producer = batching_producer(self._app)
         if producer is None or len(items) < BATCH_MIN:
             return [await self.put(partition, key, value) for key, value in items]

@@ -81,6 +81,24 @@ class _TunedConsumer(faust_aiokafka.Consumer):
         del acked[:done]
         return offset
 
+    async def _commit_offsets(self, offsets: Any, start_new_transaction: bool = True) -> bool:
+        """Faust computes the offsets to commit before it flushes the producer; a changelog write
+        that fails during that flush lowers the commit ceiling (the progress agent goes back to
+        it), so the offsets are capped again once the writes they cover have landed."""
+        await self.app.producer.flush()
+        capped = {}
+        for tp, offset in offsets.items():
+            ceiling = self.app.commit_ceiling(tp) if self.app.commit_ceiling else None
+            if ceiling is not None and offset > ceiling:
+                log.warning("%s: commit of %d held back to %d (a changelog write failed)", tp, offset, ceiling)
+                offset = ceiling
+            committed = self._committed_offset.get(tp)
+            if committed is None or offset > committed:
+                capped[tp] = offset
+        if not capped:
+            return False
+        return await super()._commit_offsets(capped, start_new_transaction)  # type: ignore[no-any-return]
+
     async def on_partitions_revoked(self, revoked: Any) -> None:
         await super().on_partitions_revoked(revoked)
         if revoked:

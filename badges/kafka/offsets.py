@@ -72,6 +72,20 @@ class StreamGuard:
         last = self.applied.get(partition)
         return None if last is None else last + 1
 
+    def rewind(self, partition: int, offset: int) -> bool:
+        """Go back to ``offset``, applied but not durable (its changelog write failed): it is
+        applied again, and commits stay below it until then. False when there is nothing to do
+        (the partition moved away, or it is already going back to ``offset`` or before)."""
+        last = self.applied.get(partition)
+        if last is None or last < offset:
+            return False
+        target = self.seeking.get(partition)
+        if target is not None and target <= offset:
+            return False
+        self.applied[partition] = offset - 1
+        self.seeking[partition] = offset
+        return True
+
     def forget(self, partition: int) -> None:
         """The partition moved away: what is known of it may be stale when it comes back."""
         self.applied.pop(partition, None)

@@ -18,11 +18,12 @@ from typing import Iterator
 
 import pytest
 
-from badges.faults import EXIT_STATUS, FAULT_ENV, LEDGER_ENV
+from badges.faults import EXIT_STATUS, FAIL_ENV, FAULT_ENV, LEDGER_ENV
 from tests.support.cluster import wait_until
 from tests.support.exactly_once import (
-    T_BOTH, T_ONE, check_badges, check_ledger, check_progress, config, expected_outcome, workload,
+    T_BOTH, T_ONE, X, check_badges, check_ledger, check_progress, config, expected_outcome, workload,
 )
+from tests.support.openedx import COURSE_PASSING
 from tests.support.stack import Stack, make_stack
 
 LEARNERS = 40
@@ -80,3 +81,32 @@ def test_a_crash_at_each_fault_point_loses_nothing_and_duplicates_nothing(stack:
     check_progress(stack, states)
     check_badges(stack, awarded, revoked, learners=range(first, first + LEARNERS))
     wait_until(lambda: check_ledger(stack, ledger) > 0, timeout=30, what="committed learner-events offsets")
+
+
+def test_a_failed_changelog_write_is_written_again_before_its_offset_is_committed(stack: Stack) -> None:
+    # The first progress write fails as a broker's send would (the record never reaches the
+    # changelog; BADGES_FAIL_POINT). Its learner is not touched again, so nothing later would
+    # carry the state: the worker must go back and write it again before it commits past it,
+    # and a successor that has only the changelog (its own empty data dir) must find it.
+    first = 30_000
+    probe = stack.event(COURSE_PASSING, first + LEARNERS, {"is_passing": True, "course.course_key": X})
+    events = workload(stack, random.Random(first), learners=LEARNERS, first=first)
+    ledger: Path = stack.workdir / "ledger.txt"
+    ledger.touch()
+    for running in stack.workers:
+        running.stop()
+    stack.workers.clear()
+    writer = stack.start_worker("w-write-fails", **{FAIL_ENV: "progress.changelog_write:1", LEDGER_ENV: str(ledger)})
+    stack.send([probe])
+    wait_until(lambda: "reading again from" in writer.log_path.read_text(), timeout=60,
+               what="the worker to go back to the envelope whose write failed")
+    stack.send(events)
+    states, awarded, revoked = expected_outcome(stack, [probe, *events])
+    check_progress(stack, states)
+    wait_until(lambda: check_ledger(stack, ledger) > 0, timeout=30, what="committed learner-events offsets")
+    writer.kill9()
+    stack.workers.remove(writer)
+    stack.start_worker("w-successor", **{LEDGER_ENV: str(ledger)})  # a new data dir: the changelog alone
+    check_progress(stack, states)
+    check_badges(stack, awarded, revoked, learners=range(first, first + LEARNERS + 1))
+    check_ledger(stack, ledger)

@@ -143,3 +143,19 @@ def test_no_commit_passes_unapplied_work_and_nothing_is_lost(size: int, ops: lis
         p.commit()
         p.check()
     assert p.durable_applied == set(range(size)) and p.committed == size
+
+
+def test_a_write_that_failed_takes_the_guard_back_to_it_once() -> None:
+    from badges.kafka.offsets import StreamGuard
+
+    guard = StreamGuard()
+    for offset in range(10, 15):
+        assert guard.check(0, offset) is Verdict.APPLY
+        guard.applied_through(0, offset)
+    assert guard.rewind(0, 12) and guard.first_unapplied(0) == 12  # commits stay below it
+    assert not guard.rewind(0, 13)  # already going back to before it
+    assert guard.check(0, 14) is Verdict.WAIT  # delivered before the seek: dropped
+    assert guard.check(0, 12) is Verdict.APPLY
+    assert not guard.rewind(1, 3)  # a partition not held: nothing to do
+    guard.applied_through(0, 12)
+    assert not guard.rewind(0, 20)  # not applied yet: nothing to go back to
