@@ -24,18 +24,18 @@ from badges.domain.dependencies import find_cycles
 from badges.domain.matching import all_match, render, resolve
 from badges.domain.model import (
     CompiledConfig,
+    CompiledPenalty,
+    CompiledRequirement,
+    CompiledRule,
     CompiledTemplate,
-    DataRule,
     Group,
-    Penalty,
-    Requirement,
+)
+from badges.domain.rule_language import (
+    check_event_type, check_rule, parse_boolean_word, parse_operator,
 )
 from badges.domain.timespan import parse_duration, parse_instant
 
-Entry = Union[Requirement, Penalty]
-
-_TRUE = ("true", "True", "yes", "Yes", "+")
-_FALSE = ("false", "False", "no", "No", "-")
+Entry = Union[CompiledRequirement, CompiledPenalty]
 
 
 @dataclass(slots=True)
@@ -82,7 +82,7 @@ class RuleIndex:
 
     __slots__ = ("_requirements", "_penalties", "event_types", "size")
 
-    def __init__(self, requirements: Iterable[Requirement], penalties: Iterable[Penalty]) -> None:
+    def __init__(self, requirements: Iterable[CompiledRequirement], penalties: Iterable[CompiledPenalty]) -> None:
         reqs = list(requirements)
         pens = list(penalties)
         self._requirements = _build(reqs)
@@ -97,7 +97,7 @@ class RuleIndex:
             self._penalties.get(event_type, _EMPTY).candidates(payload),
         )
 
-    def match(self, event_type: str, payload: Any) -> tuple[list[Requirement], list[Penalty]]:
+    def match(self, event_type: str, payload: Any) -> tuple[list[CompiledRequirement], list[CompiledPenalty]]:
         """Requirements and penalties whose every rule matches the event."""
         bucket = self._requirements.get(event_type)
         reqs = [r for r in bucket.candidates(payload) if all_match(r.rules, payload)] if bucket else []
@@ -123,8 +123,8 @@ class RuleIndex:
 
 def _index_rule(
     entry: Entry, path_weight: Counter[tuple[str, ...]], path_values: dict[tuple[str, ...], set[Any]]
-) -> DataRule | None:
-    best: DataRule | None = None
+) -> CompiledRule | None:
+    best: CompiledRule | None = None
     best_rank: tuple[int, float, int, str] | None = None
     for rule in entry.rules:
         if rule.op != "eq":
@@ -171,9 +171,9 @@ def _build(entries: list[Entry]) -> dict[str, _Bucket]:
 # --- compiling ---------------------------------------------------------------------------------
 
 
-def _compile_rule(raw: Any, spec: Any, where: str, problems: list[str]) -> DataRule:
+def _compile_rule(raw: Any, spec: Any, where: str, problems: list[str]) -> CompiledRule:
     key_path = str(raw.key_path)
-    op = raw.operator if raw.operator in ("eq", "ne") else {"=": "eq", "!=": "ne"}.get(raw.operator)
+    op = parse_operator(raw.operator)
     if op is None:
         problems.append(f"{where}: unknown operator {raw.operator!r}; the rule never matches")
         op = "eq"
@@ -181,21 +181,30 @@ def _compile_rule(raw: Any, spec: Any, where: str, problems: list[str]) -> DataR
     boolean = False
     expected: str | bool = value
     if spec is not None:
-        if key_path not in spec.key_paths:
-            problems.append(f"{where}: unknown key path {key_path!r} for {spec.event_type}")
+        finding = check_rule(key_path, value, spec)
+        if finding is not None:
+            problems.append(f"{where}: {finding.message}")
         elif spec.is_boolean(key_path):
-            if value in _TRUE or value in _FALSE:
-                boolean, expected = True, value in _TRUE
-            else:
-                problems.append(f"{where}: {value!r} is not a boolean word for {key_path!r}")
-    return DataRule(key_path=key_path, path=tuple(key_path.split(".")), op=op, expected=expected,
-                    boolean=boolean)
+            boolean, expected = True, parse_boolean_word(value) is True
+    return CompiledRule(key_path=key_path, path=tuple(key_path.split(".")), op=op, expected=expected,
+                        boolean=boolean)
+
+
+def _event_spec(event_type: str, catalog: Any, where: str, problems: list[str]) -> Any:
+    """The spec that rules are checked against; None without a catalog or when the event type
+    cannot drive requirements (reported: no event of it ever reaches the rules)."""
+    if catalog is None:
+        return None
+    spec, finding = check_event_type(event_type, catalog)
+    if finding is not None:
+        problems.append(f"{where}: {finding.message}")
+    return spec
 
 
 def compile_template(entity: Any, catalog: Any, problems: list[str]) -> CompiledTemplate:
     """One template entity (``config.entities.Template``) as the engine reads it."""
     uuid = entity.uuid
-    requirements: list[Requirement] = []
+    requirements: list[CompiledRequirement] = []
     seen: set[str] = set()
     for raw in entity.requirements:
         where = f"template {uuid} requirement {raw.id!r}"
@@ -204,11 +213,9 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
             continue
         seen.add(raw.id)
         badge = getattr(raw, "badge", None)
-        spec = catalog.get(raw.event_type) if catalog is not None and not badge else None
-        if catalog is not None and spec is None and not badge:
-            problems.append(f"{where}: unknown event type {raw.event_type!r}")
+        spec = None if badge else _event_spec(raw.event_type, catalog, where, problems)
         requirements.append(
-            Requirement(
+            CompiledRequirement(
                 id=raw.id,
                 template=uuid,
                 event_type="" if badge else raw.event_type,
@@ -227,7 +234,7 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
             )
         )
     badges = {r.id for r in requirements if r.badge}
-    penalties: list[Penalty] = []
+    penalties: list[CompiledPenalty] = []
     seen_pen: set[str] = set()
     for raw in entity.penalties:
         where = f"template {uuid} penalty {raw.id!r}"
@@ -240,11 +247,9 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
         unknown = [t for t in raw.requirements if t not in seen]
         if unknown:
             problems.append(f"{where}: targets unknown requirements {unknown}; ignored")
-        spec = catalog.get(raw.event_type) if catalog is not None else None
-        if catalog is not None and spec is None:
-            problems.append(f"{where}: unknown event type {raw.event_type!r}")
+        spec = _event_spec(raw.event_type, catalog, where, problems)
         penalties.append(
-            Penalty(
+            CompiledPenalty(
                 id=raw.id,
                 template=uuid,
                 event_type=raw.event_type,
@@ -363,8 +368,8 @@ def compile_config(source: Any, catalog: Any) -> CompiledConfig:
     templates: dict[str, CompiledTemplate] = {}
     for entity in templates_in:
         templates[entity.uuid] = compile_template(entity, catalog, problems)
-    reqs: list[Requirement] = []
-    pens: list[Penalty] = []
+    reqs: list[CompiledRequirement] = []
+    pens: list[CompiledPenalty] = []
     for tpl in templates.values():
         if tpl.active:
             reqs.extend(r for r in tpl.requirements if not r.badge)

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 from badges.config.entities import ConfigSnapshot, Organization, Template
 from badges.config.switch import TemplateSwitchError, switch_template
 from badges.domain.model import CompiledConfig, CompiledTemplate
+from badges.domain.rule_language import OPERATOR_SIGNS
 from badges.web.http import HttpError
 
 if TYPE_CHECKING:
     from badges.workers.app import Runtime
 
-OPERATOR_SIGNS = {"eq": "=", "ne": "!="}
 
 
 def _token_source(org: Organization) -> dict[str, Any]:
