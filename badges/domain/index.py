@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable, Union
+from typing import TYPE_CHECKING, Any, Iterable, Union
 
 from badges.domain.dependencies import find_cycles
 from badges.domain.matching import all_match, render, resolve
@@ -30,10 +30,12 @@ from badges.domain.model import (
     CompiledTemplate,
     Group,
 )
-from badges.domain.rule_language import (
-    check_event_type, check_rule, parse_boolean_word, parse_operator,
-)
+from badges.domain.rule_language import check_event_type, check_rule, parse_boolean_word
 from badges.domain.timespan import parse_duration, parse_instant
+
+if TYPE_CHECKING:
+    from badges.config.entities import ConfigSnapshot, DataRule, Template
+    from badges.schemas.catalog import Catalog, EventSpec
 
 Entry = Union[CompiledRequirement, CompiledPenalty]
 
@@ -171,13 +173,10 @@ def _build(entries: list[Entry]) -> dict[str, _Bucket]:
 # --- compiling ---------------------------------------------------------------------------------
 
 
-def _compile_rule(raw: Any, spec: Any, where: str, problems: list[str]) -> CompiledRule:
-    key_path = str(raw.key_path)
-    op = parse_operator(raw.operator)
-    if op is None:
-        problems.append(f"{where}: unknown operator {raw.operator!r}; the rule never matches")
-        op = "eq"
-    value = str(raw.value)
+def _compile_rule(rule: DataRule, spec: EventSpec | None, where: str, problems: list[str]) -> CompiledRule:
+    """A rule entity (operator already normalised) with its path split and, on a boolean field,
+    its expected value as a bool."""
+    key_path, value = rule.key_path, rule.value
     boolean = False
     expected: str | bool = value
     if spec is not None:
@@ -186,11 +185,11 @@ def _compile_rule(raw: Any, spec: Any, where: str, problems: list[str]) -> Compi
             problems.append(f"{where}: {finding.message}")
         elif spec.is_boolean(key_path):
             boolean, expected = True, parse_boolean_word(value) is True
-    return CompiledRule(key_path=key_path, path=tuple(key_path.split(".")), op=op, expected=expected,
-                        boolean=boolean)
+    return CompiledRule(key_path=key_path, path=tuple(key_path.split(".")), op=rule.operator,
+                        expected=expected, boolean=boolean)
 
 
-def _event_spec(event_type: str, catalog: Any, where: str, problems: list[str]) -> Any:
+def _event_spec(event_type: str, catalog: Catalog | None, where: str, problems: list[str]) -> EventSpec | None:
     """The spec that rules are checked against; None without a catalog or when the event type
     cannot drive requirements (reported: no event of it ever reaches the rules)."""
     if catalog is None:
@@ -201,8 +200,9 @@ def _event_spec(event_type: str, catalog: Any, where: str, problems: list[str]) 
     return spec
 
 
-def compile_template(entity: Any, catalog: Any, problems: list[str]) -> CompiledTemplate:
-    """One template entity (``config.entities.Template``) as the engine reads it."""
+def compile_template(entity: Template, catalog: Catalog | None, problems: list[str]) -> CompiledTemplate:
+    """One template entity as the engine reads it; what cannot mean what it says goes to
+    ``problems`` (``None`` as catalog: event types and key paths are not checked)."""
     uuid = entity.uuid
     requirements: list[CompiledRequirement] = []
     seen: set[str] = set()
@@ -212,14 +212,14 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
             problems.append(f"{where}: duplicate id; ignored")
             continue
         seen.add(raw.id)
-        badge = getattr(raw, "badge", None)
+        badge = raw.badge
         spec = None if badge else _event_spec(raw.event_type, catalog, where, problems)
         requirements.append(
             CompiledRequirement(
                 id=raw.id,
                 template=uuid,
                 event_type="" if badge else raw.event_type,
-                description=raw.description or "",
+                description=raw.description,
                 group=f"group:{raw.group}" if raw.group else f"requirement:{raw.id}",
                 group_name=raw.group or None,
                 rules=() if badge else tuple(
@@ -227,10 +227,8 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
                     for i, r in enumerate(raw.rules)
                 ),
                 badge=badge or None,
-                not_before_us=_timespan(parse_instant, getattr(raw, "not_before", None), where,
-                                        problems),
-                not_after_us=_timespan(parse_instant, getattr(raw, "not_after", None), where,
-                                       problems),
+                not_before_us=_timespan(parse_instant, raw.not_before, where, problems),
+                not_after_us=_timespan(parse_instant, raw.not_after, where, problems),
             )
         )
     badges = {r.id for r in requirements if r.badge}
@@ -253,7 +251,7 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
                 id=raw.id,
                 template=uuid,
                 event_type=raw.event_type,
-                description=raw.description or "",
+                description=raw.description,
                 targets=targets,
                 rules=tuple(
                     _compile_rule(r, spec, f"{where} rule {i}", problems)
@@ -267,7 +265,7 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
         groups.setdefault(req.group, []).append(req.id)
         names[req.group] = req.group_name
     mins: dict[str, int] = {}
-    for name, settings in (getattr(entity, "groups", None) or {}).items():
+    for name, settings in entity.groups.items():
         key, n = f"group:{name}", settings.min
         size = len(groups.get(key, ()))
         if not 1 <= n <= size:
@@ -276,16 +274,16 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
         mins[key] = max(1, n)
     # Credly cannot issue a template it no longer has active: such a template is inactive here
     # even before the webhook that deactivates it is processed.
-    active = bool(entity.is_active) and entity.credly_state == "active"
+    active = entity.is_active and entity.credly_state == "active"
     if active and not requirements:
         problems.append(f"template {uuid}: active without requirements; not processed")
         active = False
     return CompiledTemplate(
         uuid=uuid,
         organization=entity.organization,
-        name=entity.name or "",
-        description=entity.description or "",
-        image_url=entity.image_url or "",
+        name=entity.name,
+        description=entity.description,
+        image_url=entity.image_url,
         active=active,
         credly_state=entity.credly_state,
         requirements=tuple(requirements),
@@ -351,19 +349,14 @@ def _ranks(dependents: dict[str, tuple[str, ...]]) -> dict[str, int]:
     return rank
 
 
-def compile_config(source: Any, catalog: Any) -> CompiledConfig:
-    """Compile a ``ConfigSnapshot`` (or an iterable of entities) against the event catalog.
+def compile_config(snapshot: ConfigSnapshot, catalog: Catalog | None) -> CompiledConfig:
+    """Compile the configuration topic's entities against the event catalog.
 
     Never raises on a bad entity: what cannot match is reported in ``problems``, so a worker
     keeps running on a configuration that a catalog change made partly stale.
     """
-    if hasattr(source, "templates") and hasattr(source, "organizations"):
-        templates_in = list(source.templates.values())
-        orgs_in = list(source.organizations.values())
-    else:
-        entities = list(source)
-        templates_in = [e for e in entities if getattr(e, "kind", None) == "template"]
-        orgs_in = [e for e in entities if getattr(e, "kind", None) == "organization"]
+    templates_in = list(snapshot.templates.values())
+    orgs_in = list(snapshot.organizations.values())
     problems: list[str] = []
     templates: dict[str, CompiledTemplate] = {}
     for entity in templates_in:

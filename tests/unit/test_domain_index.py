@@ -155,3 +155,11 @@ def test_the_new_kinds_keep_the_index_flat():
     r = apply_event(None, cfg, passing(1, _course(418), True, t=1))
     r = apply_event(r.state, cfg, passing(1, _course(419), True, t=2))
     assert [d.template for d in r.decisions] == [tpl_uuid(200_418), tpl_uuid(200_419)]
+
+
+def test_event_types_that_cannot_drive_requirements_are_reported():
+    grades = "org.openedx.learning.course.persistent_grade_summary.changed.v1"
+    cfg = compile_templates(template([req("g", grades)], [pen("p", ["g"], grades)]))
+    assert [p.split(": ", 1)[1] for p in cfg.problems] == [
+        f"event type {grades} cannot drive requirements: it carries no UserData",
+    ] * 2
