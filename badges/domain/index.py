@@ -214,6 +214,10 @@ def compile_template(entity: Template, catalog: Catalog | None, problems: list[s
         seen.add(raw.id)
         badge = raw.badge
         spec = None if badge else _event_spec(raw.event_type, catalog, where, problems)
+        not_before_us = _timespan(parse_instant, raw.not_before, where, problems)
+        not_after_us = _timespan(parse_instant, raw.not_after, where, problems)
+        if not_before_us is not None and not_after_us is not None and not_before_us > not_after_us:
+            problems.append(f"{where}: not_after is before not_before: no event can match")
         requirements.append(
             CompiledRequirement(
                 id=raw.id,
@@ -227,8 +231,8 @@ def compile_template(entity: Template, catalog: Catalog | None, problems: list[s
                     for i, r in enumerate(raw.rules)
                 ),
                 badge=badge or None,
-                not_before_us=_timespan(parse_instant, raw.not_before, where, problems),
-                not_after_us=_timespan(parse_instant, raw.not_after, where, problems),
+                not_before_us=not_before_us,
+                not_after_us=not_after_us,
             )
         )
     badges = {r.id for r in requirements if r.badge}
@@ -245,6 +249,12 @@ def compile_template(entity: Template, catalog: Catalog | None, problems: list[s
         unknown = [t for t in raw.requirements if t not in seen]
         if unknown:
             problems.append(f"{where}: targets unknown requirements {unknown}; ignored")
+        followed = [t for t in raw.requirements if t in badges]
+        if followed:
+            problems.append(f"{where}: targets badge requirements {followed}, which follow their "
+                            "badge: a penalty cannot reset them; ignored")
+        if not raw.requirements:
+            problems.append(f"{where}: targets no requirement; never applied")
         spec = _event_spec(raw.event_type, catalog, where, problems)
         penalties.append(
             CompiledPenalty(

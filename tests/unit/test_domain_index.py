@@ -10,6 +10,7 @@ from tests.unit.test_domain_builders import (
     DEMO,
     OTHER,
     PASSING,
+    badge_req,
     ccx_passing,
     compile_templates,
     course_rule,
@@ -20,6 +21,7 @@ from tests.unit.test_domain_builders import (
     rule,
     template,
     tpl_uuid,
+    window,
 )
 
 
@@ -163,3 +165,13 @@ def test_event_types_that_cannot_drive_requirements_are_reported():
     assert [p.split(": ", 1)[1] for p in cfg.problems] == [
         f"event type {grades} cannot drive requirements: it carries no UserData",
     ] * 2
+
+
+def test_what_the_file_validator_refuses_in_penalties_and_windows_is_reported():
+    other = tpl_uuid()
+    tpl = template([window(req("w"), not_before=10, not_after=5), badge_req("b", other)],
+                   [pen("none", []), pen("badge", ["b"])])
+    joined = "\n".join(compile_templates(tpl, template([req("x")], uuid=other)).problems)
+    assert "requirement 'w': not_after is before not_before: no event can match" in joined
+    assert "penalty 'none': targets no requirement; never applied" in joined
+    assert "penalty 'badge': targets badge requirements ['b'], which follow their badge" in joined

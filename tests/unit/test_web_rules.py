@@ -79,6 +79,11 @@ def test_switch_refusals(template: Template | None, active: bool, reason: str, w
      "'is_passing' is a boolean field"),
     (tpl(penalties=(Penalty(id="p", event_type=PASSING, requirements=["nope"]),)),
      "targets unknown requirements ['nope']"),
+    (tpl(penalties=(Penalty(id="p", event_type=PASSING, requirements=[]),)),
+     "targets no requirement"),
+    (tpl(req=Requirement(id="w", event_type=PASSING, not_before="2024-06-01T00:00:00Z",
+                         not_after="2024-05-01T00:00:00Z")),
+     "not_after is before not_before"),
 ])
 def test_switch_refuses_to_activate_what_the_configuration_file_refuses(template: Template, words: str) -> None:
     with pytest.raises(TemplateSwitchError) as err:
