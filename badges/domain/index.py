@@ -24,11 +24,11 @@ from badges.domain.dependencies import find_cycles
 from badges.domain.matching import all_match, render, resolve
 from badges.domain.model import (
     CompiledConfig,
+    CompiledGroup,
     CompiledPenalty,
     CompiledRequirement,
     CompiledRule,
     CompiledTemplate,
-    Group,
 )
 from badges.domain.rule_language import check_event_type, check_rule, parse_boolean_word
 from badges.domain.timespan import parse_duration, parse_instant
@@ -298,7 +298,7 @@ def compile_template(entity: Template, catalog: Catalog | None, problems: list[s
         credly_state=entity.credly_state,
         requirements=tuple(requirements),
         penalties=tuple(penalties),
-        groups=tuple(Group(k, names[k], tuple(v), mins.get(k, 1)) for k, v in groups.items()),
+        groups=tuple(CompiledGroup(k, names[k], tuple(v), mins.get(k, 1)) for k, v in groups.items()),
         complete_within_us=_timespan(parse_duration, entity.complete_within, f"template {uuid}",
                                      problems),
         expires_after_us=_timespan(parse_duration, entity.expires_after, f"template {uuid}",

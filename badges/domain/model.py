@@ -61,7 +61,7 @@ class CompiledPenalty:
 
 
 @dataclass(frozen=True, slots=True)
-class Group:
+class CompiledGroup:
     key: str
     name: str | None  # None for a requirement that is its own group
     requirement_ids: tuple[str, ...]
@@ -79,7 +79,7 @@ class CompiledTemplate:
     credly_state: str
     requirements: tuple[CompiledRequirement, ...]
     penalties: tuple[CompiledPenalty, ...]
-    groups: tuple[Group, ...]
+    groups: tuple[CompiledGroup, ...]
     # SPEC §8 (None: not configured; the template then means what it meant before them)
     complete_within_us: int | None = None
     expires_after_us: int | None = None
