@@ -3,8 +3,9 @@
 A plain aiokafka batch consumer (group ``{app_id}-ingest``) rather than a Faust agent: Faust
 dispatches every message through its per-message machinery (~120 µs here), which would cap the
 whole worker far below the broker. This stage is stateless, so it needs none of Faust's table
-machinery: it reads a batch, decodes it, sends one envelope per destination partition of
-``{app_id}-learner-events`` (and bad messages to the dead-letter topic), waits until the broker
+machinery: it reads a batch, classifies it and plans its envelopes (``badges.wire.handoff``,
+shared with Redis ingestion and replay), sends them to ``{app_id}-learner-events`` (and bad
+messages to the dead-letter topic), waits until the broker
 has them, and only then commits the source offsets. A crash re-reads at most one batch, and the
 progress stage ignores what it has already applied.
 """
@@ -13,19 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from mode import Service
 
 from badges import metrics
-from badges.domain.events import LearnerEvent
 from badges.wire.deadletter import dead_letter_headers
 from badges.wire.decode import KafkaDecoder
-from badges.wire.envelope import encode_envelope, learner_partition
-from badges.wire.errors import BadInput, OwnOutput, unexpected
+from badges.wire.errors import BadInput
+from badges.wire.handoff import ClassifiedBatch, LearnerPartitions, classify, plan_envelopes
 from badges.wire.registry import RegistryAuthError, RegistryUnavailable
 
 if TYPE_CHECKING:
@@ -33,16 +33,25 @@ if TYPE_CHECKING:
     from badges.workers.app import Runtime
 
 log = logging.getLogger(__name__)
+M = TypeVar("M")
 
-ENVELOPE_MAX_EVENTS = 500
-ENVELOPE_MAX_BYTES = 512 * 1024
-PARTITION_CACHE_SIZE = 1 << 18
+class DeadLetterSource(NamedTuple):
+    """What a dead letter carries of its message, as the source read it."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] | None
+    topic: str  # for a Redis entry: the stream
+    partition: int  # for a Redis entry: 0 (a stream is one ordered log)
+    offset: int | str  # for a Redis entry: its id
 
 
 class Forwarder:
-    """Sends normalized events to learner-events and bad input to the dead-letter topic.
+    """Sends a classified batch: dead letters to the dead-letter topic, the planned envelopes
+    (``badges.wire.handoff``) to learner-events, and the batch's metrics.
 
-    Shared by the Kafka and Redis ingestion paths and by `badges replay`'s worker-side path.
+    Shared by the Kafka and Redis ingestion paths; `badges replay` plans its envelopes with the
+    same functions and sends them with its own producer.
     """
 
     def __init__(self, runtime: "Runtime") -> None:
@@ -50,45 +59,28 @@ class Forwarder:
         self.partitions = runtime.settings.partitions
         self.events_topic = runtime.settings.learner_events_topic
         self.dlq_topic = runtime.settings.dead_letter_topic
-        # learner id -> partition: murmur2 in pure Python costs microseconds per event.
-        self._partition_of: dict[int, int] = {}
+        self.learner_partitions = LearnerPartitions(self.partitions)
 
-    def route(self, events: Iterable[LearnerEvent]) -> dict[int, list[LearnerEvent]]:
-        """Keep the events some active rule may use; group them by destination partition."""
-        wanted = self.rt.config.compiled().event_types
-        by_partition: dict[int, list[LearnerEvent]] = defaultdict(list)
-        partition_of = self._partition_of
-        skipped = 0
-        for ev in events:
-            if ev.event_type not in wanted:
-                skipped += 1
-                continue
-            lid = ev.learner.id
-            p = partition_of.get(lid)
-            if p is None:
-                if len(partition_of) >= PARTITION_CACHE_SIZE:
-                    partition_of.clear()
-                p = partition_of[lid] = learner_partition(lid, self.partitions)
-            by_partition[p].append(ev)
-        if skipped:
-            metrics.EVENTS_SKIPPED.labels("no_active_rule").inc(skipped)
-        return by_partition
-
-    async def send_events(self, by_partition: dict[int, list[LearnerEvent]]) -> list[Any]:
+    async def forward(
+        self, batch: ClassifiedBatch[M], dead_letter_of: Callable[[M], DeadLetterSource],
+    ) -> list[Any]:
+        """Send everything of the batch; the futures resolve once the broker has it all."""
+        futures = [await self.send_dead_letter(exc, dead_letter_of(m)) for exc, m in batch.dead]
+        for event_type, n in batch.consumed_by_type().items():
+            metrics.EVENTS_CONSUMED.labels(event_type).inc(n)
+        if batch.own_output:
+            metrics.EVENTS_SKIPPED.labels("own_output").inc(batch.own_output)
+        routed = self.learner_partitions.route(batch.events, self.rt.config.compiled().event_types)
+        if routed.skipped_no_rule:
+            metrics.EVENTS_SKIPPED.labels("no_active_rule").inc(routed.skipped_no_rule)
         producer = self.rt.app.producer
-        futures = []
-        for partition, events in by_partition.items():
-            for chunk in _chunks(events):
-                futures.append(
-                    await producer.send(self.events_topic, None, chunk, partition, None, None)
-                )
+        for partition, envelope in plan_envelopes(routed.by_partition):
+            futures.append(await producer.send(self.events_topic, None, envelope, partition, None, None))
         return futures
 
-    async def send_dead_letter(
-        self, exc: BadInput, key: bytes | None, value: bytes | None,
-        headers: Sequence[tuple[str, bytes]] | None, topic: str, partition: int, offset: int | str,
-    ) -> Any:
+    async def send_dead_letter(self, exc: BadInput, source: DeadLetterSource) -> Any:
         metrics.DEAD_LETTERS.labels(exc.code).inc()
+        key, value, headers, topic, partition, offset = source
         event_id = next((v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
                          for k, v in headers or () if k in ("ce_id", "id") and v), None)
         log.warning("dead letter %s/%s/%s: %s (%s)", topic, partition, offset, exc.code, exc.detail,
@@ -97,19 +89,6 @@ class Forwarder:
         return await self.rt.app.producer.send(
             self.dlq_topic, key, value, partition % self.partitions, None, dlq_headers
         )
-
-
-def _chunks(events: list[LearnerEvent]) -> Iterable[bytes]:
-    """Envelopes below the broker's message size, splitting big batches."""
-    for start in range(0, len(events), ENVELOPE_MAX_EVENTS):
-        part = events[start:start + ENVELOPE_MAX_EVENTS]
-        data = encode_envelope(part)
-        if len(data) > ENVELOPE_MAX_BYTES and len(part) > 1:
-            half = len(part) // 2
-            yield from _chunks(part[:half])
-            yield from _chunks(part[half:])
-        else:
-            yield data
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -250,53 +229,32 @@ class KafkaIngest(Service):
                 delay = min(delay * 2, 30.0)
         return False
 
-    async def handle_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+    async def handle_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         decoder: KafkaDecoder = self.decoder
         await decoder.prefetch(m.value for msgs in batch.values() for m in msgs)
-        decoded = decode_batch(decoder, batch)
-        futures: list[Any] = []
-        for exc, tp, m in decoded.dead:
-            futures.append(await self.forwarder.send_dead_letter(
-                exc, m.key, m.value, m.headers, tp.topic, tp.partition, m.offset))
-        # Counted per batch: a labelled counter costs more per call than decoding a field.
-        for event_type, n in Counter(ev.event_type for ev in decoded.events).items():
-            metrics.EVENTS_CONSUMED.labels(event_type).inc(n)
-        if decoded.own_output:
-            metrics.EVENTS_SKIPPED.labels("own_output").inc(decoded.own_output)
-        futures += await self.forwarder.send_events(self.forwarder.route(decoded.events))
+        futures = await self.forwarder.forward(decode_batch(decoder, batch), _dead_letter_of)
         if futures:
             await asyncio.gather(*futures)
 
 
-@dataclass
-class DecodedBatch:
-    events: list[LearnerEvent] = field(default_factory=list)
-    dead: list[tuple[BadInput, TopicPartition, Any]] = field(default_factory=list)
-    own_output: int = 0
+def _dead_letter_of(m: ConsumerRecord) -> DeadLetterSource:
+    return DeadLetterSource(m.key, m.value, m.headers, m.topic, m.partition, m.offset)
 
 
-def decode_batch(decoder: KafkaDecoder, batch: dict[TopicPartition, list[Any]]) -> DecodedBatch:
-    """Every message of a fetched batch is an event, a dead letter or our own output.
-
-    A decoder failure that is no BadInput is a bug, but it must not fail the batch: the batch
-    would be retried forever (a crash loop on one message). The message is dead-lettered as
-    ``decoder_error``, logged with its traceback, and the stream goes on.
-    """
-    out = DecodedBatch()
+def decode_batch(
+    decoder: KafkaDecoder, batch: dict[TopicPartition, list[ConsumerRecord]],
+) -> ClassifiedBatch[ConsumerRecord]:
+    """Every message of a fetched batch is an event, a dead letter or our own output."""
+    out: ClassifiedBatch[ConsumerRecord] = ClassifiedBatch()
     decode = decoder.decode
-    append = out.events.append
     for tp, messages in batch.items():
         prefix = f"{tp.topic}/{tp.partition}/"
-        for m in messages:
-            try:
-                append(decode(m.headers, m.value, f"{prefix}{m.offset}", m.timestamp))
-            except OwnOutput:
-                out.own_output += 1
-            except BadInput as exc:
-                out.dead.append((exc, tp, m))
-            except Exception as exc:  # noqa: BLE001 - see the docstring
-                log.exception("decoder failure on %s%s", prefix, m.offset)
-                out.dead.append((unexpected(exc), tp, m))
+        classify(
+            messages,
+            lambda m, prefix=prefix: decode(m.headers, m.value, f"{prefix}{m.offset}", m.timestamp),
+            lambda m, prefix=prefix: f"{prefix}{m.offset}",
+            out,
+        )
     return out
 
 def register(runtime: "Runtime") -> None:

@@ -1,7 +1,8 @@
 """Ingestion of edx-event-bus-redis streams: the Redis twin of `agents.ingest.KafkaIngest`.
 
 One consumer group, ``{app_id}-ingest``, on every configured stream (``{prefix}-{topic}``). Entries
-are decoded like Kafka messages and handed to the same `Forwarder`; an entry is acknowledged
+are classified and planned into envelopes like Kafka messages (``badges.wire.handoff``) and handed to
+the same `Forwarder`; an entry is acknowledged
 (XACK) only once its normalized event, or its dead letter, is on Kafka. Until then it stays in the
 group's pending entries list (PEL), which is what makes the path at-least-once:
 
@@ -32,10 +33,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
-from badges import metrics
-from badges.agents.ingest import Forwarder
-from badges.domain.events import LearnerEvent
-from badges.wire.errors import BadInput, OwnOutput, unexpected
+from badges.agents.ingest import DeadLetterSource, Forwarder
+from badges.wire.handoff import ClassifiedBatch, classify
 from badges.wire.redis_format import RedisDecoder
 
 if TYPE_CHECKING:
@@ -112,6 +111,24 @@ def stale_consumers(infos: Iterable[Mapping[str, Any]], me: str, idle_ms: int) -
 async def forget_consumer(r: aioredis.Redis, stream: str, group: str, name: str) -> bool:
     """Delete a consumer from the group if, and only if, it has no pending entry."""
     return int(await r.eval(_FORGET_IF_NO_PENDING, 1, stream, group, name)) == 0
+
+
+def decode_entries(decoder: RedisDecoder, entries: Iterable[Entry]) -> ClassifiedBatch[Entry]:
+    """Every entry is an event, a dead letter or our own output; one trimmed from the stream while
+    pending (no fields left) is only logged: there is nothing to forward or dead-letter."""
+    present = []
+    for e in entries:
+        if e.fields:
+            present.append(e)
+        else:
+            log.warning("redis ingest: entry %s/%s was trimmed before being processed", e.stream, e.id)
+    decode = decoder.decode_entry
+    return classify(present, lambda e: decode(e.fields, e.stream, e.id), lambda e: f"{e.stream}/{e.id}")
+
+
+def _dead_letter_of(e: Entry) -> DeadLetterSource:
+    value, headers = dead_letter_parts(e.fields)
+    return DeadLetterSource(None, value, headers, e.stream, 0, e.id)
 
 
 def acks_by_stream(entries: Sequence[Entry]) -> dict[str, list[str]]:
@@ -347,30 +364,7 @@ class RedisIngest(Service):
     async def handle(self, entries: Sequence[Entry]) -> None:
         """Decode, forward, wait for Kafka, then XACK: nothing is acked that is not on Kafka."""
         async with self.batch_lock:
-            decoder = self.decoder
-            forwarder = self.forwarder
-            consumed = metrics.EVENTS_CONSUMED
-            events: list[LearnerEvent] = []
-            futures: list[Any] = []
-            for e in entries:
-                if not e.fields:
-                    log.warning("redis ingest: entry %s/%s was trimmed before being processed", e.stream, e.id)
-                    continue
-                try:
-                    ev = decoder.decode_entry(e.fields, e.stream, e.id)
-                except OwnOutput:
-                    metrics.EVENTS_SKIPPED.labels("own_output").inc()
-                    continue
-                except Exception as exc:  # noqa: BLE001 - BadInput, or a decoder bug: park it, go on
-                    if not isinstance(exc, BadInput):
-                        log.exception("redis ingest: decoder failure on %s/%s", e.stream, e.id)
-                        exc = unexpected(exc)
-                    value, headers = dead_letter_parts(e.fields)
-                    futures.append(await forwarder.send_dead_letter(exc, None, value, headers, e.stream, 0, e.id))
-                    continue
-                consumed.labels(ev.event_type).inc()
-                events.append(ev)
-            futures += await forwarder.send_events(forwarder.route(events))
+            futures = await self.forwarder.forward(decode_entries(self.decoder, entries), _dead_letter_of)
             if futures:
                 await asyncio.gather(*futures)
             await self._ack(entries)

@@ -30,32 +30,18 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from badges.domain.rule_language import BOOLEAN_WORDS_TEXT, parse_boolean_word, parse_operator
 from badges.domain.timespan import parse_duration, parse_instant
 
 # --- shared value types ------------------------------------------------------------------------
 
-OPERATORS = {"=": "eq", "eq": "eq", "!=": "ne", "ne": "ne"}
-TRUE_WORDS = ("true", "True", "yes", "Yes", "+")
-FALSE_WORDS = ("false", "False", "no", "No", "-")
-BOOLEAN_WORDS_TEXT = "true True yes Yes + / false False no No -"
 ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def parse_boolean_word(value: object) -> bool | None:
-    """The SPEC §2 boolean words; None when ``value`` is not one of them."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        if value in TRUE_WORDS:
-            return True
-        if value in FALSE_WORDS:
-            return False
-    return None
-
-
 def normalize_operator(value: object) -> str:
-    if isinstance(value, str) and value.strip() in OPERATORS:
-        return OPERATORS[value.strip()]
+    op = parse_operator(value)
+    if op is not None:
+        return op
     raise PydanticCustomError(
         "operator", "operator must be one of '=', '!=', 'eq', 'ne', got {got}", {"got": repr(value)}
     )

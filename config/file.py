@@ -33,9 +33,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 from pydantic import ValidationError
 
 from badges.domain.dependencies import find_cycles
+from badges.domain.rule_language import (
+    OPERATOR_SIGNS, check_event_type, check_rule, parse_boolean_word,
+)
 from badges.domain.timespan import parse_instant
 from badges.config.entities import (
-    BOOLEAN_WORDS_TEXT,
     BooleanWord,
     ConfigSnapshot,
     DataRule,
@@ -52,7 +54,6 @@ from badges.config.entities import (
     Template,
     Text,
     UuidStr,
-    parse_boolean_word,
 )
 
 Loc = tuple[Union[str, int], ...]
@@ -378,46 +379,26 @@ class _Semantics:
         self.out = out
 
     def event_spec(self, value: Any, loc: Loc) -> Any:
+        """The compiler's check of an event type (``check_event_type``), reported at ``loc``."""
         event_type = _text(value)
         if event_type is None:
             return None  # reported by the structural check
-        spec = self.catalog.get(event_type)
-        valid = self.catalog.rule_event_types
-        if spec is None:
-            close = difflib.get_close_matches(event_type, valid, n=1, cutoff=0.8)
-            hint = f"did you mean {close[0]}?" if close else f"valid: {', '.join(valid)}"
-            self.out.error(loc, f"unknown event type {event_type!r}; {hint}")
-            return None
-        if not spec.can_drive_requirements:
-            why = "it is this worker's own output" if spec.own_output else "it carries no UserData"
-            self.out.error(loc, f"event type {event_type} cannot drive requirements: {why}")
-            return None
+        spec, finding = check_event_type(event_type, self.catalog)
+        if finding is not None:
+            self.out.error(loc, finding.message)
         return spec
 
     def rules(self, rules: Any, spec: Any, loc: Loc) -> None:
+        """The compiler's check of each rule (``check_rule``), reported at the field at fault."""
         for k, rule in enumerate(_listed(rules)):
             if not isinstance(rule, dict):
                 continue
             key_path = _text(rule.get("key_path"))
             if key_path is None or spec is None:
                 continue
-            rloc = loc + (k,)
-            if key_path not in spec.key_paths:
-                close = difflib.get_close_matches(key_path, list(spec.key_paths), n=1, cutoff=0.8)
-                hint = f" (did you mean {close[0]}?)" if close else ""
-                self.out.error(
-                    rloc + ("key_path",),
-                    f"unknown key path {key_path!r} for {spec.event_type}{hint}; "
-                    f"valid: {', '.join(sorted(spec.key_paths))}",
-                )
-            elif spec.is_boolean(key_path):
-                value = rule.get("value")
-                if isinstance(value, str) and parse_boolean_word(value) is None:
-                    self.out.error(
-                        rloc + ("value",),
-                        f"{key_path!r} is a boolean field: the value must be one of "
-                        f"{BOOLEAN_WORDS_TEXT}, got {value!r}",
-                    )
+            finding = check_rule(key_path, rule.get("value"), spec)
+            if finding is not None:
+                self.out.error(loc + (k, finding.field), finding.message)
 
     def organizations(self, orgs: Any) -> None:
         seen: dict[str, int] = {}
@@ -788,7 +769,7 @@ def _rules_yaml(rules: Sequence[DataRule], indent: str) -> list[str]:
         return [f"{indent}rules: []  # matches every event of this type"]
     lines = [f"{indent}rules:"]
     for r in rules:
-        op = "=" if r.operator == "eq" else "!="
+        op = OPERATOR_SIGNS[r.operator]
         lines.append(
             f"{indent}  - {{key_path: {_scalar(r.key_path)}, operator: {_dq(op)}, "
             f"value: {_dq(r.value)}}}"

@@ -1,6 +1,8 @@
 """Switching a template on or off: the rules shared by `badges template activate|deactivate`
 and the worker's admin API (SPEC §2: activation needs at least one requirement; only templates
-that are active in Credly can be activated). Removing a template or an organization (SPEC §8):
+that are active in Credly can be activated; and, as the configuration file refuses them, none
+whose requirements or penalties compilation finds fault with: an unknown event type or key path,
+an event type without UserData, a value that is no boolean word on a boolean field, ...). Removing a template or an organization (SPEC §8):
 the key to tombstone, refused while the entity is in use.
 """
 
@@ -9,6 +11,8 @@ from __future__ import annotations
 from typing import Literal
 
 from badges.config.entities import ConfigSnapshot, Template
+from badges.domain.index import compile_template
+from badges.schemas.catalog import Catalog
 
 
 class TemplateSwitchError(ValueError):
@@ -19,7 +23,7 @@ class TemplateSwitchError(ValueError):
         self.reason = reason
 
 
-def switch_template(snapshot: ConfigSnapshot, uuid: str, active: bool) -> Template:
+def switch_template(snapshot: ConfigSnapshot, uuid: str, active: bool, catalog: Catalog) -> Template:
     """The template entity to publish, or TemplateSwitchError naming the broken rule."""
     template = snapshot.templates.get(uuid)
     if template is None:
@@ -35,7 +39,14 @@ def switch_template(snapshot: ConfigSnapshot, uuid: str, active: bool) -> Templa
             f"template {uuid} is {template.credly_state!r} in Credly; only active templates can be activated",
             "refused",
         )
-    return template.model_copy(update={"is_active": active})
+    updated = template.model_copy(update={"is_active": active})
+    if active:
+        problems: list[str] = []
+        compile_template(updated, catalog, problems)
+        if problems:
+            raise TemplateSwitchError(
+                f"template {uuid} cannot be activated: {'; '.join(problems)}", "refused")
+    return updated
 
 
 def removal_key(snapshot: ConfigSnapshot, kind: Literal["template", "org"], uuid: str) -> str:

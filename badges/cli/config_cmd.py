@@ -90,7 +90,7 @@ def _switch(uuid: str, active: bool) -> None:
     except BrokerUnavailable as exc:
         fail(str(exc))
     try:
-        updated = switch_template(snapshot, uuid, active)
+        updated = switch_template(snapshot, uuid, active, load_catalog())
     except TemplateSwitchError as exc:
         fail(str(exc))
     try:

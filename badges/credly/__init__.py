@@ -16,7 +16,7 @@ from .models import (
     BadgeTemplate,
     CredlyEvent,
     IssueRequest,
-    Organization,
+    CredlyOrganization,
     WebhookNotification,
     format_issued_at,
     split_name,
@@ -25,7 +25,7 @@ from .models import (
 __all__ = [
     "Badge", "BadgeTemplate", "CredlyAuthError", "CredlyClient", "CredlyError", "CredlyEvent",
     "CredlyNotFound", "CredlyRateLimited", "CredlyServerError", "CredlyUnavailable",
-    "CredlyValidationError", "IssueOutcome", "IssueRequest", "Organization", "RevokeOutcome",
+    "CredlyValidationError", "IssueOutcome", "IssueRequest", "CredlyOrganization", "RevokeOutcome",
     "TokenLookup", "WebhookNotification", "format_issued_at", "issue_once", "revoke_once",
     "split_name",
 ]

@@ -37,9 +37,9 @@ from .models import (
     Badge,
     BadgeTemplate,
     CredlyEvent,
-    Envelope,
+    CredlyData,
     IssueRequest,
-    Organization,
+    CredlyOrganization,
     Page,
     badge_filter,
 )
@@ -287,9 +287,9 @@ class CredlyClient(JsonApiClient):
         tail = "/".join(_segment(p) for p in parts)
         return f"{self.base_url}organizations/{_segment(org)}/{tail}"
 
-    async def get_organization(self, org: str) -> Organization:
+    async def get_organization(self, org: str) -> CredlyOrganization:
         doc = await self._call(org, "GET", self.org_url(org))
-        return _parse(Envelope[Organization], doc, org).data
+        return _parse(CredlyData[CredlyOrganization], doc, org).data
 
     async def iter_badge_templates(self, org: str) -> AsyncIterator[BadgeTemplate]:
         """Every active template, page after page, following Credly's ``next_page_url``."""
@@ -306,18 +306,18 @@ class CredlyClient(JsonApiClient):
         doc = await self._call(
             org, "POST", self.org_url(org, "badges"), body=request.body(), retry=False
         )
-        return _parse(Envelope[Badge], doc, org, unknown_outcome=True).data
+        return _parse(CredlyData[Badge], doc, org, unknown_outcome=True).data
 
     async def get_badge(self, org: str, badge_id: str, *, retry: bool = True) -> Badge:
         doc = await self._call(org, "GET", self.org_url(org, "badges", badge_id), retry=retry)
-        return _parse(Envelope[Badge], doc, org).data
+        return _parse(CredlyData[Badge], doc, org).data
 
     async def revoke_badge(
         self, org: str, badge_id: str, reason: str, *, retry: bool = True
     ) -> Badge:
         url = self.org_url(org, "badges", badge_id, "revoke")
         doc = await self._call(org, "PUT", url, body={"reason": reason}, retry=retry)
-        return _parse(Envelope[Badge], doc, org).data
+        return _parse(CredlyData[Badge], doc, org).data
 
     async def find_badges(
         self, org: str, *, recipient_email: str, badge_template_id: str, retry: bool = True,
@@ -349,7 +349,7 @@ class CredlyClient(JsonApiClient):
 
     async def get_event(self, org: str, event_id: str) -> CredlyEvent:
         doc = await self._call(org, "GET", self.org_url(org, "events", event_id))
-        return _parse(Envelope[CredlyEvent], doc, org).data
+        return _parse(CredlyData[CredlyEvent], doc, org).data
 
 
 def json_loads(raw: bytes) -> Any:

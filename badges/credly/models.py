@@ -19,7 +19,7 @@ class _Read(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class Organization(_Read):
+class CredlyOrganization(_Read):
     id: str
     name: str
 
@@ -91,7 +91,7 @@ class Page(_Read, Generic[T]):
     metadata: PageMetadata = Field(default_factory=PageMetadata)
 
 
-class Envelope(_Read, Generic[T]):
+class CredlyData(_Read, Generic[T]):
     data: T
 
 

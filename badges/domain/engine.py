@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal
 
 from badges.domain.events import Learner, LearnerEvent
 from badges.domain.matching import render, resolve
-from badges.domain.model import CompiledConfig, CompiledTemplate, Penalty, Requirement
+from badges.domain.model import CompiledConfig, CompiledPenalty, CompiledRequirement, CompiledTemplate
 from badges.domain.progress import (
     STATE_VERSION,
     BadgeRecord,
@@ -155,7 +155,7 @@ class Outcome:
     note: str = ""  # why a manual command changed nothing (logged by the progress agent)
 
 
-def _key_fields(event: LearnerEvent, reqs: list[Requirement]) -> dict[str, str]:
+def _key_fields(event: LearnerEvent, reqs: list[CompiledRequirement]) -> dict[str, str]:
     fields: dict[str, str] = {}
     payload = event.payload
     for req in reqs:
@@ -390,7 +390,7 @@ def apply_event(
         return Outcome({**state, "learner": identity}, [], True)
 
     # Touched templates, each with its matched requirements and penalties.
-    touched: dict[str, tuple[list[Requirement], list[Penalty]]] = {}
+    touched: dict[str, tuple[list[CompiledRequirement], list[CompiledPenalty]]] = {}
     for req in reqs:
         touched.setdefault(req.template, ([], []))[0].append(req)
     for pen in pens:
@@ -415,8 +415,8 @@ def apply_event(
         badge: BadgeRecord | None = old.get("badge") if old is not None else None
         new_f: dict[str, Any] | None = None  # copy-on-write of fulfilled / resets
         new_r: dict[str, int] | None = None
-        newly: list[Requirement] = []
-        refreshed: list[Requirement] = []  # fulfilled before, matched again by a newer event
+        newly: list[CompiledRequirement] = []
+        refreshed: list[CompiledRequirement] = []  # fulfilled before, matched again by a newer event
         seen_before = False
 
         # 1. requirements

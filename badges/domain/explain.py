@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from badges.domain.engine import counted_time, held_badges
-from badges.domain.model import CompiledConfig, CompiledTemplate, Requirement
+from badges.domain.model import CompiledConfig, CompiledRequirement, CompiledTemplate
 from badges.domain.progress import LearnerState, TemplateProgress
 from badges.wire.timeparse import us_to_iso
 
 
-def _requirement_view(req: Requirement, progress: TemplateProgress | None,
+def _requirement_view(req: CompiledRequirement, progress: TemplateProgress | None,
                       held: dict[str, int], aged_before: int | None, now_us: int) -> dict[str, Any]:
     """``aged_before``: fulfillments whose newest event is older no longer count
     (complete_within); ``held``: the badge requirements fulfilled now (badge of badges)."""

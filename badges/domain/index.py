@@ -18,24 +18,26 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable, Union
+from typing import TYPE_CHECKING, Any, Iterable, Union
 
 from badges.domain.dependencies import find_cycles
 from badges.domain.matching import all_match, render, resolve
 from badges.domain.model import (
     CompiledConfig,
+    CompiledGroup,
+    CompiledPenalty,
+    CompiledRequirement,
+    CompiledRule,
     CompiledTemplate,
-    DataRule,
-    Group,
-    Penalty,
-    Requirement,
 )
+from badges.domain.rule_language import check_event_type, check_rule, parse_boolean_word
 from badges.domain.timespan import parse_duration, parse_instant
 
-Entry = Union[Requirement, Penalty]
+if TYPE_CHECKING:
+    from badges.config.entities import ConfigSnapshot, DataRule, Template
+    from badges.schemas.catalog import Catalog, EventSpec
 
-_TRUE = ("true", "True", "yes", "Yes", "+")
-_FALSE = ("false", "False", "no", "No", "-")
+Entry = Union[CompiledRequirement, CompiledPenalty]
 
 
 @dataclass(slots=True)
@@ -82,7 +84,7 @@ class RuleIndex:
 
     __slots__ = ("_requirements", "_penalties", "event_types", "size")
 
-    def __init__(self, requirements: Iterable[Requirement], penalties: Iterable[Penalty]) -> None:
+    def __init__(self, requirements: Iterable[CompiledRequirement], penalties: Iterable[CompiledPenalty]) -> None:
         reqs = list(requirements)
         pens = list(penalties)
         self._requirements = _build(reqs)
@@ -97,7 +99,7 @@ class RuleIndex:
             self._penalties.get(event_type, _EMPTY).candidates(payload),
         )
 
-    def match(self, event_type: str, payload: Any) -> tuple[list[Requirement], list[Penalty]]:
+    def match(self, event_type: str, payload: Any) -> tuple[list[CompiledRequirement], list[CompiledPenalty]]:
         """Requirements and penalties whose every rule matches the event."""
         bucket = self._requirements.get(event_type)
         reqs = [r for r in bucket.candidates(payload) if all_match(r.rules, payload)] if bucket else []
@@ -123,8 +125,8 @@ class RuleIndex:
 
 def _index_rule(
     entry: Entry, path_weight: Counter[tuple[str, ...]], path_values: dict[tuple[str, ...], set[Any]]
-) -> DataRule | None:
-    best: DataRule | None = None
+) -> CompiledRule | None:
+    best: CompiledRule | None = None
     best_rank: tuple[int, float, int, str] | None = None
     for rule in entry.rules:
         if rule.op != "eq":
@@ -171,31 +173,38 @@ def _build(entries: list[Entry]) -> dict[str, _Bucket]:
 # --- compiling ---------------------------------------------------------------------------------
 
 
-def _compile_rule(raw: Any, spec: Any, where: str, problems: list[str]) -> DataRule:
-    key_path = str(raw.key_path)
-    op = raw.operator if raw.operator in ("eq", "ne") else {"=": "eq", "!=": "ne"}.get(raw.operator)
-    if op is None:
-        problems.append(f"{where}: unknown operator {raw.operator!r}; the rule never matches")
-        op = "eq"
-    value = str(raw.value)
+def _compile_rule(rule: DataRule, spec: EventSpec | None, where: str, problems: list[str]) -> CompiledRule:
+    """A rule entity (operator already normalised) with its path split and, on a boolean field,
+    its expected value as a bool."""
+    key_path, value = rule.key_path, rule.value
     boolean = False
     expected: str | bool = value
     if spec is not None:
-        if key_path not in spec.key_paths:
-            problems.append(f"{where}: unknown key path {key_path!r} for {spec.event_type}")
+        finding = check_rule(key_path, value, spec)
+        if finding is not None:
+            problems.append(f"{where}: {finding.message}")
         elif spec.is_boolean(key_path):
-            if value in _TRUE or value in _FALSE:
-                boolean, expected = True, value in _TRUE
-            else:
-                problems.append(f"{where}: {value!r} is not a boolean word for {key_path!r}")
-    return DataRule(key_path=key_path, path=tuple(key_path.split(".")), op=op, expected=expected,
-                    boolean=boolean)
+            boolean, expected = True, parse_boolean_word(value) is True
+    return CompiledRule(key_path=key_path, path=tuple(key_path.split(".")), op=rule.operator,
+                        expected=expected, boolean=boolean)
 
 
-def compile_template(entity: Any, catalog: Any, problems: list[str]) -> CompiledTemplate:
-    """One template entity (``config.entities.Template``) as the engine reads it."""
+def _event_spec(event_type: str, catalog: Catalog | None, where: str, problems: list[str]) -> EventSpec | None:
+    """The spec that rules are checked against; None without a catalog or when the event type
+    cannot drive requirements (reported: no event of it ever reaches the rules)."""
+    if catalog is None:
+        return None
+    spec, finding = check_event_type(event_type, catalog)
+    if finding is not None:
+        problems.append(f"{where}: {finding.message}")
+    return spec
+
+
+def compile_template(entity: Template, catalog: Catalog | None, problems: list[str]) -> CompiledTemplate:
+    """One template entity as the engine reads it; what cannot mean what it says goes to
+    ``problems`` (``None`` as catalog: event types and key paths are not checked)."""
     uuid = entity.uuid
-    requirements: list[Requirement] = []
+    requirements: list[CompiledRequirement] = []
     seen: set[str] = set()
     for raw in entity.requirements:
         where = f"template {uuid} requirement {raw.id!r}"
@@ -203,16 +212,18 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
             problems.append(f"{where}: duplicate id; ignored")
             continue
         seen.add(raw.id)
-        badge = getattr(raw, "badge", None)
-        spec = catalog.get(raw.event_type) if catalog is not None and not badge else None
-        if catalog is not None and spec is None and not badge:
-            problems.append(f"{where}: unknown event type {raw.event_type!r}")
+        badge = raw.badge
+        spec = None if badge else _event_spec(raw.event_type, catalog, where, problems)
+        not_before_us = _timespan(parse_instant, raw.not_before, where, problems)
+        not_after_us = _timespan(parse_instant, raw.not_after, where, problems)
+        if not_before_us is not None and not_after_us is not None and not_before_us > not_after_us:
+            problems.append(f"{where}: not_after is before not_before: no event can match")
         requirements.append(
-            Requirement(
+            CompiledRequirement(
                 id=raw.id,
                 template=uuid,
                 event_type="" if badge else raw.event_type,
-                description=raw.description or "",
+                description=raw.description,
                 group=f"group:{raw.group}" if raw.group else f"requirement:{raw.id}",
                 group_name=raw.group or None,
                 rules=() if badge else tuple(
@@ -220,14 +231,12 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
                     for i, r in enumerate(raw.rules)
                 ),
                 badge=badge or None,
-                not_before_us=_timespan(parse_instant, getattr(raw, "not_before", None), where,
-                                        problems),
-                not_after_us=_timespan(parse_instant, getattr(raw, "not_after", None), where,
-                                       problems),
+                not_before_us=not_before_us,
+                not_after_us=not_after_us,
             )
         )
     badges = {r.id for r in requirements if r.badge}
-    penalties: list[Penalty] = []
+    penalties: list[CompiledPenalty] = []
     seen_pen: set[str] = set()
     for raw in entity.penalties:
         where = f"template {uuid} penalty {raw.id!r}"
@@ -240,15 +249,19 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
         unknown = [t for t in raw.requirements if t not in seen]
         if unknown:
             problems.append(f"{where}: targets unknown requirements {unknown}; ignored")
-        spec = catalog.get(raw.event_type) if catalog is not None else None
-        if catalog is not None and spec is None:
-            problems.append(f"{where}: unknown event type {raw.event_type!r}")
+        followed = [t for t in raw.requirements if t in badges]
+        if followed:
+            problems.append(f"{where}: targets badge requirements {followed}, which follow their "
+                            "badge: a penalty cannot reset them; ignored")
+        if not raw.requirements:
+            problems.append(f"{where}: targets no requirement; never applied")
+        spec = _event_spec(raw.event_type, catalog, where, problems)
         penalties.append(
-            Penalty(
+            CompiledPenalty(
                 id=raw.id,
                 template=uuid,
                 event_type=raw.event_type,
-                description=raw.description or "",
+                description=raw.description,
                 targets=targets,
                 rules=tuple(
                     _compile_rule(r, spec, f"{where} rule {i}", problems)
@@ -262,7 +275,7 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
         groups.setdefault(req.group, []).append(req.id)
         names[req.group] = req.group_name
     mins: dict[str, int] = {}
-    for name, settings in (getattr(entity, "groups", None) or {}).items():
+    for name, settings in entity.groups.items():
         key, n = f"group:{name}", settings.min
         size = len(groups.get(key, ()))
         if not 1 <= n <= size:
@@ -271,21 +284,21 @@ def compile_template(entity: Any, catalog: Any, problems: list[str]) -> Compiled
         mins[key] = max(1, n)
     # Credly cannot issue a template it no longer has active: such a template is inactive here
     # even before the webhook that deactivates it is processed.
-    active = bool(entity.is_active) and entity.credly_state == "active"
+    active = entity.is_active and entity.credly_state == "active"
     if active and not requirements:
         problems.append(f"template {uuid}: active without requirements; not processed")
         active = False
     return CompiledTemplate(
         uuid=uuid,
         organization=entity.organization,
-        name=entity.name or "",
-        description=entity.description or "",
-        image_url=entity.image_url or "",
+        name=entity.name,
+        description=entity.description,
+        image_url=entity.image_url,
         active=active,
         credly_state=entity.credly_state,
         requirements=tuple(requirements),
         penalties=tuple(penalties),
-        groups=tuple(Group(k, names[k], tuple(v), mins.get(k, 1)) for k, v in groups.items()),
+        groups=tuple(CompiledGroup(k, names[k], tuple(v), mins.get(k, 1)) for k, v in groups.items()),
         complete_within_us=_timespan(parse_duration, entity.complete_within, f"template {uuid}",
                                      problems),
         expires_after_us=_timespan(parse_duration, entity.expires_after, f"template {uuid}",
@@ -346,25 +359,20 @@ def _ranks(dependents: dict[str, tuple[str, ...]]) -> dict[str, int]:
     return rank
 
 
-def compile_config(source: Any, catalog: Any) -> CompiledConfig:
-    """Compile a ``ConfigSnapshot`` (or an iterable of entities) against the event catalog.
+def compile_config(snapshot: ConfigSnapshot, catalog: Catalog | None) -> CompiledConfig:
+    """Compile the configuration topic's entities against the event catalog.
 
     Never raises on a bad entity: what cannot match is reported in ``problems``, so a worker
     keeps running on a configuration that a catalog change made partly stale.
     """
-    if hasattr(source, "templates") and hasattr(source, "organizations"):
-        templates_in = list(source.templates.values())
-        orgs_in = list(source.organizations.values())
-    else:
-        entities = list(source)
-        templates_in = [e for e in entities if getattr(e, "kind", None) == "template"]
-        orgs_in = [e for e in entities if getattr(e, "kind", None) == "organization"]
+    templates_in = list(snapshot.templates.values())
+    orgs_in = list(snapshot.organizations.values())
     problems: list[str] = []
     templates: dict[str, CompiledTemplate] = {}
     for entity in templates_in:
         templates[entity.uuid] = compile_template(entity, catalog, problems)
-    reqs: list[Requirement] = []
-    pens: list[Penalty] = []
+    reqs: list[CompiledRequirement] = []
+    pens: list[CompiledPenalty] = []
     for tpl in templates.values():
         if tpl.active:
             reqs.extend(r for r in tpl.requirements if not r.badge)

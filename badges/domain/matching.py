@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from badges.domain.model import DataRule
+from badges.domain.model import CompiledRule
 
 
 def resolve(payload: Any, path: tuple[str, ...]) -> Any:
@@ -35,7 +35,7 @@ def render(value: Any) -> str:
     return str(value)
 
 
-def value_equals(rule: DataRule, value: Any) -> bool:
+def value_equals(rule: CompiledRule, value: Any) -> bool:
     """Whether a resolved (non-None) payload value equals the rule's expected value."""
     if rule.boolean:
         if type(value) is bool:
@@ -44,7 +44,7 @@ def value_equals(rule: DataRule, value: Any) -> bool:
     return (value if type(value) is str else render(value)) == rule.expected
 
 
-def rule_matches(rule: DataRule, payload: Any) -> bool:
+def rule_matches(rule: CompiledRule, payload: Any) -> bool:
     value = resolve(payload, rule.path)
     if value is None:
         return rule.op == "ne"
@@ -52,7 +52,7 @@ def rule_matches(rule: DataRule, payload: Any) -> bool:
     return equal if rule.op == "eq" else not equal
 
 
-def all_match(rules: Iterable[DataRule], payload: Any) -> bool:
+def all_match(rules: Iterable[CompiledRule], payload: Any) -> bool:
     for rule in rules:
         if not rule_matches(rule, payload):
             return False

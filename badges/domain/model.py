@@ -8,16 +8,16 @@ already normalized (a bool for boolean fields), so matching does no parsing per 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
+
+from badges.domain.rule_language import OPERATOR_SIGNS, Op
 
 if TYPE_CHECKING:
     from badges.domain.index import RuleIndex
 
-Op = Literal["eq", "ne"]
-
 
 @dataclass(frozen=True, slots=True)
-class DataRule:
+class CompiledRule:
     key_path: str  # as configured, e.g. "course.course_key"
     path: tuple[str, ...]  # the same, split on dots
     op: Op
@@ -27,18 +27,18 @@ class DataRule:
 
     def describe(self) -> str:
         value = ("true" if self.expected else "false") if self.boolean else self.expected
-        return f"{self.key_path} {'=' if self.op == 'eq' else '!='} {value}"
+        return f"{self.key_path} {OPERATOR_SIGNS[self.op]} {value}"
 
 
 @dataclass(frozen=True, slots=True)
-class Requirement:
+class CompiledRequirement:
     id: str
     template: str  # template uuid
     event_type: str  # "" for a badge requirement
     description: str
     group: str  # effective group key: the configured group, or the requirement's own
     group_name: str | None  # the configured group (None: the requirement is its own group)
-    rules: tuple[DataRule, ...]
+    rules: tuple[CompiledRule, ...]
     badge: str | None = None  # badge of badges: the template whose badge fulfills it
     not_before_us: int | None = None  # window on the event's ce_time (inclusive bounds)
     not_after_us: int | None = None
@@ -51,17 +51,17 @@ class Requirement:
 
 
 @dataclass(frozen=True, slots=True)
-class Penalty:
+class CompiledPenalty:
     id: str
     template: str
     event_type: str
     description: str
     targets: tuple[str, ...]  # requirement ids of the same template
-    rules: tuple[DataRule, ...]
+    rules: tuple[CompiledRule, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Group:
+class CompiledGroup:
     key: str
     name: str | None  # None for a requirement that is its own group
     requirement_ids: tuple[str, ...]
@@ -77,15 +77,15 @@ class CompiledTemplate:
     image_url: str
     active: bool
     credly_state: str
-    requirements: tuple[Requirement, ...]
-    penalties: tuple[Penalty, ...]
-    groups: tuple[Group, ...]
+    requirements: tuple[CompiledRequirement, ...]
+    penalties: tuple[CompiledPenalty, ...]
+    groups: tuple[CompiledGroup, ...]
     # SPEC §8 (None: not configured; the template then means what it meant before them)
     complete_within_us: int | None = None
     expires_after_us: int | None = None
     complete_within: str | None = None  # as configured, for display
     expires_after: str | None = None
-    badge_requirements: tuple[Requirement, ...] = ()  # requirements fulfilled by another badge
+    badge_requirements: tuple[CompiledRequirement, ...] = ()  # requirements fulfilled by another badge
 
     def is_complete(self, fulfilled: object) -> bool:
         """AND across groups, at least ``min`` within each (``fulfilled`` supports ``in`` on

@@ -1,7 +1,7 @@
 """`badges replay`: re-read event-bus topics and hand the events to the normal processing path.
 
-Events are decoded exactly as ingestion decodes them and sent, in envelopes tagged with a replay
-id, to ``{app_id}-learner-events`` on the partition that owns each learner. The progress agent
+Events are classified and planned into envelopes exactly as ingestion does it
+(``badges.wire.handoff``), the envelopes tagged with a replay id, and sent to ``{app_id}-learner-events`` on the partition that owns each learner. The progress agent
 treats them like live events: the rules engine ignores what it has already applied (an event
 that already fulfilled a requirement, or that is older than the reset of that requirement), and
 an awarded badge is never awarded again, so a replay can run while workers are live.
@@ -31,10 +31,11 @@ from badges.kafka.config_topic import BrokerUnavailable, read_snapshot
 from badges.kafka.topics import TopicSpec, ensure_topics
 from badges.schemas.catalog import load_catalog
 from badges.wire.decode import KafkaDecoder
-from badges.wire.envelope import encode_envelope, learner_partition
-from badges.wire.errors import BadInput, OwnOutput
+from badges.wire.envelope import encode_envelope
+from badges.wire.handoff import (
+    ENVELOPE_MAX_EVENTS, ClassifiedBatch, LearnerPartitions, classify, plan_envelopes,
+)
 
-ENVELOPE_EVENTS = 500
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Replayer:
         catalog = load_catalog()
         self.decoder = KafkaDecoder(catalog, registry=_registry(settings))
         self.config = compile_config(read_snapshot(settings), catalog)
+        self.learner_partitions = LearnerPartitions(settings.partitions)
         self.consumer = Consumer(settings.kafka.confluent_config(**{
             "group.id": f"{settings.app_id}-replay-{self.summary.replay_id}",
             "enable.auto.commit": False,
@@ -121,8 +123,8 @@ class Replayer:
         last = time.monotonic()
         try:
             while True:
-                messages = self.consumer.consume(1000, timeout=0.2)
-                if not messages:
+                consumed = self.consumer.consume(1000, timeout=0.2)
+                if not consumed:
                     caught_up = all(positions[tp] >= plan.ends[tp] for tp in positions)
                     idle = time.monotonic() - last
                     # the end is the snapshot of end offsets, or idleness where the broker's
@@ -131,17 +133,16 @@ class Replayer:
                         break
                     continue
                 last = time.monotonic()
+                messages = [m for m in consumed if not m.error()]
                 self._prefetch(messages)
                 for m in messages:
-                    if m.error():
-                        continue
                     positions[TopicPartition(m.topic(), m.partition())] = m.offset() + 1
-                    self._take(m, pending)
-                on_progress(len(messages))
-                self._flush(pending, threshold=ENVELOPE_EVENTS)
+                self._take(decode_messages(self.decoder, messages), pending)
+                on_progress(len(consumed))
+                self._flush(pending, threshold=ENVELOPE_MAX_EVENTS)
             self._flush(pending, threshold=1)
             for p in range(self.settings.partitions):
-                self._send([], p, end=True)
+                self._send(encode_envelope([], replay_id=self.summary.replay_id, end=True), p)
             self.producer.flush(30)
             if self._errors:
                 raise BrokerUnavailable(f"replay could not hand events over: {self._errors[:3]}")
@@ -151,43 +152,45 @@ class Replayer:
 
     def _prefetch(self, messages: list[Any]) -> None:
         if self.decoder.needs_prefetch:
-            asyncio.run(self.decoder.prefetch(m.value() for m in messages if not m.error()))
+            asyncio.run(self.decoder.prefetch(m.value() for m in messages))
 
-    def _take(self, m: Any, pending: dict[int, list[LearnerEvent]]) -> None:
+    def _take(self, batch: ClassifiedBatch[Any], pending: dict[int, list[LearnerEvent]]) -> None:
+        """Count the batch; keep its events from ``since`` on that some active rule may use.
+
+        Bad input is only counted: it was dead-lettered when it was first ingested.
+        """
         s = self.summary
-        s.read += 1
-        ts_type, ts = m.timestamp()
-        try:
-            ev = self.decoder.decode(m.headers(), m.value(), f"{m.topic()}/{m.partition()}/{m.offset()}", ts)
-        except OwnOutput:
-            s.own_output += 1
-            return
-        except BadInput as exc:  # already dead-lettered when it was first ingested
+        s.read += len(batch.events) + len(batch.dead) + batch.own_output
+        s.own_output += batch.own_output
+        for exc, _ in batch.dead:
             s.bad_input[exc.code] += 1
-            return
-        if self.since_us is not None and ev.time_us < self.since_us:
-            s.skipped_before_since += 1
-            return
-        if ev.event_type not in self.config.event_types:
-            s.skipped_no_rule += 1
-            return
-        s.handed_over += 1
-        pending[learner_partition(ev.learner.id, self.settings.partitions)].append(ev)
+        events = batch.events
+        if self.since_us is not None:
+            since_us = self.since_us
+            events = [ev for ev in events if ev.time_us >= since_us]
+            s.skipped_before_since += len(batch.events) - len(events)
+        routed = self.learner_partitions.route(events, self.config.event_types)
+        s.skipped_no_rule += routed.skipped_no_rule
+        s.handed_over += len(events) - routed.skipped_no_rule
+        for partition, events_of_partition in routed.by_partition.items():
+            pending[partition].extend(events_of_partition)
 
     def _flush(self, pending: dict[int, list[LearnerEvent]], threshold: int) -> None:
-        for partition, events in pending.items():
-            if len(events) >= threshold:
-                self._send(events, partition)
-                events.clear()
+        """Send the events of every partition that has gathered ``threshold`` of them."""
+        ready = {p: events for p, events in pending.items() if len(events) >= threshold}
+        for partition, envelope in plan_envelopes(ready, replay_id=self.summary.replay_id):
+            self._send(envelope, partition)
+        for events in ready.values():
+            events.clear()
         self.producer.poll(0)
 
-    def _send(self, events: list[LearnerEvent], partition: int, end: bool = False) -> None:
+    def _send(self, envelope: bytes, partition: int) -> None:
         def delivered(err: Any, _msg: Any) -> None:
             if err is not None:
                 self._errors.append(str(err))
 
-        value = encode_envelope(events, replay_id=self.summary.replay_id, end=end)
-        self.producer.produce(self.settings.learner_events_topic, value=value, partition=partition, on_delivery=delivered)
+        self.producer.produce(self.settings.learner_events_topic, value=envelope, partition=partition,
+                              on_delivery=delivered)
 
     def wait_for_reports(self, timeout_s: float, on_report: Callable[[int], None] | None = None) -> ReplaySummary:
         """Collect the per-partition reports of this run (the workers have processed it all)."""
@@ -220,6 +223,16 @@ class Replayer:
         s.partitions_reported = len(seen)
         s.complete = len(seen) == self.settings.partitions
         return s
+
+
+def decode_messages(decoder: KafkaDecoder, messages: list[Any]) -> ClassifiedBatch[Any]:
+    """Every consumed (confluent-kafka) message is an event, bad input or our own output."""
+    decode = decoder.decode
+
+    def where(m: Any) -> str:
+        return f"{m.topic()}/{m.partition()}/{m.offset()}"
+
+    return classify(messages, lambda m: decode(m.headers(), m.value(), where(m), m.timestamp()[1]), where)
 
 
 def prepare_topics(settings: Settings) -> None:

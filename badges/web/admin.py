@@ -59,7 +59,7 @@ async def wait_applied(runtime: "Runtime", entities: list[Entity], timeout: floa
 
 async def switch(runtime: "Runtime", uuid: str, active: bool) -> dict[str, Any]:
     try:
-        updated = switch_template(runtime.config.snapshot(), uuid, active)
+        updated = switch_template(runtime.config.snapshot(), uuid, active, runtime.catalog)
     except TemplateSwitchError as exc:
         raise HttpError(404 if exc.reason == "not_found" else 422, str(exc)) from None
     await publish_entities(runtime, [updated])

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 from badges.config.entities import ConfigSnapshot, Organization, Template
 from badges.config.switch import TemplateSwitchError, switch_template
 from badges.domain.model import CompiledConfig, CompiledTemplate
+from badges.domain.rule_language import OPERATOR_SIGNS
+from badges.schemas.catalog import Catalog
 from badges.web.http import HttpError
 
 if TYPE_CHECKING:
     from badges.workers.app import Runtime
 
-OPERATOR_SIGNS = {"eq": "=", "ne": "!="}
 
 
 def _token_source(org: Organization) -> dict[str, Any]:
@@ -79,10 +80,10 @@ def templates(runtime: "Runtime") -> dict[str, Any]:
             "problems": list(config.problems)}
 
 
-def activation_blocker(snapshot: ConfigSnapshot, uuid: str) -> str | None:
+def activation_blocker(snapshot: ConfigSnapshot, uuid: str, catalog: Catalog) -> str | None:
     """Why `activate` would be refused (config.switch's rules), for the page's hint."""
     try:
-        switch_template(snapshot, uuid, True)
+        switch_template(snapshot, uuid, True, catalog)
     except TemplateSwitchError as exc:
         return str(exc)
     return None
@@ -122,5 +123,5 @@ def template_detail(runtime: "Runtime", uuid: str) -> dict[str, Any]:
             for p in tpl.penalties
         ],
         "problem_list": problems_of(config, uuid),
-        "activation_blocker": activation_blocker(snapshot, uuid),
+        "activation_blocker": activation_blocker(snapshot, uuid, runtime.catalog),
     }

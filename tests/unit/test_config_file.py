@@ -553,3 +553,31 @@ def test_a_file_without_provider_keeps_the_provider_the_organization_was_added_w
     assert errors == [] and doc is not None
     [org] = document_to_entities(doc, ConfigSnapshot.from_entities([added]))
     assert (org.provider, org.name) == ("accredible", "On Accredible")
+
+
+def test_event_types_that_cannot_drive_requirements_are_refused_where_they_are_written():
+    text = textwrap.dedent(f"""\
+        templates:
+          - uuid: {TPL_A}
+            requirements:
+              - id: grades
+                event_type: org.openedx.learning.course.persistent_grade_summary.changed.v1
+              - id: mine
+                event_type: org.openedx.learning.badge.awarded.v1
+            penalties:
+              - id: p
+                event_type: org.openedx.learning.course.persistent_grade_summary.changed.v1
+                requirements: [grades]
+        """)
+    result = check_file(text, CATALOG)
+    assert result.document is None
+    assert [str(e) for e in result.errors] == [
+        "templates[0].requirements[0].event_type (line 5): event type "
+        "org.openedx.learning.course.persistent_grade_summary.changed.v1 cannot drive requirements: "
+        "it carries no UserData",
+        "templates[0].requirements[1].event_type (line 7): event type "
+        "org.openedx.learning.badge.awarded.v1 cannot drive requirements: it is this worker's own output",
+        "templates[0].penalties[0].event_type (line 10): event type "
+        "org.openedx.learning.course.persistent_grade_summary.changed.v1 cannot drive requirements: "
+        "it carries no UserData",
+    ]

@@ -11,7 +11,7 @@ from badges.credly.models import (
     Badge,
     BadgeTemplate,
     CredlyEvent,
-    Envelope,
+    CredlyData,
     IssueRequest,
     Page,
     badge_filter,
@@ -123,11 +123,11 @@ def test_read_models_ignore_unknown_fields() -> None:
     })
     assert page.data[0].owner is not None and page.data[0].owner.id == "o"
     assert page.metadata.total_pages == 3
-    badge = Envelope[Badge].model_validate(
+    badge = CredlyData[Badge].model_validate(
         {"data": {"id": "b", "state": "pending", "badge_template": {"id": "t", "x": 1}, "y": 2}}
     ).data
     assert badge.template_id == "t"
-    event = Envelope[CredlyEvent].model_validate({"data": {
+    event = CredlyData[CredlyEvent].model_validate({"data": {
         "id": "e", "event_type": "badge_template.changed", "organization_id": "o",
         "badge_template": {"id": "t", "name": "N", "state": "archived"}}}).data
     assert event.badge_template is not None and event.badge_template.state == "archived"

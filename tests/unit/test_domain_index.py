@@ -10,6 +10,7 @@ from tests.unit.test_domain_builders import (
     DEMO,
     OTHER,
     PASSING,
+    badge_req,
     ccx_passing,
     compile_templates,
     course_rule,
@@ -20,6 +21,7 @@ from tests.unit.test_domain_builders import (
     rule,
     template,
     tpl_uuid,
+    window,
 )
 
 
@@ -111,7 +113,7 @@ def test_stale_configuration_is_reported_not_fatal():
     cfg = compile_templates(tpl)
     joined = "\n".join(cfg.problems)
     assert "unknown key path 'is_pasing'" in joined
-    assert "'maybe' is not a boolean word" in joined
+    assert "'is_passing' is a boolean field: the value must be one of true True yes Yes + / false False no No -, got 'maybe'" in joined
     assert "unknown requirements ['nope']" in joined
     assert apply_event(None, cfg, passing(1, DEMO, True, t=1)).state is None
 
@@ -155,3 +157,21 @@ def test_the_new_kinds_keep_the_index_flat():
     r = apply_event(None, cfg, passing(1, _course(418), True, t=1))
     r = apply_event(r.state, cfg, passing(1, _course(419), True, t=2))
     assert [d.template for d in r.decisions] == [tpl_uuid(200_418), tpl_uuid(200_419)]
+
+
+def test_event_types_that_cannot_drive_requirements_are_reported():
+    grades = "org.openedx.learning.course.persistent_grade_summary.changed.v1"
+    cfg = compile_templates(template([req("g", grades)], [pen("p", ["g"], grades)]))
+    assert [p.split(": ", 1)[1] for p in cfg.problems] == [
+        f"event type {grades} cannot drive requirements: it carries no UserData",
+    ] * 2
+
+
+def test_what_the_file_validator_refuses_in_penalties_and_windows_is_reported():
+    other = tpl_uuid()
+    tpl = template([window(req("w"), not_before=10, not_after=5), badge_req("b", other)],
+                   [pen("none", []), pen("badge", ["b"])])
+    joined = "\n".join(compile_templates(tpl, template([req("x")], uuid=other)).problems)
+    assert "requirement 'w': not_after is before not_before: no event can match" in joined
+    assert "penalty 'none': targets no requirement; never applied" in joined
+    assert "penalty 'badge': targets badge requirements ['b'], which follow their badge" in joined

@@ -47,7 +47,7 @@ def test_a_decoder_bug_dead_letters_that_message_and_keeps_the_rest(caplog: Any)
 
     assert [ev.learner.id for ev in out.events] == [1, 2]
     assert out.own_output == 1
-    assert [(exc.code, m.offset) for exc, _, m in out.dead] == [(DECODER_ERROR, 1), ("bad_magic_byte", 4)]
+    assert [(exc.code, m.offset) for exc, m in out.dead] == [(DECODER_ERROR, 1), ("bad_magic_byte", 4)]
     assert DECODER_ERROR in CODES
     assert "KeyError" in out.dead[0][0].detail
     assert "decoder failure on dev-learning-course-passing-status/0/1" in caplog.text

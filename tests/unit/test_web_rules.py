@@ -8,10 +8,11 @@ from aiohttp.test_utils import make_mocked_request
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from badges.config.entities import ConfigSnapshot, Requirement, Template
+from badges.config.entities import ConfigSnapshot, DataRule, Penalty, Requirement, Template
 from badges.config.switch import TemplateSwitchError, switch_template
 from badges.credly.metered import MeteredCredlyClient, endpoint_label
 from badges.credly.models import BadgeTemplate
+from badges.schemas.catalog import load_catalog
 from badges.credly.sync import (
     TEMPLATE_CHANGED,
     TEMPLATE_CREATED,
@@ -28,7 +29,9 @@ __all__ = ["credly_emulator"]
 
 OTHER_ORG = "0b8a3f0e-0000-4000-8000-0000000000f2"
 T2 = "7d4f6a52-0000-4000-8000-0000000000b2"
-REQ = Requirement(id="r", event_type="org.openedx.learning.course.passing.status.updated.v1")
+PASSING = "org.openedx.learning.course.passing.status.updated.v1"
+REQ = Requirement(id="r", event_type=PASSING)
+CATALOG = load_catalog()
 
 
 def snapshot(*templates: Template) -> ConfigSnapshot:
@@ -36,17 +39,17 @@ def snapshot(*templates: Template) -> ConfigSnapshot:
 
 
 def tpl(uuid: str = TEMPLATE, *, active: bool = False, state: str = "active", reqs: bool = True,
-        org: str = ORG) -> Template:
+        org: str = ORG, req: Requirement = REQ, penalties: tuple[Penalty, ...] = ()) -> Template:
     return Template(uuid=uuid, organization=org, name="T", credly_state=state, is_active=active,
-                    requirements=[REQ] if reqs else [])
+                    requirements=[req] if reqs else [], penalties=list(penalties))
 
 
 # --- switching ----------------------------------------------------------------------------------
 
 
 def test_switch_activates_and_deactivates() -> None:
-    assert switch_template(snapshot(tpl()), TEMPLATE, True).is_active
-    assert not switch_template(snapshot(tpl(active=True)), TEMPLATE, False).is_active
+    assert switch_template(snapshot(tpl()), TEMPLATE, True, CATALOG).is_active
+    assert not switch_template(snapshot(tpl(active=True)), TEMPLATE, False, CATALOG).is_active
 
 
 @pytest.mark.parametrize(("template", "active", "reason", "words"), [
@@ -57,12 +60,41 @@ def test_switch_activates_and_deactivates() -> None:
 def test_switch_refusals(template: Template | None, active: bool, reason: str, words: str) -> None:
     snap = snapshot(template) if template else snapshot()
     with pytest.raises(TemplateSwitchError) as err:
-        switch_template(snap, TEMPLATE, active)
+        switch_template(snap, TEMPLATE, active, CATALOG)
     assert err.value.reason == reason and words in str(err.value)
 
 
+# What the configuration file refuses (config.file) cannot be activated through the admin API or
+# `badges template activate` either: both switch with compilation's findings.
+@pytest.mark.parametrize(("template", "words"), [
+    (tpl(req=Requirement(id="g", event_type="org.openedx.learning.course.persistent_grade_summary.changed.v1")),
+     "cannot drive requirements: it carries no UserData"),
+    (tpl(req=Requirement(id="o", event_type="org.openedx.learning.badge.awarded.v1")),
+     "cannot drive requirements: it is this worker's own output"),
+    (tpl(req=Requirement(id="u", event_type="org.openedx.learning.no.such.event.v1")),
+     "unknown event type 'org.openedx.learning.no.such.event.v1'"),
+    (tpl(req=Requirement(id="k", event_type=PASSING, rules=[DataRule(key_path="is_pasing", value="true")])),
+     "unknown key path 'is_pasing'"),
+    (tpl(req=Requirement(id="b", event_type=PASSING, rules=[DataRule(key_path="is_passing", value="maybe")])),
+     "'is_passing' is a boolean field"),
+    (tpl(penalties=(Penalty(id="p", event_type=PASSING, requirements=["nope"]),)),
+     "targets unknown requirements ['nope']"),
+    (tpl(penalties=(Penalty(id="p", event_type=PASSING, requirements=[]),)),
+     "targets no requirement"),
+    (tpl(req=Requirement(id="w", event_type=PASSING, not_before="2024-06-01T00:00:00Z",
+                         not_after="2024-05-01T00:00:00Z")),
+     "not_after is before not_before"),
+])
+def test_switch_refuses_to_activate_what_the_configuration_file_refuses(template: Template, words: str) -> None:
+    with pytest.raises(TemplateSwitchError) as err:
+        switch_template(snapshot(template), TEMPLATE, True, CATALOG)
+    assert err.value.reason == "refused" and words in str(err.value)
+    # deactivating stays possible whatever the template holds
+    assert not switch_template(snapshot(template), TEMPLATE, False, CATALOG).is_active
+
+
 def test_deactivating_never_needs_requirements() -> None:
-    assert not switch_template(snapshot(tpl(reqs=False, state="archived")), TEMPLATE, False).is_active
+    assert not switch_template(snapshot(tpl(reqs=False, state="archived")), TEMPLATE, False, CATALOG).is_active
 
 
 # --- webhook merging -----------------------------------------------------------------------------
