@@ -30,7 +30,7 @@ from badges.wire.registry import RegistryAuthError, RegistryUnavailable
 
 if TYPE_CHECKING:
     from badges.config.settings import Settings
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class KafkaIngest(Service):
         super().__init__(**kwargs)
         self.rt = runtime
         self.forwarder = Forwarder(runtime)
-        self.decoder = runtime.services["decoder"]
+        self.decoder = KafkaDecoder(runtime.catalog, registry=runtime.registry)
         self.batch_lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
         self.joined = False  # a member of the ingest group with its assignment (maybe empty)
@@ -299,13 +299,7 @@ def decode_batch(decoder: KafkaDecoder, batch: dict[TopicPartition, list[Any]]) 
                 out.dead.append((unexpected(exc), tp, m))
     return out
 
-def register(runtime: "Runtime") -> None:
-    from badges.wire.registry import SchemaRegistry
-
-    s = runtime.settings
-    registry = SchemaRegistry.from_settings(s)
-    runtime.services["registry"] = registry
-    runtime.services["decoder"] = KafkaDecoder(runtime.catalog, registry=registry)
+def register(runtime: "Runtime") -> KafkaIngest:
     ingest = KafkaIngest(runtime)
-    runtime.services["kafka_ingest"] = ingest
     runtime.app.service(ingest)
+    return ingest

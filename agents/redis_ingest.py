@@ -39,7 +39,7 @@ from badges.wire.errors import BadInput, OwnOutput, unexpected
 from badges.wire.redis_format import RedisDecoder
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +383,7 @@ class RedisIngest(Service):
             await pipe.execute()
 
 
-def register(runtime: "Runtime") -> None:
+def register(runtime: "Runtime") -> RedisIngest:
     ingest = RedisIngest(runtime)
-    runtime.services["redis_ingest"] = ingest
     runtime.app.service(ingest)
+    return ingest

@@ -20,17 +20,14 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, cast
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator
 
 import orjson
 
 from badges import metrics
 from badges.agents.lifecycle import AWARDED, REVOKED, LifecycleEmitter, badge_uuid
 from badges.credly.models import IssueRequest, evidence_summary
-from badges.credly.provider import CredlyProvider
-from badges.credly.ratelimit import shared_rate_limit
 from badges.credly.tokens import MissingToken
-from badges.providers import build_providers
 from badges.domain.engine import Decision, award_before, desired_decision
 from badges.domain.forget import forget_issuance, is_forgotten
 from badges.domain.model import CompiledConfig
@@ -42,7 +39,7 @@ from badges.wire.decisions import RETRY_FAILED, Forget, decode_message
 from badges.wire.envelope import learner_partition
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -188,13 +185,10 @@ class Sink:
     def __init__(self, runtime: "Runtime") -> None:
         self.rt = runtime
         s = runtime.settings
-        self.writer = TableWriter(runtime.app, runtime.tables["issuance"])
-        self.progress = TableWriter(runtime.app, runtime.tables["progress"])  # read only
-        # each organization's provider (Credly or Accredible), its calls metered
-        self.providers = build_providers(s, runtime.config.snapshot, metered=True,
-                                         shared_limit=shared_rate_limit(s))
-        self.client = cast(CredlyProvider, self.providers.by_name["credly"]).client  # the webhook's
-        self.lifecycle = LifecycleEmitter(runtime)
+        self.writer = TableWriter(runtime.app, runtime.tables.issuance)
+        self.progress = TableWriter(runtime.app, runtime.tables.progress)  # read only
+        self.providers = runtime.providers
+        self.lifecycle = LifecycleEmitter(runtime, runtime.registry)
         self.slots = asyncio.Semaphore(s.credly_concurrency)
         self.lock = asyncio.Lock()  # one batch at a time: the agent's, or the intent sweep's
 
@@ -207,9 +201,7 @@ class Sink:
     async def save(self, partition: int, key: bytes, records: dict[str, Any]) -> None:
         """The one write path of ``issuance``: the web view's badge index follows it."""
         await self.writer.put(partition, key, orjson.dumps(records))
-        index = self.rt.services.get("badge_index")
-        if index is not None:
-            index.learner_changed(partition, key, records)
+        self.rt.badge_index.learner_changed(partition, key, records)
 
     async def forget(self, partition: int, learner_id: int) -> None:
         """The learner's issuance records without identity; callers hold ``self.lock`` (every
@@ -394,7 +386,7 @@ class Sink:
         Intents whose outcome was never recorded are among them (their version is not applied):
         the issue is looked up in Credly first, as any retried call is.
         """
-        progress = self.rt.tables["progress"].data
+        progress = self.rt.tables.progress.data
         config = self.rt.config.compiled()
         async with self.lock:  # no batch of this worker is in flight while it compares
             work = reconcile_work(progress.items(), self.load, partitions, self.rt.settings.partitions, config)
@@ -410,7 +402,7 @@ class Sink:
     async def redrive_failed(self, partition: int, work: dict[bytes, tuple[int, list[Decision]]]) -> int:
         """Queue every failed record of this partition for another try."""
         n = 0
-        table = self.rt.tables["issuance"].data.items()
+        table = self.rt.tables.issuance.data.items()
         for lkey, _, by_template in records_in(table, {partition}, self.rt.settings.partitions):
             for template, rec in by_template.items():
                 if rec.get("status") not in (FAILED, REVOKE_FAILED) or not rec.get("learner") or rec.get("forgotten"):
@@ -459,16 +451,15 @@ async def until_done(
             wait = min(wait * 2, BATCH_RETRY_MAX_S)
 
 
-def register(runtime: "Runtime") -> None:
+def register(runtime: "Runtime") -> Sink:
     sink = Sink(runtime)
-    runtime.services["sink"] = sink
 
     async def credly_sink(stream: Any) -> None:
         async for events in stream.take_events(max(1, runtime.settings.credly_concurrency), within=SINK_BATCH_WAIT_S):
             items = [(e.message.partition, e.message.key, e.value) for e in events]
             await until_done(sink.process_batch, items, stop=lambda: runtime.app.should_stop)
 
-    runtime.app.agent(runtime.topics["decisions"], name="credly-sink")(credly_sink)
+    runtime.app.agent(runtime.topics.decisions, name="credly-sink")(credly_sink)
 
     # Decisions get lost with crashes, which end in rebalances: the owner of a partition
     # reconciles it after each rebalance, and every RECONCILE_EVERY_S otherwise.
@@ -495,3 +486,4 @@ def register(runtime: "Runtime") -> None:
         await sink.providers.close()
 
     runtime.app.on_before_shutdown.connect(close_credly)
+    return sink

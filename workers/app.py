@@ -7,8 +7,7 @@ wires lives in `agents/` and `tables/`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -20,9 +19,12 @@ from badges.health import Health
 from badges.kafka.end_offsets import verified_end_offsets
 from badges.kafka.offsets import committable_run
 from badges.logs import logging_config
-from badges.schemas.catalog import Catalog, load_catalog
+from badges.schemas.catalog import load_catalog
 from badges.tables import definitions
 from badges.tables.config_view import ConfigView
+
+if TYPE_CHECKING:
+    from badges.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -110,20 +112,6 @@ class BadgesApp(faust.App):
         return _TunedTransport(self.conf.broker_consumer, self)
 
 
-@dataclass
-class Runtime:
-    """What the agents share: settings, catalog, topics, tables and the configuration view."""
-
-    settings: Settings
-    app: BadgesApp
-    catalog: Catalog
-    config: ConfigView
-    topics: dict[str, faust.TopicT] = field(default_factory=dict)
-    tables: dict[str, Any] = field(default_factory=dict)
-    services: dict[str, Any] = field(default_factory=dict)
-    health: Health = field(default_factory=Health)  # what keeps the worker from being ready
-
-
 def faust_settings(settings: Settings) -> dict[str, Any]:
     web_url = settings.web_url
     return dict(
@@ -165,38 +153,59 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 
 
 def build_app(settings: Settings) -> BadgesApp:
+    """The app with its topics, tables and components; the one place a ``Runtime`` is built."""
     from badges.agents import ingest, progress, sink
-    from badges.web import routes
+    from badges.credly.provider import CredlyProvider
+    from badges.credly.ratelimit import shared_rate_limit
+    from badges.providers import build_providers
+    from badges.runtime import Runtime, Tables, Topics
+    from badges.web import badge_index, deadletters, routes
+    from badges.wire.registry import SchemaRegistry
 
     app = BadgesApp(settings.app_id, **faust_settings(settings))
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     app.kafka = settings.kafka
     catalog = load_catalog()
     view = ConfigView(catalog)
-    runtime = Runtime(settings=settings, app=app, catalog=catalog, config=view)
-    app.runtime = runtime
 
     raw = definitions.RAW
     p = settings.partitions
-    runtime.topics["learner_events"] = app.topic(settings.learner_events_topic, schema=raw, partitions=p)
-    runtime.topics["decisions"] = app.topic(settings.decisions_topic, schema=raw, partitions=p)
-    runtime.topics["dead_letters"] = app.topic(settings.dead_letter_topic, schema=raw, partitions=p)
-    runtime.topics["lifecycle"] = app.topic(settings.lifecycle_topic, schema=raw)
-    config = runtime.tables["config"] = definitions.config_table(app, settings, view.on_changelog_event)
+    topics = Topics(
+        learner_events=app.topic(settings.learner_events_topic, schema=raw, partitions=p),
+        decisions=app.topic(settings.decisions_topic, schema=raw, partitions=p),
+        dead_letters=app.topic(settings.dead_letter_topic, schema=raw, partitions=p),
+        lifecycle=app.topic(settings.lifecycle_topic, schema=raw),
+    )
+    config = definitions.config_table(app, settings, view.on_changelog_event)
 
     @config.on_recover
     async def reload_configuration() -> None:
         view.reload(compat.stored_items(config, 0))
 
-    runtime.tables["progress"] = definitions.progress_table(app, settings)
-    runtime.tables["issuance"] = definitions.issuance_table(app, settings)
+    tables = Tables(
+        config=config,
+        progress=definitions.progress_table(app, settings),
+        issuance=definitions.issuance_table(app, settings),
+    )
+    # each organization's provider (Credly or Accredible), its calls metered
+    providers = build_providers(settings, view.snapshot, metered=True,
+                                shared_limit=shared_rate_limit(settings))
+    runtime = Runtime(
+        settings=settings, app=app, catalog=catalog, config=view, topics=topics, tables=tables,
+        registry=SchemaRegistry.from_settings(settings),
+        providers=providers, credly=cast(CredlyProvider, providers.by_name["credly"]).client,
+        health=Health(),
+    )
+    app.runtime = runtime
 
-    ingest.register(runtime)
+    runtime.kafka_ingest = ingest.register(runtime)
     if settings.redis_stream_names:  # edx-event-bus-redis sites
         from badges.agents import redis_ingest
 
-        redis_ingest.register(runtime)
-    progress.register(runtime)
-    sink.register(runtime)
+        runtime.redis_ingest = redis_ingest.register(runtime)
+    runtime.progress = progress.register(runtime)
+    runtime.sink = sink.register(runtime)
+    runtime.dead_letters = deadletters.register(runtime)
+    runtime.badge_index = badge_index.register(runtime)
     routes.register(runtime)
     return app

@@ -21,7 +21,7 @@ from badges.kafka.control import forget_request, manual_command, retry_failed_re
 from badges.web.http import HttpError
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,6 @@ async def switch(runtime: "Runtime", uuid: str, active: bool) -> dict[str, Any]:
     return {"template": uuid, "active": active, "applied": applied}
 
 
-def _providers(runtime: "Runtime") -> Any:
-    return runtime.services["sink"].providers
-
-
 async def sync(runtime: "Runtime", organization: str | None) -> dict[str, Any]:
     snapshot = runtime.config.snapshot()
     try:
@@ -79,7 +75,7 @@ async def sync(runtime: "Runtime", organization: str | None) -> dict[str, Any]:
     except UnknownOrganization as exc:
         raise HttpError(404 if organization else 422, str(exc)) from None
     try:
-        results = await pull_active_templates(_providers(runtime), snapshot, orgs)
+        results = await pull_active_templates(runtime.providers, snapshot, orgs)
     except CredlyError as exc:
         raise HttpError(502, str(exc)) from None  # the message names the provider
     entities = await publish_entities(runtime, [e for r in results for e in r.entities])

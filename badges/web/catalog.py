@@ -15,7 +15,7 @@ from badges.domain.model import CompiledConfig, CompiledTemplate
 from badges.web.http import HttpError
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 OPERATOR_SIGNS = {"eq": "=", "ne": "!="}
 

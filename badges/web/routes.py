@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from badges import __version__
 from badges.health import crashed_services, not_ready_reasons
 from badges.tables.definitions import PROGRESS
-from badges.web import admin, badge_index, catalog, cluster, dashboard, deadletters, learners, oauth, signin, webhook
+from badges.web import admin, catalog, cluster, dashboard, learners, oauth, signin, webhook
 from badges.web.auth import require_admin
 from badges.web.badge_index import STATUSES, SortKey, decode_cursor
 from badges.web.security import security_headers
@@ -53,7 +53,7 @@ from badges.web.render import SITE, render_page
 from badges.wire.envelope import learner_key
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"
 ADMIN_BODY_LIMIT = 4 * 1024
@@ -116,16 +116,14 @@ def register(runtime: "Runtime") -> None:
     signin.install(web_app, runtime.settings)
     web_app[SITE] = {"app_id": runtime.settings.app_id, "url": me, "version": __version__}
     app.web.add_static("/static/", STATIC)
-    deadletters.register(runtime)
-    badge_index.register(runtime)
 
     # --- health and metrics ---------------------------------------------------------------------
 
     async def health(self: View, request: web.Request) -> web.Response:
         """Readiness: 200 only when this worker can process events, else 503 with the reasons."""
-        ingest = runtime.services.get("kafka_ingest")
+        ingest = runtime.kafka_ingest
         ingest_assigned = len(ingest.consumer.assignment()) if ingest and ingest.consumer else 0
-        redis = runtime.services.get("redis_ingest")
+        redis = runtime.redis_ingest
         reasons = not_ready_reasons(runtime)
         return json_response({
             "ready": not reasons,
