@@ -294,12 +294,12 @@ def decode_batch(decoder: KafkaDecoder, batch: dict[TopicPartition, list[Any]]) 
                 out.own_output += 1
             except BadInput as exc:
                 out.dead.append((exc, tp, m))
-            except Exception as exc:  # noqa: BLE001 - see the docstring
+            except Exception as exc:  # see the docstring
                 log.exception("decoder failure on %s%s", prefix, m.offset)
                 out.dead.append((unexpected(exc), tp, m))
     return out
 
 def register(runtime: "Runtime") -> KafkaIngest:
     ingest = KafkaIngest(runtime)
-    runtime.app.service(ingest)
+    runtime.app.service(ingest)  # type: ignore[arg-type]  # App.service takes an instance too; faust annotates only the class
     return ingest

@@ -139,7 +139,7 @@ def with_missed_awards(
         elif (d.version >= 2 and (d.template, d.version - 1) not in planned and state is not None
               and records.get(d.template, {}).get("applied_v", 0) < d.version - 1
               and not is_forgotten(state)):
-            award = award_before(state, d.template, d.organization)
+            award = award_before(state, d.template, d.organization)  # type: ignore[arg-type]  # the decoded progress record
             if award is not None and award.version == d.version - 1:
                 out.append(award)
                 planned.add((d.template, award.version))
@@ -220,7 +220,7 @@ class Sink:
         for partition, key, value in items:
             try:
                 message = decode_message(value)
-            except Exception as exc:  # only our own code writes this topic
+            except Exception as exc:  # noqa: BLE001 - only our own code writes this topic
                 log.error("skipping an undecodable decision on partition %d: %s", partition, exc)
                 continue
             if message == RETRY_FAILED:
@@ -419,8 +419,8 @@ def _retry_decision(rec: dict[str, Any], template: str) -> Decision:
         "learner": {k: rec["learner"][k] for k in ("id", "username", "email", "name")},
         "template": template,
         "organization": rec.get("organization", ""),
-        "event": {"event_id": rec.get("decided_by", ""), "event_type": rec.get("decided_by_type", "retry"), "time": rec.get("completed_at") or _now(),
-                  "time_us": 0, "origin": "badges retry-failed"},
+        "event": {"event_id": rec.get("decided_by", ""), "event_type": rec.get("decided_by_type", "retry"),
+                  "time": rec.get("completed_at") or _now(), "time_us": 0, "origin": "badges retry-failed"},
     })
 
 
@@ -443,7 +443,7 @@ async def until_done(
         try:
             await process(items)
             return
-        except Exception:  # noqa: BLE001 - see the docstring; cancellation still propagates
+        except Exception:  # see the docstring; cancellation still propagates
             if stop():
                 raise
             log.exception("Credly sink: a batch of %d decision(s) failed; retrying in %.1fs", len(items), wait)
@@ -469,7 +469,7 @@ def register(runtime: "Runtime") -> Sink:
         app = runtime.app
         due = (app.rebalancing_count != done["rebalance"]
                or time.monotonic() - done["at"] > RECONCILE_EVERY_S)
-        if not due or app.rebalancing or not app.tables.recovery.completed.is_set():
+        if not due or app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]  # faust's TableManagerT interface omits recovery
             return
         decisions_topic = runtime.settings.decisions_topic
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == decisions_topic}
@@ -485,5 +485,5 @@ def register(runtime: "Runtime") -> Sink:
         """After the agents have stopped: no call can be in flight any more."""
         await sink.providers.close()
 
-    runtime.app.on_before_shutdown.connect(close_credly)
+    runtime.app.on_before_shutdown.connect(close_credly)  # type: ignore[arg-type]  # signal= arrives in **_
     return sink

@@ -57,7 +57,7 @@ def not_ready_reasons(runtime: "Runtime") -> list[str]:
     reasons: list[str] = []
     if not runtime.config.loaded:
         reasons.append(f"configuration not loaded (reading {runtime.settings.config_topic})")
-    if not app.tables.recovery.completed.is_set() or app.rebalancing:
+    if not app.tables.recovery.completed.is_set() or app.rebalancing:  # type: ignore[attr-defined]  # faust's TableManagerT interface omits recovery
         reasons.append("partitions not assigned (joining the consumer group)")
     elif app.in_recovery:
         reasons.append("tables recovering")

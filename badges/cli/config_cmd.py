@@ -23,7 +23,7 @@ def _read(path: Path) -> str:
         fail(f"cannot read {path}: {exc.strerror}")
 
 
-def _report(path: Path, errors: list, warnings: list) -> None:  # type: ignore[type-arg]
+def _report(path: Path, errors: list, warnings: list) -> None:
     for w in warnings:
         err_console.print(f"[yellow]warning:[/yellow] {path}: {w}", soft_wrap=True)
     for e in errors:

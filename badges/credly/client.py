@@ -71,7 +71,8 @@ def _credly_message(body: bytes, secrets: tuple[str, ...]) -> str:
     except ValueError:
         doc = None
     if isinstance(doc, dict):
-        inner = doc.get("data") if isinstance(doc.get("data"), dict) else doc
+        data = doc.get("data")
+        inner = data if isinstance(data, dict) else doc
         parts: list[str] = []
         if isinstance(inner.get("message"), str):
             parts.append(inner["message"])

@@ -209,8 +209,9 @@ def held_badges(tpl: CompiledTemplate, view: dict[str, TemplateProgress], t: int
 def counted_time(rec: Any, t: int) -> int:
     """The newest matching event of a fulfillment known up to ``t`` (the first one when a newer
     one arrived out of order: only the first and the newest are kept)."""
-    latest = rec["latest_us"]
-    return latest if latest <= t else rec["time_us"]
+    latest: int = rec["latest_us"]
+    first: int = rec["time_us"]
+    return latest if latest <= t else first
 
 
 def _complete(tpl: CompiledTemplate, fulfilled: dict[str, Any], held: dict[str, int], t: int,
@@ -483,8 +484,7 @@ def apply_event(
             # revoke follows with its own event); the sink skips what it carried out.
             if new_f is None and new_r is None:
                 seen_before = run.re_emit(tpl, badge, tuple(r.id for r in treqs)) or seen_before
-            elif badge["event_id"] == eid or (
-                    badge.get("revoked_by") or {}).get("event_id") == eid:  # type: ignore[union-attr]
+            elif badge["event_id"] == eid or badge.get("revoked_by", {}).get("event_id") == eid:
                 seen_before = True
 
         if new_f is None and new_r is None and new_badge is None:

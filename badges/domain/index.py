@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Sequence, Union
 
 from badges.domain.dependencies import find_cycles
 from badges.domain.matching import all_match, render, resolve
@@ -27,6 +27,7 @@ from badges.domain.model import (
     CompiledTemplate,
     DataRule,
     Group,
+    Op,
     Penalty,
     Requirement,
 )
@@ -136,7 +137,7 @@ def _index_rule(
     return best
 
 
-def _build(entries: list[Entry]) -> dict[str, _Bucket]:
+def _build(entries: Sequence[Entry]) -> dict[str, _Bucket]:
     by_type: dict[str, list[Entry]] = {}
     for entry in entries:
         by_type.setdefault(entry.event_type, []).append(entry)
@@ -173,7 +174,8 @@ def _build(entries: list[Entry]) -> dict[str, _Bucket]:
 
 def _compile_rule(raw: Any, spec: Any, where: str, problems: list[str]) -> DataRule:
     key_path = str(raw.key_path)
-    op = raw.operator if raw.operator in ("eq", "ne") else {"=": "eq", "!=": "ne"}.get(raw.operator)
+    operators: dict[str, Op] = {"eq": "eq", "ne": "ne", "=": "eq", "!=": "ne"}
+    op = operators.get(raw.operator)
     if op is None:
         problems.append(f"{where}: unknown operator {raw.operator!r}; the rule never matches")
         op = "eq"

@@ -121,7 +121,7 @@ def merge_identity(old: LearnerIdentity | None, learner: Learner, time_us: int) 
     updated: dict[str, Any] | None = None
     for name in ("username", "email", "name"):
         value = getattr(learner, name)
-        if value and value != old[name] and (newer or not old[name]):  # type: ignore[literal-required]
+        if value and value != old[name] and (newer or not old[name]):
             if updated is None:
                 updated = dict(old)
             updated[name] = value

@@ -28,7 +28,7 @@ from badges.config.settings import Settings
 from badges.kafka.config_topic import BrokerUnavailable
 from badges.kafka.topics import ensure_topics, worker_topics
 from badges.wire.decisions import encode_retry_failed
-from badges.wire.envelope import encode_forget, learner_key, learner_partition
+from badges.wire.envelope import encode_forget
 
 
 def retry_failed_requests(settings: Settings) -> list[tuple[int, bytes]]:

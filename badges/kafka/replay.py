@@ -135,7 +135,7 @@ class Replayer:
                 for m in messages:
                     if m.error():
                         continue
-                    positions[TopicPartition(m.topic(), m.partition())] = m.offset() + 1
+                    positions[TopicPartition(m.topic(), m.partition())] = m.offset() + 1  # type: ignore[arg-type, operator]  # set: no error
                     self._take(m, pending)
                 on_progress(len(messages))
                 self._flush(pending, threshold=ENVELOPE_EVENTS)
@@ -205,7 +205,7 @@ class Replayer:
                 m = consumer.poll(0.2)
                 if m is None or m.error():
                     continue
-                report = orjson.loads(m.value())
+                report = orjson.loads(m.value())  # type: ignore[arg-type]  # a report always has a value
                 if report.get("replay") != s.replay_id or report["partition"] in seen:
                     continue
                 seen.add(report["partition"])

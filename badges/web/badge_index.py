@@ -157,7 +157,7 @@ class BadgeIndexer:
         app = self.rt.app
         due = (app.rebalancing_count != self._built["rebalance"]
                or time.monotonic() - self._built["at"] > REBUILD_EVERY_S)
-        if not due or app.rebalancing or not app.tables.recovery.completed.is_set():
+        if not due or app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]  # faust's TableManagerT interface omits recovery
             return
         from badges.web.cluster import local_partitions
 

@@ -68,7 +68,7 @@ def credentials(request: web.Request) -> dict[str, str]:
 
 
 def _session(runtime: "Runtime") -> aiohttp.ClientSession:
-    return runtime.app.http_client  # type: ignore[return-value]  # Faust's aiohttp session, closed with the app
+    return runtime.app.http_client  # Faust's aiohttp session, closed with the app
 
 
 async def forward(runtime: "Runtime", owner: str, request: web.Request, what: str) -> web.Response:

@@ -104,5 +104,5 @@ class DeadLetterTail(Service):
 
 def register(runtime: "Runtime") -> DeadLetterTail:
     tail = DeadLetterTail(runtime)
-    runtime.app.service(tail)
+    runtime.app.service(tail)  # type: ignore[arg-type]  # App.service takes an instance too; faust annotates only the class
     return tail

@@ -66,7 +66,7 @@ def learner_detail(runtime: "Runtime", learner_id: int) -> dict[str, Any]:
         for group in tpl["groups"]:
             group["label"] = group["name"] or (group["requirements"][0]["id"] if group["requirements"] else "")
     identity = (state or {}).get("learner") or {}
-    summary = Counter()
+    summary: Counter[str] = Counter()
     for tpl in templates:
         badge = tpl.get("badge") or {}
         summary[badge.get("status") or ("complete" if tpl["complete"] else "in_progress")] += 1

@@ -11,7 +11,7 @@ result as HTML (``templates/``) or JSON (``/api/...``). Errors are ``HttpError``
 | GET | ``/templates`` · ``/api/templates`` | viewer |
 | GET | ``/templates/{uuid}`` · ``/api/templates/{uuid}`` | viewer |
 | GET | ``/learners`` (search) · ``/learners/{id}`` · ``/api/learners/{id}`` (routed to the owner) | viewer |
-| GET | ``/badges`` · ``/api/badges`` (all workers; ``?status=&limit=&after=`` cursor pages) · ``/api/local/badges`` (this worker) | viewer |
+| GET | ``/badges`` · ``/api/badges`` (all workers; ``?status=&limit=&after=`` cursor pages) · ``/api/local/badges`` (this one) | viewer |
 | POST | ``/api/templates/{uuid}/activate`` · ``/deactivate`` · ``/api/templates/sync`` · ``/api/badges/retry-failed`` | admin bearer |
 | POST | ``/api/learners/{id}/forget`` (202: carried out by the learner's partition owner) | admin bearer |
 | POST | ``/api/learners/{id}/badges/{uuid}/award`` · ``/revoke`` (body ``{"reason": ...}``) | admin bearer |
@@ -110,7 +110,7 @@ def _assigned(app: Any) -> int:
 def register(runtime: "Runtime") -> None:
     app = runtime.app
     me = cluster.self_url(runtime)
-    web_app = app.web.web_app
+    web_app = app.web.web_app  # type: ignore[attr-defined]  # the aiohttp driver's, not on faust's Web interface
     web_app.middlewares.append(security_headers)
     web_app.middlewares.append(error_middleware(me))
     signin.install(web_app, runtime.settings)

@@ -250,7 +250,7 @@ def test_sigkill_mid_stream_loses_nothing_and_issues_nothing_twice(bus: Bus, bro
                     first_third.set()
                 stopped.wait(0.01)
             client.close()
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
             errors.append(exc)
             first_third.set()
 

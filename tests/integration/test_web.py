@@ -217,7 +217,8 @@ def test_json_of_templates_and_organizations(w1: WorkerProcess) -> None:
                                        "targets": ["demo"], "rules": detail["penalty_list"][0]["rules"]}]
     other = get_json(f"{w1.url}/api/templates/{OTHER_T}")
     assert {g["name"]: g["requirements"] for g in other["group_list"]} == {"A": ["passed"], "B": ["certificate"]}
-    assert get_json(f"{w1.url}/api/templates/{EMPTY_T}")["activation_blocker"].endswith("has no requirement; add one with `badges config apply` first")
+    blocker = get_json(f"{w1.url}/api/templates/{EMPTY_T}")["activation_blocker"]
+    assert blocker.endswith("has no requirement; add one with `badges config apply` first")
 
     stale = get_json(f"{w1.url}/api/templates/{PROB_T}")
     assert stale["problems"] == 1 and "unknown key path 'course.no_such_field'" in stale["problem_list"][0]

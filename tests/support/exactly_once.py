@@ -63,7 +63,7 @@ def expected_outcome(stack: Stack, events: list[Any]) -> tuple[dict[int, Any], s
     states: dict[int, Any] = {}
     awarded: set[tuple[int, str]] = set()
     revoked: set[tuple[int, str]] = set()
-    for key, value, headers in events:
+    for _key, value, headers in events:
         ev = decoder.decode(headers, value, "expected", None)
         outcome = apply_event(states.get(ev.learner.id), config, ev)
         if outcome.state is not None:

@@ -138,10 +138,10 @@ def _opaque(tp: type) -> bool:
 
 def _default(tp: Any, name: str, path: tuple[str, ...]) -> Any:
     origin = typing.get_origin(tp)
-    if origin in (list, typing.List):  # noqa: UP006
+    if origin in (list, typing.List):
         (item,) = typing.get_args(tp)
         return [_default(item, name, path), _default(item, name, path)]
-    if origin in (dict, typing.Dict):  # noqa: UP006
+    if origin in (dict, typing.Dict):
         return {"key": "value"}
     if tp is bool:
         return True

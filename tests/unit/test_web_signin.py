@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from badges.config.settings import load_settings
 from badges.web import signin
 from badges.web.auth import ROLE, Tokens
-from badges.web.http import error_middleware
+from badges.web.http import HttpError, error_middleware
 from badges.web.render import SITE, render_page
 from badges.web.security import SECURITY_HEADERS, FailureThrottle, security_headers
 
@@ -140,7 +140,7 @@ def test_throttle_window_slides() -> None:
     throttle = FailureThrottle(2, 10.0, clock=lambda: now[0])
     throttle.failed("a")
     throttle.failed("a")
-    with pytest.raises(Exception):
+    with pytest.raises(HttpError):
         throttle.check("a")
     throttle.check("b")
     now[0] = 10.5

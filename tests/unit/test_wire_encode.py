@@ -66,7 +66,8 @@ def registry() -> Iterator[StandInRegistry]:
         yield reg
 
 
-def encode(event_type: str, record: dict[str, Any], registry: StandInRegistry | None = None) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+def encode(event_type: str, record: dict[str, Any],
+           registry: StandInRegistry | None = None) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
     value_id = key_id = 1
     if registry is not None:
         value_id = registry.register(value_subject(TOPIC, event_type), CATALOG[event_type].schema)
