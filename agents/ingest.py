@@ -213,7 +213,7 @@ class KafkaIngest(Service):
     @Service.task
     async def _consume(self) -> None:
         # Which events are kept depends on the configuration: read nothing, so skip and commit
-        # nothing, before the configuration topic has been read whole (SPEC §9 "Restarts").
+        # nothing, before the configuration topic has been read whole (docs/CONTRACT.md "Restarts and health").
         if await self.wait_for_stopped(self.rt.config.wait_loaded()):
             return
         consumer = self.consumer

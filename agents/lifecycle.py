@@ -25,13 +25,13 @@ BADGE_NAMESPACE = uuid.UUID("5b1f1d8e-6c2a-4f7e-9a53-0c2b7d1e8a41")
 
 
 def badge_uuid(learner_id: int, template_uuid: str) -> str:
-    """Local, stable id of a learner's badge of a template (SPEC §7)."""
+    """Local, stable id of a learner's badge of a template (docs/CONTRACT.md "Lifecycle events")."""
     return str(uuid.uuid5(BADGE_NAMESPACE, f"{learner_id}:{template_uuid}"))
 
 
 def badge_record(learner: dict[str, Any], template_uuid: str, template: Template | None,
                  origin: str = "credly") -> dict[str, Any]:
-    """BadgeData; ``origin`` is the provider of the template's organization (SPEC §7)."""
+    """BadgeData; ``origin`` is the provider of the template's organization."""
     return {
         "badge": {
             "uuid": badge_uuid(int(learner["id"]), template_uuid),

@@ -274,7 +274,7 @@ class RedisIngest(Service):
         self.last_error = None
 
     async def ensure_groups(self) -> None:
-        """Create the group where missing, at ``0``: a new group reads the retained history (SPEC §7)."""
+        """Create the group where missing, at ``0``: a new group reads the retained history."""
         assert self.redis is not None
         for stream in self.streams:
             try:

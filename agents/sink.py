@@ -155,7 +155,7 @@ def needs_call(rec: dict[str, Any] | None, action: str, renewal_of: str | None =
     revoke's intents is delivered again, and its award must still be issued (the revoke that
     follows takes it back, as in a run without the crash). A revoke carried out (status
     ``revoked``) or failed makes every later award of the badge a no-op, except a renewal
-    (``renewal_of``: its event id; SPEC §8 expiry or manual award) not carried out yet.
+    (``renewal_of``: its event id; an expiry or a manual award) not carried out yet.
     """
     if version and rec and rec.get("applied_v", 0) >= version:
         if count:

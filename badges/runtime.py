@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Topics:
-    """The worker's own topics (docs/CONTRACT.md, "Topics")."""
+    """The worker's own topics (docs/CONTRACT.md "Topics")."""
 
     learner_events: faust.TopicT  # envelopes of normalised events, keyed by learner
     decisions: faust.TopicT  # award / revoke decisions of the progress agent for the sink
@@ -46,7 +46,7 @@ class Topics:
 
 @dataclass(frozen=True)
 class Tables:
-    """The worker's changelog-backed tables (docs/CONTRACT.md, "Tables")."""
+    """The worker's changelog-backed tables (docs/CONTRACT.md "Tables")."""
 
     config: ConfigTable  # global: every worker holds the whole configuration
     progress: faust.Table  # learner -> progress toward every template

@@ -1,6 +1,6 @@
 """Switching a template on or off: the rules shared by `badges template activate|deactivate`
-and the worker's admin API (SPEC §2: activation needs at least one requirement; only templates
-that are active in Credly can be activated). Removing a template or an organization (SPEC §8):
+and the worker's admin API (docs/CONTRACT.md "Organizations and templates": activation needs at least one requirement; only templates
+that are active in Credly can be activated). Removing a template or an organization:
 the key to tombstone, refused while the entity is in use.
 """
 

@@ -35,7 +35,7 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Three corrections to Faust's group consumer.
 
     Faust hard-codes ``fetch_max_wait_ms=1500``; while a partition is idle the fetch wait is the
-    latency of every hop (BROKER.md), so the worker makes it a setting
+    latency of every hop (docs/KAFKA.md "Latency and the fetch wait"), so the worker makes it a setting
     (``BADGES_FETCH_MAX_WAIT_MS``). Table recovery stops at the end offset the broker
     reports, which must be right (see ``badges.kafka.end_offsets``). And aiokafka's prefetch
     backoff would hold every fetch for up to 100 ms (``on_start``).
@@ -115,7 +115,7 @@ class BadgesApp(faust.App):
 def faust_settings(settings: Settings) -> dict[str, Any]:
     web_url = settings.web_url
     return dict(
-        **settings.kafka.faust_kwargs(),  # broker URL and credentials (SPEC §9)
+        **settings.kafka.faust_kwargs(),  # broker URL and credentials (docs/CONTRACT.md "Connections")
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
         # one store per app id: a data dir reused under another app id (or another deployment's
         # topics) would hold persisted offsets of other changelogs, which Faust refuses to start on
@@ -123,7 +123,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         autodiscover=False,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.topic_replication_factor,
-        consumer_auto_offset_reset="earliest",  # SPEC §7: new groups start from the beginning
+        consumer_auto_offset_reset="earliest",  # new groups start from the beginning (docs/CONTRACT.md "Topics")
         consumer_group_instance_id=settings.group_instance_id,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,

@@ -113,7 +113,7 @@ def deactivate(uuid: str = typer.Argument(..., help="Credly badge template id"))
 
 
 def remove(kind: str, uuid: str) -> None:
-    """Tombstone a template or organization (SPEC §8), refused while it is in use."""
+    """Tombstone a template or organization (docs/CONTRACT.md "Rules beyond the reference"), refused while it is in use."""
     settings = settings_or_exit()
     try:
         key = removal_key(read_snapshot(settings), kind, uuid)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""Async Credly API client (SPEC §4, §7): one HTTP session and one rate limiter per organization.
+"""Async Credly API client (docs/CONTRACT.md "Badge provider calls"): one HTTP session and one rate limiter per organization.
 
 Idempotent calls (GET, PUT revoke) retry by themselves on 5xx, 429 and network errors. The
 POST that issues a badge makes exactly one attempt: whether to try again depends on a lookup
@@ -55,7 +55,7 @@ _MESSAGE_MAX = 300
 
 
 def authorization_header(token: str) -> str:
-    """Credly's Basic auth: base64 of the token itself (SPEC §4, as Open edX sends it)."""
+    """Credly's Basic auth: base64 of the token itself (as Open edX sends it)."""
     return "Basic " + base64.b64encode(token.encode("utf-8")).decode("ascii")
 
 
@@ -280,7 +280,7 @@ class JsonApiClient:
 
 
 class CredlyClient(JsonApiClient):
-    """The Credly API (SPEC §4)."""
+    """The Credly API (docs/CONTRACT.md "Badge provider calls")."""
 
     # --- API ------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """A Credly sandbox emulator: a real aiohttp server with in-memory state (the one allowed fake).
 
-It answers the Credly endpoints we use (SPEC §4) under ``/v1/`` the way Credly does (Basic
+It answers the Credly endpoints we use (docs/CONTRACT.md "Badge provider calls") under ``/v1/`` the way Credly does (Basic
 auth, ``data``/``metadata`` envelopes, absolute ``next_page_url``, ``key::value|...`` filters,
 422 on duplicates) and adds control endpoints under ``/_emulator/`` (not part of Credly) to seed
 it, inspect what it received, emit webhook events and inject faults, including "store then
@@ -41,7 +41,7 @@ _REQUIRED = ("recipient_email", "issued_to_first_name", "issued_to_last_name",
 
 
 def demo_seed() -> dict[str, Any]:
-    """One organization (the SPEC's example uuid) with three active and one archived template."""
+    """One organization (the README's example uuid) with three active and one archived template."""
     return {
         "organizations": [{"uuid": DEMO_ORG, "name": "Demo Organization", "token": DEMO_TOKEN}],
         "templates": [

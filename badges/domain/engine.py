@@ -1,4 +1,4 @@
-"""The rules engine: one learner event applied to one learner's progress (SPEC §2).
+"""The rules engine: one learner event applied to one learner's progress (docs/CONTRACT.md "Rules").
 
 Pure and synchronous: state in, state and decisions out. The input state is never mutated;
 the touched templates are copied on write, the rest is shared. Semantics:
@@ -76,7 +76,7 @@ class Decision:
     # Award: the requirements this event fulfilled; revoke: the penalties that matched.
     cause: tuple[str, ...] = ()
     key_fields: dict[str, str] = field(default_factory=dict)
-    # SPEC §8: when the badge expires (ISO 8601), the operator's reason of a manual command, and
+    # docs/CONTRACT.md "Rules beyond the reference": when the badge expires (ISO 8601), the operator's reason of a manual command, and
     # whether this award follows an expired or revoked badge of the same template (the sink
     # then issues again instead of taking the earlier issue for this one).
     expires_at: str | None = None
@@ -182,7 +182,7 @@ def _event_ref(record: Any) -> EventRef:
     )
 
 
-# --- SPEC §8 helpers ----------------------------------------------------------------------------
+# --- rules beyond the reference: helpers --------------------------------------------------------
 
 
 def _expired(badge: BadgeRecord, t: int) -> bool:
@@ -260,7 +260,7 @@ def _revoked_record(badge: BadgeRecord, event: LearnerEvent) -> BadgeRecord:
 
 def _configured(templates: dict[str, TemplateProgress], config: CompiledConfig
                 ) -> dict[str, TemplateProgress]:
-    """The progress of templates still configured: a deleted template's (SPEC §8 removal) is
+    """The progress of templates still configured: a deleted template's (removal) is
     dropped when the learner's state is next written. Only written states are touched, and only
     after an event matched the configuration, so a worker whose configuration is not loaded
     yet never drops anything."""
@@ -330,7 +330,7 @@ class _Pass:
 
     def cascade(self) -> None:
         """Follow the awards and revocations of this pass to the templates whose badge
-        requirements name them (SPEC §8 badge of badges), transitively."""
+        requirements name them (badge of badges), transitively."""
         dependents = self.config.dependents
         if not dependents:
             return
@@ -515,7 +515,7 @@ def apply_event(
 
 
 def apply_manual(state: LearnerState | None, config: CompiledConfig, event: LearnerEvent) -> Outcome:
-    """An operator's award or revoke (SPEC §8), recorded like any decision of the engine, with
+    """An operator's award or revoke (manual award and revoke), recorded like any decision of the engine, with
     ``cause: manual`` and the reason. A manual revoke is final for processing (a revoked badge
     is never awarded again by events); a manual award may follow a revoked or expired badge."""
     uuid = str(event.payload.get("template", ""))

@@ -21,7 +21,7 @@ class DataRule:
     key_path: str  # as configured, e.g. "course.course_key"
     path: tuple[str, ...]  # the same, split on dots
     op: Op
-    # The configured value; a bool when the field is boolean (SPEC §2 boolean words).
+    # The configured value; a bool when the field is boolean (docs/CONTRACT.md "Requirements, data rules and groups").
     expected: str | bool
     boolean: bool = False
 
@@ -44,7 +44,7 @@ class Requirement:
     not_after_us: int | None = None
 
     def in_window(self, time_us: int) -> bool:
-        """An event outside the window does not match the requirement (SPEC §8)."""
+        """An event outside the window does not match the requirement (docs/CONTRACT.md "Rules beyond the reference")."""
         if self.not_before_us is not None and time_us < self.not_before_us:
             return False
         return self.not_after_us is None or time_us <= self.not_after_us
@@ -80,7 +80,7 @@ class CompiledTemplate:
     requirements: tuple[Requirement, ...]
     penalties: tuple[Penalty, ...]
     groups: tuple[Group, ...]
-    # SPEC §8 (None: not configured; the template then means what it meant before them)
+    # docs/CONTRACT.md "Rules beyond the reference" (None: not configured; the template then means what it meant before them)
     complete_within_us: int | None = None
     expires_after_us: int | None = None
     complete_within: str | None = None  # as configured, for display

@@ -58,7 +58,7 @@ class BadgeRecord(TypedDict):
     origin: str
     key_fields: NotRequired[dict[str, str]]
     revoked_by: NotRequired[EventRecord]
-    expires_at: NotRequired[str]  # SPEC §8 expires_after: issued_at + the duration
+    expires_at: NotRequired[str]  # expires_after: issued_at + the duration
     expires_us: NotRequired[int]
     cause: NotRequired[Literal["manual"]]  # the latest change came from an operator
     reason: NotRequired[str]  # the operator's reason

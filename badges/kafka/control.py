@@ -6,7 +6,7 @@ badges. `badges learner forget` puts a forget envelope on the learner's partitio
 learner-events topic: the progress agent that owns it forgets the learner's progress, then asks
 its sink to do the same. No routing, no discovery of workers: the partitions carry the request.
 
-`badges badge award|revoke` (SPEC §8) puts one manual command on the learner's partition of the
+`badges badge award|revoke` (docs/CONTRACT.md "Rules beyond the reference") puts one manual command on the learner's partition of the
 learner-events topic: the progress agent that owns the learner applies it like any event, so the
 award or revoke takes the same exactly-once path as a decision of the rules engine.
 """

@@ -105,7 +105,7 @@ async def retry_failed(runtime: "Runtime") -> dict[str, Any]:
 
 
 async def manual(runtime: "Runtime", action: str, learner: int, template: str, reason: str) -> dict[str, Any]:
-    """SPEC §8 manual award/revoke: one command onto the learner's partition (see kafka.control)."""
+    """Manual award/revoke (docs/CONTRACT.md "Rules beyond the reference"): one command onto the learner's partition (see kafka.control)."""
     if template not in runtime.config.snapshot().templates:
         raise HttpError(404, f"template {template} is not configured")
     partition, key, value = manual_command(runtime.settings, action, learner, template, reason)

@@ -16,7 +16,7 @@ result as HTML (``templates/``) or JSON (``/api/...``). Errors are ``HttpError``
 | POST | ``/api/learners/{id}/forget`` (202: carried out by the learner's partition owner) | admin bearer |
 | POST | ``/api/learners/{id}/badges/{uuid}/award`` · ``/revoke`` (body ``{"reason": ...}``) | admin bearer |
 | GET, POST | ``/login`` · POST ``/logout`` (CSRF token) · GET ``/login/oauth`` (+ ``/complete``: Open edX staff) | - |
-| POST | ``/credly/webhook`` | - (SPEC §7) |
+| POST | ``/credly/webhook`` | - (docs/CONTRACT.md "Credly webhook") |
 | GET | ``/healthz`` (readiness, 503 with reasons) · ``/livez`` · ``/metrics`` · ``/static/...`` | - |
 
 "viewer" is the viewer or admin bearer token, or a signed-in browser's session cookie

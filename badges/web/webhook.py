@@ -1,4 +1,4 @@
-"""``POST /credly/webhook`` (SPEC §7): Credly's template notifications applied to the configuration.
+"""``POST /credly/webhook`` (docs/CONTRACT.md "Credly webhook"): Credly's template notifications applied to the configuration.
 
 Credly cannot send our bearer token, so the body is trusted for two ids only: the event id and
 the organization id. The event itself is fetched from Credly with that organization's token,

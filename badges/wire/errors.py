@@ -1,6 +1,6 @@
 """Why an input message cannot become a LearnerEvent.
 
-The ``code`` is what ingestion puts in the ``dlq_reason`` header (SPEC §7) and in metrics, so
+The ``code`` is what ingestion puts in the ``dlq_reason`` header (docs/CONTRACT.md "Dead letters") and in metrics, so
 it is short and stable; ``detail`` is for humans. Neither ever carries a token or the payload.
 """
 
