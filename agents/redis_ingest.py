@@ -287,8 +287,8 @@ class RedisIngest(Service):
     async def _read_own_pending(self) -> list[Entry]:
         """Our PEL, from each stream's cursor; a stream with nothing left is done."""
         assert self.redis is not None
-        reply = await self.redis.xreadgroup(self.group, self.consumer_name, dict(self._backlog),  # type: ignore[arg-type]
-                                            count=self.batch)  # redis's stub wants dict[its key union, ...]; dict is invariant
+        streams: dict[Any, Any] = dict(self._backlog)  # redis's stub wants a dict of its key union
+        reply = await self.redis.xreadgroup(self.group, self.consumer_name, streams, count=self.batch)
         entries = read_entries(reply)
         seen = {e.stream for e in entries}
         for stream in list(self._backlog):

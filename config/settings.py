@@ -241,7 +241,7 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Build the settings, turning pydantic's error into one readable message per field."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates them as it does the environment
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

@@ -79,4 +79,4 @@ def config_table(
         help="configuration entities",
         default=None,
     )
-    return app.tables.add(table)  # type: ignore[return-value]
+    return app.tables.add(table)  # type: ignore[return-value]  # add returns the ConfigTable it is given

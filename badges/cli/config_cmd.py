@@ -116,7 +116,7 @@ def remove(kind: str, uuid: str) -> None:
     """Tombstone a template or organization (docs/CONTRACT.md "Rules beyond the reference"), refused while it is in use."""
     settings = settings_or_exit()
     try:
-        key = removal_key(read_snapshot(settings), kind, uuid)  # type: ignore[arg-type]
+        key = removal_key(read_snapshot(settings), kind, uuid)  # type: ignore[arg-type]  # its two commands pass "template" or "org"
         publish_tombstones(settings, [key])
     except TemplateSwitchError as exc:
         fail(str(exc))

@@ -51,8 +51,8 @@ def org_add(
     settings = settings_or_exit()
     try:
         # pydantic validates the provider and wraps the key in a SecretStr
-        org = Organization(uuid=uuid, name=name, provider=provider,  # type: ignore[arg-type]
-                           api_key_env=api_key_env, api_key=api_key)  # type: ignore[arg-type]
+        org = Organization(uuid=uuid, name=name, provider=provider,  # type: ignore[arg-type]  # pydantic checks it
+                           api_key_env=api_key_env, api_key=api_key)  # type: ignore[arg-type]  # pydantic wraps it
     except ValueError as exc:
         fail(f"invalid organization: {exc}", code=2)
     if api_key is not None:

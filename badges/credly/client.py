@@ -168,7 +168,7 @@ class JsonApiClient:
         seen: set[str] = set()
         while next_url is not None:
             doc = await self._call(org, "GET", next_url, params=query, retry=retry)
-            page = _parse(Page[model], doc, org)  # type: ignore[valid-type]
+            page = _parse(Page[model], doc, org)  # type: ignore[valid-type]  # model: a type known at run time
             yield page
             seen.add(str(URL(next_url).update_query(query or {})))
             next_url, query = page.metadata.next_page_url, None

@@ -199,7 +199,7 @@ def held_badges(tpl: CompiledTemplate, view: dict[str, TemplateProgress], t: int
     """Badge requirements of ``tpl`` fulfilled at ``t``: requirement id -> the badge's time."""
     out: dict[str, int] = {}
     for req in tpl.badge_requirements:
-        progress = view.get(req.badge)  # type: ignore[arg-type]
+        progress = view.get(req.badge)  # type: ignore[arg-type]  # a badge requirement names its template
         badge = progress.get("badge") if progress is not None else None
         if badge is not None and _holds(badge, t):
             out[req.id] = badge["time_us"]
@@ -239,7 +239,7 @@ def badge_version(badge: BadgeRecord | None) -> int:
 
 
 def _awarded_record(tpl: CompiledTemplate, event: LearnerEvent, previous: BadgeRecord | None) -> BadgeRecord:
-    badge: BadgeRecord = {"status": "awarded", **event_record(event),  # type: ignore[typeddict-item]
+    badge: BadgeRecord = {"status": "awarded", **event_record(event),  # type: ignore[typeddict-item]  # the event fields of a BadgeRecord
                           "v": badge_version(previous) + 1}
     if tpl.expires_after_us is not None:
         expires = event.time_us + tpl.expires_after_us

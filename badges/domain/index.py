@@ -104,7 +104,7 @@ class RuleIndex:
         reqs = [r for r in bucket.candidates(payload) if all_match(r.rules, payload)] if bucket else []
         bucket = self._penalties.get(event_type)
         pens = [p for p in bucket.candidates(payload) if all_match(p.rules, payload)] if bucket else []
-        return reqs, pens  # type: ignore[return-value]
+        return reqs, pens  # type: ignore[return-value]  # a bucket holds one kind of entry
 
     def stats(self) -> dict[str, Any]:
         """Shape of the index (for the web view and for tests)."""

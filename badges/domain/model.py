@@ -7,6 +7,7 @@ already normalized (a bool for boolean fields), so matching does no parsing per 
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -87,7 +88,7 @@ class CompiledTemplate:
     expires_after: str | None = None
     badge_requirements: tuple[Requirement, ...] = ()  # requirements fulfilled by another badge
 
-    def is_complete(self, fulfilled: object) -> bool:
+    def is_complete(self, fulfilled: Container[str]) -> bool:
         """AND across groups, at least ``min`` within each (``fulfilled`` supports ``in`` on
         requirement ids)."""
         if not self.groups:
@@ -95,7 +96,7 @@ class CompiledTemplate:
         for group in self.groups:
             need = group.min
             for rid in group.requirement_ids:
-                if rid in fulfilled:  # type: ignore[operator]
+                if rid in fulfilled:
                     need -= 1
                     if not need:
                         break

@@ -127,7 +127,7 @@ def merge_identity(old: LearnerIdentity | None, learner: Learner, time_us: int) 
             updated[name] = value
     if newer and time_us != old["time_us"] and updated is not None:
         updated["time_us"] = time_us
-    return old if updated is None else updated  # type: ignore[return-value]
+    return old if updated is None else updated  # type: ignore[return-value]  # a copy of old with fields changed
 
 
 def as_learner(identity: LearnerIdentity) -> Learner:
