@@ -232,12 +232,12 @@ class Bench:
             nonlocal spy
             for frac in (0.1, 0.9):
                 if frac not in marks and applied >= frac * load.wanted:
-                    marks[frac] = (now, applied, sum(harness.cpu_seconds(x.proc.pid) for x in dep.live_workers()),  # type: ignore[union-attr]
-                                   harness.cpu_seconds((broker or self.broker).process.pid),  # type: ignore[union-attr]
+                    marks[frac] = (now, applied, sum(harness.cpu_seconds(x.proc.pid) for x in dep.live_workers()),  # type: ignore[union-attr]  # started: proc is set
+                                   harness.cpu_seconds((broker or self.broker).process.pid),  # type: ignore[union-attr]  # ditto
                                    harness.cpu_seconds(os.getpid()), harness.system_busy_seconds())
             if profile_to is not None and spy is None and applied > 0:
                 # from the first applied event to the last: the whole processing of the backlog
-                pid = dep.workers[0].proc.pid  # type: ignore[union-attr]
+                pid = dep.workers[0].proc.pid  # type: ignore[union-attr]  # ditto
                 spy = profile.record(pid, profile_to)
                 prof["window"] = (now, applied)
 
@@ -366,7 +366,7 @@ class Bench:
                 assert worker.proc is not None and broker.process is not None
                 ce_times: dict[int, float] = {}
                 def snap() -> tuple[float, ...]:
-                    return (harness.cpu_seconds(worker.proc.pid), harness.cpu_seconds(broker.process.pid),  # type: ignore[union-attr]
+                    return (harness.cpu_seconds(worker.proc.pid), harness.cpu_seconds(broker.process.pid),  # type: ignore[union-attr]  # started: both are set
                             harness.cpu_seconds(os.getpid()), harness.system_busy_seconds(), time.time())
 
                 c0, b0, s0, m0, t0 = snap()

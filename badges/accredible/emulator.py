@@ -238,6 +238,7 @@ class _AccredibleApi(_Api):
 
 class AccredibleEmulatorServer(EmulatorServer):
     service = "Accredible"
+    state: AccredibleState
     state_class = AccredibleState
     api_class = _AccredibleApi
 

@@ -21,7 +21,7 @@ import socket
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
@@ -467,7 +467,7 @@ class EmulatorServer:
         """The base to give the client (``BADGES_CREDLY_API_URL`` / ``BADGES_ACCREDIBLE_API_URL``)."""
         return f"{self.url}{API}/"
 
-    async def start(self) -> EmulatorServer:
+    async def start(self) -> Self:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -493,7 +493,7 @@ class EmulatorServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def start_in_thread(self) -> EmulatorServer:
+    def start_in_thread(self) -> Self:
         """For synchronous callers: the server gets its own loop in a daemon thread."""
         ready = threading.Event()
         failure: list[BaseException] = []

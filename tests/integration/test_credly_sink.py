@@ -15,7 +15,7 @@ ISSUE = {"method": "POST", "path": "/badges$"}
 
 
 @pytest.fixture(scope="module")
-def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(broker, tmp_path_factory) -> Iterator[Stack]:
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("sink"), [(TEMPLATE, "Sink")], "sink")
     s.configure(config_yaml(demo_template(TEMPLATE, COURSE, with_penalty=False)))
     # short Credly timeout and retries so that failure paths stay quick (never below correctness)

@@ -93,7 +93,7 @@ class WorkerProcess:
         return self
 
     def health(self) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/healthz", timeout=2).json()  # type: ignore[no-any-return]
+        return httpx.get(f"{self.url}/healthz", timeout=2).json()
 
     def wait_ready(self, timeout: float = 60.0) -> "WorkerProcess":
         def ready() -> bool:

@@ -137,7 +137,7 @@ def check_badges(stack: Stack, awarded: set[tuple[int, str]], revoked: set[tuple
         return badges if not any(badge_diff.values()) else None
 
     try:
-        return wait_until(badges_match, timeout=timeout, interval=1.0,  # type: ignore[no-any-return]
+        return wait_until(badges_match, timeout=timeout, interval=1.0,
                           what="one badge per awarded (learner, template)")
     except AssertionError:
         keys = {k for v in badge_diff.values() for k in v}

@@ -100,7 +100,7 @@ class KafkaMessage(NamedTuple):
 # -- signals and serializers (cached: building an AvroSignalSerializer walks every class) -------
 @cache
 def signal(event_type: str) -> OpenEdxPublicSignal:
-    import openedx_events.learning.signals  # noqa: F401  (defines the signals)
+    import openedx_events.learning.signals  # noqa: F401 - defines the signals
 
     return OpenEdxPublicSignal.get_signal_by_type(event_type)
 
@@ -429,6 +429,6 @@ def edx_event_bus_kafka() -> Any:
     if not settings.configured:
         settings.configure()
     from edx_event_bus_kafka import internal
-    from edx_event_bus_kafka.internal import config, consumer, producer, utils  # noqa: F401
+    from edx_event_bus_kafka.internal import config, consumer, producer, utils  # noqa: F401 - loads the submodules `internal` is used through
 
     return internal

@@ -112,7 +112,7 @@ def test_a_missing_internal_stops_the_worker_with_one_clear_message(monkeypatch:
     assert "\n" not in message
 
 
-def test_each_app_id_keeps_its_own_local_store_under_the_data_dir(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_each_app_id_keeps_its_own_local_store_under_the_data_dir(tmp_path) -> None:
     """A data dir reused under another app id must not hand Faust persisted offsets of other
     changelogs (it refuses to start on them): the store lives in a folder per app id."""
     from badges.config.settings import load_settings
