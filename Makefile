@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install install-test bench bench-restarts schemas clean
+.PHONY: run test lint install install-test bench bench-restarts schemas clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/badges dev
 
-test: $(STAMP)
+# ruff and mypy (configured in pyproject.toml) before the tests: seconds, not minutes
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m tests.typecheck_tree
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m tests.setup_browser
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -33,4 +39,4 @@ schemas: $(STAMP)
 	$(BIN)/python -m badges.schemas.generate
 
 clean:
-	rm -rf $(VENV) build *.egg-info data artifacts
+	rm -rf $(VENV) build *.egg-info data artifacts .mypy_cache .ruff_cache

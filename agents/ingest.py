@@ -30,7 +30,7 @@ from badges.wire.registry import RegistryAuthError, RegistryUnavailable
 
 if TYPE_CHECKING:
     from badges.config.settings import Settings
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 log = logging.getLogger(__name__)
 M = TypeVar("M")
@@ -133,7 +133,7 @@ class KafkaIngest(Service):
         super().__init__(**kwargs)
         self.rt = runtime
         self.forwarder = Forwarder(runtime)
-        self.decoder = runtime.services["decoder"]
+        self.decoder = KafkaDecoder(runtime.catalog, registry=runtime.registry)
         self.batch_lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
         self.joined = False  # a member of the ingest group with its assignment (maybe empty)
@@ -192,7 +192,7 @@ class KafkaIngest(Service):
     @Service.task
     async def _consume(self) -> None:
         # Which events are kept depends on the configuration: read nothing, so skip and commit
-        # nothing, before the configuration topic has been read whole (SPEC §9 "Restarts").
+        # nothing, before the configuration topic has been read whole (docs/CONTRACT.md "Restarts and health").
         if await self.wait_for_stopped(self.rt.config.wait_loaded()):
             return
         consumer = self.consumer
@@ -257,13 +257,7 @@ def decode_batch(
         )
     return out
 
-def register(runtime: "Runtime") -> None:
-    from badges.wire.registry import SchemaRegistry
-
-    s = runtime.settings
-    registry = SchemaRegistry.from_settings(s)
-    runtime.services["registry"] = registry
-    runtime.services["decoder"] = KafkaDecoder(runtime.catalog, registry=registry)
+def register(runtime: "Runtime") -> KafkaIngest:
     ingest = KafkaIngest(runtime)
-    runtime.services["kafka_ingest"] = ingest
-    runtime.app.service(ingest)
+    runtime.app.service(ingest)  # type: ignore[arg-type]  # App.service takes an instance too; faust annotates only the class
+    return ingest

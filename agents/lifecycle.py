@@ -16,7 +16,8 @@ from badges.config.entities import Template
 from badges.wire.encode import encode_kafka_event
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
+    from badges.wire.registry import SchemaRegistry
 
 AWARDED = "org.openedx.learning.badge.awarded.v1"
 REVOKED = "org.openedx.learning.badge.revoked.v1"
@@ -24,13 +25,13 @@ BADGE_NAMESPACE = uuid.UUID("5b1f1d8e-6c2a-4f7e-9a53-0c2b7d1e8a41")
 
 
 def badge_uuid(learner_id: int, template_uuid: str) -> str:
-    """Local, stable id of a learner's badge of a template (SPEC §7)."""
+    """Local, stable id of a learner's badge of a template (docs/CONTRACT.md "Lifecycle events")."""
     return str(uuid.uuid5(BADGE_NAMESPACE, f"{learner_id}:{template_uuid}"))
 
 
 def badge_record(learner: dict[str, Any], template_uuid: str, template: Template | None,
                  origin: str = "credly") -> dict[str, Any]:
-    """BadgeData; ``origin`` is the provider of the template's organization (SPEC §7)."""
+    """BadgeData; ``origin`` is the provider of the template's organization."""
     return {
         "badge": {
             "uuid": badge_uuid(int(learner["id"]), template_uuid),
@@ -55,13 +56,18 @@ def badge_record(learner: dict[str, Any], template_uuid: str, template: Template
 
 
 class LifecycleEmitter:
-    def __init__(self, runtime: "Runtime") -> None:
+    """Encodes and sends the lifecycle events; ``registry`` is the worker's schema registry, or
+    None when none is configured (then the schema ids are 0), passed in rather than looked up
+    so that the ids never depend on which other component happened to create a registry."""
+
+    def __init__(self, runtime: "Runtime", registry: "SchemaRegistry | None") -> None:
         self.rt = runtime
+        self.registry = registry
         self.topic = runtime.settings.lifecycle_topic
         self._ids: dict[str, int] = {}
 
     async def _schema_id(self, subject_kind: str, event_type: str) -> int:
-        registry = self.rt.services.get("registry")
+        registry = self.registry
         if registry is None:
             return 0
         cache_key = f"{subject_kind}:{event_type}"

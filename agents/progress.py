@@ -31,7 +31,7 @@ from badges.wire.envelope import EnvelopeError, decode_envelope, learner_key
 from badges.tables.writer import TableWriter
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class ProgressProcessor:
 
     def __init__(self, runtime: "Runtime") -> None:
         self.rt = runtime
-        self.writer = TableWriter(runtime.app, runtime.tables["progress"], fail_point="progress.changelog_write")
+        self.writer = TableWriter(runtime.app, runtime.tables.progress, fail_point="progress.changelog_write")
         self.decisions_topic = runtime.settings.decisions_topic
         self.events_topic = runtime.settings.learner_events_topic
         self.guard = StreamGuard()
@@ -210,15 +210,15 @@ class ProgressProcessor:
             )
 
 
-def register(runtime: "Runtime") -> None:
+def register(runtime: "Runtime") -> ProgressProcessor:
     processor = ProgressProcessor(runtime)
-    runtime.services["progress"] = processor
 
     async def progress(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
             await processor.process(message.partition, message.offset, event.value)
 
-    runtime.app.agent(runtime.topics["learner_events"], name="progress")(progress)
+    runtime.app.agent(runtime.topics.learner_events, name="progress")(progress)
     runtime.app.resume_positions = processor.resume_positions
     runtime.app.commit_ceiling = processor.commit_ceiling
+    return processor

@@ -38,7 +38,7 @@ from badges.wire.handoff import ClassifiedBatch, classify
 from badges.wire.redis_format import RedisDecoder
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ class RedisIngest(Service):
         self.last_error = None
 
     async def ensure_groups(self) -> None:
-        """Create the group where missing, at ``0``: a new group reads the retained history (SPEC §7)."""
+        """Create the group where missing, at ``0``: a new group reads the retained history."""
         assert self.redis is not None
         for stream in self.streams:
             try:
@@ -304,7 +304,8 @@ class RedisIngest(Service):
     async def _read_own_pending(self) -> list[Entry]:
         """Our PEL, from each stream's cursor; a stream with nothing left is done."""
         assert self.redis is not None
-        reply = await self.redis.xreadgroup(self.group, self.consumer_name, dict(self._backlog), count=self.batch)
+        streams: dict[Any, Any] = dict(self._backlog)  # redis's stub wants a dict of its key union
+        reply = await self.redis.xreadgroup(self.group, self.consumer_name, streams, count=self.batch)
         entries = read_entries(reply)
         seen = {e.stream for e in entries}
         for stream in list(self._backlog):
@@ -377,7 +378,7 @@ class RedisIngest(Service):
             await pipe.execute()
 
 
-def register(runtime: "Runtime") -> None:
+def register(runtime: "Runtime") -> RedisIngest:
     ingest = RedisIngest(runtime)
-    runtime.services["redis_ingest"] = ingest
-    runtime.app.service(ingest)
+    runtime.app.service(ingest)  # type: ignore[arg-type]  # App.service takes an instance too; faust annotates only the class
+    return ingest

@@ -20,19 +20,16 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, cast
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator
 
 import orjson
 
 from badges import metrics
 from badges.agents.lifecycle import AWARDED, REVOKED, LifecycleEmitter, badge_uuid
 from badges.credly.models import IssueRequest, evidence_summary
-from badges.credly.provider import CredlyProvider
-from badges.credly.ratelimit import shared_rate_limit
 from badges.credly.tokens import MissingToken
-from badges.providers import build_providers
-from badges.domain.engine import Decision, award_before, desired_decision, revoke_before
 from badges.domain import issuance
+from badges.domain.engine import Decision, award_before, desired_decision, revoke_before
 from badges.domain.forget import forget_issuance, is_forgotten
 from badges.domain.issuance import IssuanceRecord, Status
 from badges.domain.model import CompiledConfig
@@ -44,7 +41,7 @@ from badges.wire.decisions import RETRY_FAILED, Forget, decode_message
 from badges.wire.envelope import learner_partition
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +134,7 @@ def with_missed_versions(
         if (state is not None and (d.template, d.version - 1) not in planned
                 and issuance.previous_missing(records.get(d.template), d.version)):
             rebuild = award_before if d.action == "revoke" else revoke_before
-            missing = rebuild(state, d.template, d.organization)  # type: ignore[arg-type]
+            missing = rebuild(state, d.template, d.organization)  # type: ignore[arg-type]  # the decoded progress record
             if (missing is not None and missing.version == d.version - 1
                     and not (missing.action == "award" and is_forgotten(state))):
                 out.append(missing)
@@ -163,13 +160,10 @@ class Sink:
     def __init__(self, runtime: "Runtime") -> None:
         self.rt = runtime
         s = runtime.settings
-        self.writer = TableWriter(runtime.app, runtime.tables["issuance"])
-        self.progress = TableWriter(runtime.app, runtime.tables["progress"])  # read only
-        # each organization's provider (Credly or Accredible), its calls metered
-        self.providers = build_providers(s, runtime.config.snapshot, metered=True,
-                                         shared_limit=shared_rate_limit(s))
-        self.client = cast(CredlyProvider, self.providers.by_name["credly"]).client  # the webhook's
-        self.lifecycle = LifecycleEmitter(runtime)
+        self.writer = TableWriter(runtime.app, runtime.tables.issuance)
+        self.progress = TableWriter(runtime.app, runtime.tables.progress)  # read only
+        self.providers = runtime.providers
+        self.lifecycle = LifecycleEmitter(runtime, runtime.registry)
         self.slots = asyncio.Semaphore(s.credly_concurrency)
         self.lock = asyncio.Lock()  # one batch at a time: the agent's, or the intent sweep's
 
@@ -186,9 +180,7 @@ class Sink:
         the changelog send's future."""
         stored = {t: r.to_dict() for t, r in records.items()}
         fut = await self.writer.put(partition, key, orjson.dumps(stored))
-        index = self.rt.services.get("badge_index")
-        if index is not None:
-            index.learner_changed(partition, key, stored)
+        self.rt.badge_index.learner_changed(partition, key, stored)
         return fut
 
     async def forget(self, partition: int, learner_id: int) -> None:
@@ -209,7 +201,7 @@ class Sink:
         for partition, key, value in items:
             try:
                 message = decode_message(value)
-            except Exception as exc:  # only our own code writes this topic
+            except Exception as exc:  # noqa: BLE001 - only our own code writes this topic
                 log.error("skipping an undecodable decision on partition %d: %s", partition, exc)
                 continue
             if message == RETRY_FAILED:
@@ -367,7 +359,7 @@ class Sink:
         Intents whose outcome was never recorded are among them (their version is not applied):
         the issue is looked up in Credly first, as any retried call is.
         """
-        progress = self.rt.tables["progress"].data
+        progress = self.rt.tables.progress.data
         config = self.rt.config.compiled()
         async with self.lock:  # no batch of this worker is in flight while it compares
             work = reconcile_work(progress.items(), self.load, partitions, self.rt.settings.partitions, config)
@@ -383,7 +375,7 @@ class Sink:
     async def redrive_failed(self, partition: int, work: dict[bytes, tuple[int, list[Decision]]]) -> int:
         """Queue every failed record of this partition for another try."""
         n = 0
-        table = self.rt.tables["issuance"].data.items()
+        table = self.rt.tables.issuance.data.items()
         for lkey, _, by_template in records_in(table, {partition}, self.rt.settings.partitions):
             for template, stored in by_template.items():
                 rec = IssuanceRecord.from_dict(stored)
@@ -426,7 +418,7 @@ async def until_done(
         try:
             await process(items)
             return
-        except Exception:  # noqa: BLE001 - see the docstring; cancellation still propagates
+        except Exception:  # see the docstring; cancellation still propagates
             if stop():
                 raise
             log.exception("Credly sink: a batch of %d decision(s) failed; retrying in %.1fs", len(items), wait)
@@ -434,16 +426,15 @@ async def until_done(
             wait = min(wait * 2, BATCH_RETRY_MAX_S)
 
 
-def register(runtime: "Runtime") -> None:
+def register(runtime: "Runtime") -> Sink:
     sink = Sink(runtime)
-    runtime.services["sink"] = sink
 
     async def credly_sink(stream: Any) -> None:
         async for events in stream.take_events(max(1, runtime.settings.credly_concurrency), within=SINK_BATCH_WAIT_S):
             items = [(e.message.partition, e.message.key, e.value) for e in events]
             await until_done(sink.process_batch, items, stop=lambda: runtime.app.should_stop)
 
-    runtime.app.agent(runtime.topics["decisions"], name="credly-sink")(credly_sink)
+    runtime.app.agent(runtime.topics.decisions, name="credly-sink")(credly_sink)
 
     # Decisions get lost with crashes, which end in rebalances: the owner of a partition
     # reconciles it after each rebalance, and every RECONCILE_EVERY_S otherwise.
@@ -453,7 +444,7 @@ def register(runtime: "Runtime") -> None:
         app = runtime.app
         due = (app.rebalancing_count != done["rebalance"]
                or time.monotonic() - done["at"] > RECONCILE_EVERY_S)
-        if not due or app.rebalancing or not app.tables.recovery.completed.is_set():
+        if not due or app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]  # faust's TableManagerT interface omits recovery
             return
         decisions_topic = runtime.settings.decisions_topic
         owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == decisions_topic}
@@ -469,4 +460,5 @@ def register(runtime: "Runtime") -> None:
         """After the agents have stopped: no call can be in flight any more."""
         await sink.providers.close()
 
-    runtime.app.on_before_shutdown.connect(close_credly)
+    runtime.app.on_before_shutdown.connect(close_credly)  # type: ignore[arg-type]  # signal= arrives in **_
+    return sink

@@ -87,7 +87,7 @@ def fails(name: str) -> bool:
 
 
 _ledger_path = os.environ.get(LEDGER_ENV)
-_ledger = open(_ledger_path, "a", buffering=1) if _ledger_path else None  # noqa: SIM115 - process-long
+_ledger = open(_ledger_path, "a", buffering=1) if _ledger_path else None  # open for the life of the process
 
 
 def ledger_applied(topic: str, partition: int, offset: int) -> None:

@@ -18,7 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,14 @@ def not_ready_reasons(runtime: "Runtime") -> list[str]:
     reasons: list[str] = []
     if not runtime.config.loaded:
         reasons.append(f"configuration not loaded (reading {runtime.settings.config_topic})")
-    if not app.tables.recovery.completed.is_set() or app.rebalancing:
+    if not app.tables.recovery.completed.is_set() or app.rebalancing:  # type: ignore[attr-defined]  # faust's TableManagerT interface omits recovery
         reasons.append("partitions not assigned (joining the consumer group)")
     elif app.in_recovery:
         reasons.append("tables recovering")
-    ingest = runtime.services.get("kafka_ingest")
+    ingest = runtime.kafka_ingest
     if ingest is not None and not ingest.joined:
         reasons.append("event-bus ingestion has not joined its consumer group yet")
-    redis = runtime.services.get("redis_ingest")
+    redis = runtime.redis_ingest
     if redis is not None and not redis.ready:
         reasons.append(f"redis ingestion not ready ({redis.last_error or 'starting'})")
     reasons.extend(reason for _key, reason in sorted(runtime.health.problems.items()))
@@ -74,8 +74,9 @@ def not_ready_reasons(runtime: "Runtime") -> list[str]:
 def crashed_services(runtime: "Runtime") -> list[str]:
     """Services of the worker that crashed: the process should be restarted."""
     out = []
-    candidates: list[tuple[str, Any]] = [("app", runtime.app)]
-    candidates += [(name, svc) for name, svc in runtime.services.items() if hasattr(svc, "crashed")]
+    candidates: list[tuple[str, Any]] = [("app", runtime.app), ("kafka_ingest", runtime.kafka_ingest),
+                                         ("redis_ingest", runtime.redis_ingest),
+                                         ("dead_letters", runtime.dead_letters)]
     for name, service in candidates:
         if getattr(service, "crashed", False):
             reason = getattr(service, "crash_reason", None)

@@ -26,7 +26,7 @@ FIELDS = ("learner_id", "template", "event_id")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "error": "ERROR", "crit": "CRITICAL"}
 
-_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("badges_log_context", default={})
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("badges_log_context", default={})  # noqa: B039 - never mutated: log_context sets a new dict
 
 
 @contextlib.contextmanager

@@ -84,9 +84,9 @@ def build_providers(settings: "Settings", snapshot: Callable[[], ConfigSnapshot]
     tokens = token_lookup(snapshot)
     credly_cls = MeteredCredlyClient if metered else CredlyClient
     accredible_cls = MeteredAccredibleClient if metered else AccredibleClient
-    credly = CredlyProvider(credly_cls(settings.credly_base, tokens, **options))  # type: ignore[arg-type]
+    credly = CredlyProvider(credly_cls(settings.credly_base, tokens, **options))  # type: ignore[arg-type]  # **options: one dict of mixed values
     accredible = AccredibleProvider(
-        accredible_cls(settings.accredible_base, tokens, **options),  # type: ignore[arg-type]
+        accredible_cls(settings.accredible_base, tokens, **options),  # type: ignore[arg-type]  # ditto
         group_lookup(snapshot),
     )
     return Providers({"credly": credly, "accredible": accredible}, snapshot)

@@ -32,16 +32,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import avro.io  # noqa: E402
-import avro.schema  # noqa: E402
-import fastavro  # noqa: E402
+import avro.io
+import avro.schema
+import fastavro
 
-from badges.schemas.catalog import load_catalog  # noqa: E402
-from badges.wire.decode import KafkaDecoder  # noqa: E402
-from badges.wire.framing import frame  # noqa: E402
-from badges.wire.registry import SchemaRegistry, value_subject  # noqa: E402
-from tests.support import openedx  # noqa: E402
-from tests.support.registry import StandInRegistry  # noqa: E402
+from badges.schemas.catalog import load_catalog
+from badges.wire.decode import KafkaDecoder
+from badges.wire.framing import frame
+from badges.wire.registry import SchemaRegistry, value_subject
+from tests.support import openedx
+from tests.support.registry import StandInRegistry
 
 WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 

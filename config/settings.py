@@ -1,4 +1,4 @@
-"""Runtime settings: environment variables with the ``BADGES_`` prefix (SPEC.md §6).
+"""Runtime settings: environment variables with the ``BADGES_`` prefix (docs/CONTRACT.md "Interfaces").
 
 One model for every process (worker, CLI, dev mode) so that a setting means the same thing
 everywhere; a ``.env`` file in the working directory is read too.
@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     event_bus_topic_prefix: str = ""
     input_topics: str = "learning-badges-lifecycle"
     schema_registry_url: AnyHttpUrl | None = None
-    # SPEC §9 "Secured Kafka and registry": one connection configuration for every Kafka client,
+    # docs/CONTRACT.md "Connections": one connection configuration for every Kafka client,
     # rendered for each client library by badges.kafka.connection.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
@@ -49,11 +49,11 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(default=1, ge=1, le=16)
 
     # Consumer-group timeouts: Faust's defaults suit Apache Kafka; the embedded broker wants
-    # short ones (BROKER.md), which tests and `badges dev` set.
+    # short ones (docs/KAFKA.md "Group timeouts"), which tests and `badges dev` set.
     broker_session_timeout_s: float = Field(default=60.0, gt=0)
     broker_heartbeat_interval_s: float = Field(default=3.0, gt=0)
     broker_rebalance_timeout_s: float = Field(default=60.0, gt=0)
-    # The fetch wait dominates latency while consumers are idle (BROKER.md).
+    # The fetch wait dominates latency while consumers are idle (docs/KAFKA.md "Latency and the fetch wait").
     fetch_max_wait_ms: int = Field(default=50, ge=0, le=10_000)
     ingest_batch_max: int = Field(default=2000, ge=1, le=100_000)
     # Static group membership (KIP-345): a stable, unique name per worker (the pod name of a
@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=1, le=65535)
     web_canonical_url: AnyHttpUrl | None = None
     admin_token: SecretStr | None = None
-    # Read-only access to the pages and APIs that show learner data (SPEC §9); the admin token
+    # Read-only access to the pages and APIs that show learner data (docs/CONTRACT.md "Who may see what"); the admin token
     # grants it too. Neither set: learner data is served to nobody.
     viewer_token: SecretStr | None = None
     # Key of the browser session cookie. Unset: derived from the admin token (else the viewer
@@ -157,7 +157,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def kafka(self) -> "KafkaConnection":
-        """The one connection configuration every Kafka client is built from (SPEC §9)."""
+        """The one connection configuration every Kafka client is built from (docs/CONTRACT.md "Connections")."""
         from badges.kafka.connection import KafkaConnection
 
         return KafkaConnection.from_settings(self)
@@ -241,7 +241,7 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Build the settings, turning pydantic's error into one readable message per field."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates them as it does the environment
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

@@ -1,8 +1,9 @@
 """Switching a template on or off: the rules shared by `badges template activate|deactivate`
-and the worker's admin API (SPEC §2: activation needs at least one requirement; only templates
-that are active in Credly can be activated; and, as the configuration file refuses them, none
-whose requirements or penalties compilation finds fault with: an unknown event type or key path,
-an event type without UserData, a value that is no boolean word on a boolean field, ...). Removing a template or an organization (SPEC §8):
+and the worker's admin API (docs/CONTRACT.md "Organizations and templates": activation needs at
+least one requirement; only templates that are active in Credly can be activated; and, as the
+configuration file refuses them, none whose requirements or penalties compilation finds fault
+with: an unknown event type or key path, an event type without UserData, a value that is no
+boolean word on a boolean field, ...). Removing a template or an organization:
 the key to tombstone, refused while the entity is in use.
 """
 

@@ -20,7 +20,7 @@ class EventSpec:
     event_type: str
     schema: dict[str, Any] = field(repr=False)
     data_fields: tuple[str, ...]
-    # Rule key path (SPEC §7: starts inside the data field when there is only one) -> Avro type.
+    # Rule key path (docs/CONTRACT.md "Key paths") -> Avro type.
     key_paths: dict[str, str] = field(repr=False)
     # Path of the learner's UserData from the record root, None when the event has none.
     user_path: tuple[str, ...] | None
@@ -62,7 +62,7 @@ class Catalog:
     def __contains__(self, event_type: object) -> bool:
         return event_type in self._specs
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         return iter(self._specs.values())
 
     @property

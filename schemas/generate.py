@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 AVRO_DIR = HERE / "avro"
 CATALOG = HERE / "catalog.json"
 
-# Events we emit ourselves (SPEC.md §4). They are decoded (to recognise them on the shared
+# Events we emit ourselves (docs/CONTRACT.md "Lifecycle events"). They are decoded (to recognise them on the shared
 # lifecycle topic) but never drive requirements, so a worker cannot feed on its own output.
 OWN_OUTPUT = ("org.openedx.learning.badge.awarded.v1", "org.openedx.learning.badge.revoked.v1")
 
@@ -44,7 +44,7 @@ def generate() -> tuple[dict[str, str], str]:
     for signal in _signals():
         try:
             schema = AvroSignalSerializer(signal).schema
-        except Exception as exc:  # the package cannot express some payloads in Avro
+        except Exception as exc:  # noqa: BLE001 - the package cannot express some payloads in Avro
             skipped[signal.event_type] = str(exc)
             continue
         name = f"{signal.event_type}.avsc"
@@ -68,7 +68,7 @@ def generate() -> tuple[dict[str, str], str]:
 
 
 def _user_path(user_records: list[list[str]]) -> list[str] | None:
-    """SPEC §2: the top-level ``user`` field where there is one, else the first UserData."""
+    """docs/CONTRACT.md "Learner identity": the top-level ``user`` field where there is one, else the first UserData."""
     for path in user_records:
         if len(path) == 2 and path[1] == "user":
             return path

@@ -1,4 +1,4 @@
-"""Walking an Avro record schema into its key paths (the data-rule vocabulary of SPEC.md §2)."""
+"""Walking an Avro record schema into its key paths (the data-rule vocabulary, docs/CONTRACT.md "Key paths")."""
 
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ class ConfigView:
         for key, value in self._raw.items():
             try:
                 entity = decode_entity(key, value)
-            except Exception as exc:  # a bad record must not stop the worker
+            except Exception as exc:  # noqa: BLE001 - a bad record must not stop the worker
                 log.error("ignoring invalid configuration record %r: %s", key, exc)
                 continue
             if entity is not None:

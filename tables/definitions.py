@@ -8,13 +8,13 @@ replicas, and routing a key to the worker that owns its partition.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, cast
 
 import faust
 
 from badges.config.settings import Settings
 
-RAW = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+RAW: faust.Schema = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 # Tables take their serializers from key_type/value_type (not from the schema): both are given.
 
 PROGRESS = "progress"
@@ -24,16 +24,17 @@ CONFIG = "config"
 
 def progress_table(app: faust.App, settings: Settings) -> faust.Table:
     """Per learner: identity, fulfilled requirements (and by which event), resets, badges decided."""
-    return app.Table(
+    # app.Table is declared to return the TableT interface; it builds a faust.Table
+    return cast(faust.Table, app.Table(
         PROGRESS, schema=RAW, key_type=bytes, value_type=bytes, partitions=settings.partitions, help="learner progress", default=None
-    )
+    ))
 
 
 def issuance_table(app: faust.App, settings: Settings) -> faust.Table:
     """Per learner: what Credly did with each decided badge (id, state, attempts, errors)."""
-    return app.Table(
+    return cast(faust.Table, app.Table(
         ISSUANCE, schema=RAW, key_type=bytes, value_type=bytes, partitions=settings.partitions, help="Credly issuance", default=None
-    )
+    ))
 
 
 class ConfigTable(faust.GlobalTable):
@@ -49,7 +50,7 @@ class ConfigTable(faust.GlobalTable):
 
 
 def config_table(
-    app: faust.App, settings: Settings, on_change: Callable[[Any], None]
+    app: faust.App, settings: Settings, on_change: Callable[[Any], Awaitable[None]]
 ) -> ConfigTable:
     """The whole configuration on every worker; its changelog *is* the configuration topic."""
     topic = app.topic(
@@ -78,4 +79,4 @@ def config_table(
         help="configuration entities",
         default=None,
     )
-    return app.tables.add(table)  # type: ignore[return-value]
+    return app.tables.add(table)  # type: ignore[return-value]  # add returns the ConfigTable it is given

@@ -87,4 +87,4 @@ class TableWriter:
         return self._track_persisted(fut, partition, count)
 
     def get(self, key: bytes) -> bytes | None:
-        return self._table.data.get(key)  # type: ignore[no-any-return]
+        return self._table.data.get(key)

@@ -7,8 +7,7 @@ wires lives in `agents/` and `tables/`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -20,9 +19,12 @@ from badges.health import Health
 from badges.kafka.end_offsets import verified_end_offsets
 from badges.kafka.offsets import committable_run
 from badges.logs import logging_config
-from badges.schemas.catalog import Catalog, load_catalog
+from badges.schemas.catalog import load_catalog
 from badges.tables import definitions
 from badges.tables.config_view import ConfigView
+
+if TYPE_CHECKING:
+    from badges.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Three corrections to Faust's group consumer.
 
     Faust hard-codes ``fetch_max_wait_ms=1500``; while a partition is idle the fetch wait is the
-    latency of every hop (BROKER.md), so the worker makes it a setting
+    latency of every hop (docs/KAFKA.md "Latency and the fetch wait"), so the worker makes it a setting
     (``BADGES_FETCH_MAX_WAIT_MS``). Table recovery stops at the end offset the broker
     reports, which must be right (see ``badges.kafka.end_offsets``). And aiokafka's prefetch
     backoff would hold every fetch for up to 100 ms (``on_start``).
@@ -57,7 +59,7 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         reported = await super()._highwaters(partitions)
         if self.consumer.in_transaction:
             return reported
-        return await verified_end_offsets(self.app.kafka, reported)
+        return await verified_end_offsets(self.app.kafka, reported)  # type: ignore[attr-defined]  # a BadgesApp
 
 
 class _TunedConsumer(faust_aiokafka.Consumer):
@@ -74,7 +76,7 @@ class _TunedConsumer(faust_aiokafka.Consumer):
             return None
         compat.merge_gaps_into_acked(self, tp)
         acked.sort()
-        ceiling = self.app.commit_ceiling(tp) if self.app.commit_ceiling else None
+        ceiling = self.app.commit_ceiling(tp) if self.app.commit_ceiling else None  # type: ignore[attr-defined]  # a BadgesApp
         offset, rest = committable_run(acked, self._committed_offset[tp], ceiling)
         done = len(acked) - len(rest)
         self._acked_index[tp].difference_update(acked[:done])
@@ -137,24 +139,10 @@ class BadgesApp(faust.App):
         return _TunedTransport(self.conf.broker_consumer, self)
 
 
-@dataclass
-class Runtime:
-    """What the agents share: settings, catalog, topics, tables and the configuration view."""
-
-    settings: Settings
-    app: BadgesApp
-    catalog: Catalog
-    config: ConfigView
-    topics: dict[str, faust.TopicT] = field(default_factory=dict)
-    tables: dict[str, Any] = field(default_factory=dict)
-    services: dict[str, Any] = field(default_factory=dict)
-    health: Health = field(default_factory=Health)  # what keeps the worker from being ready
-
-
 def faust_settings(settings: Settings) -> dict[str, Any]:
     web_url = settings.web_url
     return dict(
-        **settings.kafka.faust_kwargs(),  # broker URL and credentials (SPEC §9)
+        **settings.kafka.faust_kwargs(),  # broker URL and credentials (docs/CONTRACT.md "Connections")
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
         # one store per app id: a data dir reused under another app id (or another deployment's
         # topics) would hold persisted offsets of other changelogs, which Faust refuses to start on
@@ -162,7 +150,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         autodiscover=False,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.topic_replication_factor,
-        consumer_auto_offset_reset="earliest",  # SPEC §7: new groups start from the beginning
+        consumer_auto_offset_reset="earliest",  # new groups start from the beginning (docs/CONTRACT.md "Topics")
         consumer_group_instance_id=settings.group_instance_id,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
@@ -192,38 +180,59 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 
 
 def build_app(settings: Settings) -> BadgesApp:
+    """The app with its topics, tables and components; the one place a ``Runtime`` is built."""
     from badges.agents import ingest, progress, sink
-    from badges.web import routes
+    from badges.credly.provider import CredlyProvider
+    from badges.credly.ratelimit import shared_rate_limit
+    from badges.providers import build_providers
+    from badges.runtime import Runtime, Tables, Topics
+    from badges.web import badge_index, deadletters, routes
+    from badges.wire.registry import SchemaRegistry
 
     app = BadgesApp(settings.app_id, **faust_settings(settings))
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     app.kafka = settings.kafka
     catalog = load_catalog()
     view = ConfigView(catalog)
-    runtime = Runtime(settings=settings, app=app, catalog=catalog, config=view)
-    app.runtime = runtime
 
     raw = definitions.RAW
     p = settings.partitions
-    runtime.topics["learner_events"] = app.topic(settings.learner_events_topic, schema=raw, partitions=p)
-    runtime.topics["decisions"] = app.topic(settings.decisions_topic, schema=raw, partitions=p)
-    runtime.topics["dead_letters"] = app.topic(settings.dead_letter_topic, schema=raw, partitions=p)
-    runtime.topics["lifecycle"] = app.topic(settings.lifecycle_topic, schema=raw)
-    config = runtime.tables["config"] = definitions.config_table(app, settings, view.on_changelog_event)
+    topics = Topics(
+        learner_events=app.topic(settings.learner_events_topic, schema=raw, partitions=p),
+        decisions=app.topic(settings.decisions_topic, schema=raw, partitions=p),
+        dead_letters=app.topic(settings.dead_letter_topic, schema=raw, partitions=p),
+        lifecycle=app.topic(settings.lifecycle_topic, schema=raw),
+    )
+    config = definitions.config_table(app, settings, view.on_changelog_event)
 
     @config.on_recover
     async def reload_configuration() -> None:
         view.reload(compat.stored_items(config, 0))
 
-    runtime.tables["progress"] = definitions.progress_table(app, settings)
-    runtime.tables["issuance"] = definitions.issuance_table(app, settings)
+    tables = Tables(
+        config=config,
+        progress=definitions.progress_table(app, settings),
+        issuance=definitions.issuance_table(app, settings),
+    )
+    # each organization's provider (Credly or Accredible), its calls metered
+    providers = build_providers(settings, view.snapshot, metered=True,
+                                shared_limit=shared_rate_limit(settings))
+    runtime = Runtime(
+        settings=settings, app=app, catalog=catalog, config=view, topics=topics, tables=tables,
+        registry=SchemaRegistry.from_settings(settings),
+        providers=providers, credly=cast(CredlyProvider, providers.by_name["credly"]).client,
+        health=Health(),
+    )
+    app.runtime = runtime
 
-    ingest.register(runtime)
+    runtime.kafka_ingest = ingest.register(runtime)
     if settings.redis_stream_names:  # edx-event-bus-redis sites
         from badges.agents import redis_ingest
 
-        redis_ingest.register(runtime)
-    progress.register(runtime)
-    sink.register(runtime)
+        runtime.redis_ingest = redis_ingest.register(runtime)
+    runtime.progress = progress.register(runtime)
+    runtime.sink = sink.register(runtime)
+    runtime.dead_letters = deadletters.register(runtime)
+    runtime.badge_index = badge_index.register(runtime)
     routes.register(runtime)
     return app

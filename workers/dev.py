@@ -147,7 +147,7 @@ class DevStack:
         dev = self.dev
         os.environ.setdefault(dev.token_env, dev.token)
         org = asyncio.run(check_organization(settings, Organization(
-            uuid=dev.org, api_key_env=dev.token_env, provider=self.provider,
+            uuid=dev.org, api_key_env=dev.token_env, provider=self.provider,  # type: ignore[arg-type]  # pydantic validates it
             name="" if self.provider == "credly" else "Demo Accredible issuer")))
         publish(settings, [org])
         results = asyncio.run(pull_templates(settings, [dev.org]))
@@ -212,7 +212,7 @@ def run_dev(web_port: int, data_dir: Path, provider: str = "credly") -> int:
     except KeyboardInterrupt:
         print("\nstopping ...")
         return 0
-    except Exception as exc:  # a clear message, not a traceback, for a newcomer's first run
+    except Exception as exc:  # noqa: BLE001 - a clear message, not a traceback, for a newcomer's first run
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -223,4 +223,4 @@ def dev_state(data_dir: Path) -> dict[str, Any]:
     path = data_dir / STATE_FILE
     if not path.exists():
         raise FileNotFoundError(f"no running `badges dev` found ({path} is missing); start `badges dev` first")
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
+    return json.loads(path.read_text())

@@ -184,7 +184,8 @@ class _AccredibleApi(_Api):
         doc = (await self._body(request)).get("credential")
         if not isinstance(doc, dict):
             raise _ApiError(422, "credential is required", [{"field": "credential", "message": "missing"}])
-        group = self.state.groups.get(doc.get("group_id")) if isinstance(doc.get("group_id"), int) else None
+        group_id = doc.get("group_id")
+        group = self.state.groups.get(group_id) if isinstance(group_id, int) else None
         if group is None or group.org != org:
             raise _ApiError(422, "group_id is not a group of this issuer", [{"field": "group_id", "message": "invalid"}])
         recipient = doc.get("recipient")
@@ -237,6 +238,7 @@ class _AccredibleApi(_Api):
 
 class AccredibleEmulatorServer(EmulatorServer):
     service = "Accredible"
+    state: AccredibleState
     state_class = AccredibleState
     api_class = _AccredibleApi
 

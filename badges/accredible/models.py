@@ -104,7 +104,7 @@ def recipient_name(request: IssueRequest) -> str:
 
 def credential_body(request: IssueRequest, group_id: int) -> dict[str, object]:
     """Body of ``POST credentials``. Accredible keeps dates, not times: ``issued_on`` is the
-    completing event's date, ``expired_on`` the expiry's (SPEC §8); the evidence summary goes
+    completing event's date, ``expired_on`` the expiry's (docs/CONTRACT.md "Rules beyond the reference"); the evidence summary goes
     as evidence items."""
     credential: dict[str, object] = {
         "recipient": {"name": recipient_name(request), "email": request.recipient_email},

@@ -1,4 +1,4 @@
-"""`badges badge award|revoke` (SPEC §8): an operator awards or revokes one learner's badge.
+"""`badges badge award|revoke` (docs/CONTRACT.md "Rules beyond the reference"): an operator awards or revokes one learner's badge.
 
 The command is published onto the learner's partition of the learner-events topic and applied
 by the worker that owns it, through the same exactly-once path as the rules engine's decisions;

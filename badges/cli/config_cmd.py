@@ -23,7 +23,7 @@ def _read(path: Path) -> str:
         fail(f"cannot read {path}: {exc.strerror}")
 
 
-def _report(path: Path, errors: list, warnings: list) -> None:  # type: ignore[type-arg]
+def _report(path: Path, errors: list, warnings: list) -> None:
     for w in warnings:
         err_console.print(f"[yellow]warning:[/yellow] {path}: {w}", soft_wrap=True)
     for e in errors:
@@ -113,10 +113,10 @@ def deactivate(uuid: str = typer.Argument(..., help="Credly badge template id"))
 
 
 def remove(kind: str, uuid: str) -> None:
-    """Tombstone a template or organization (SPEC §8), refused while it is in use."""
+    """Tombstone a template or organization (docs/CONTRACT.md "Rules beyond the reference"), refused while it is in use."""
     settings = settings_or_exit()
     try:
-        key = removal_key(read_snapshot(settings), kind, uuid)  # type: ignore[arg-type]
+        key = removal_key(read_snapshot(settings), kind, uuid)  # type: ignore[arg-type]  # its two commands pass "template" or "org"
         publish_tombstones(settings, [key])
     except TemplateSwitchError as exc:
         fail(str(exc))

@@ -50,7 +50,9 @@ def org_add(
         fail(f"--provider must be one of {', '.join(PROVIDERS)}", code=2)
     settings = settings_or_exit()
     try:
-        org = Organization(uuid=uuid, name=name, provider=provider, api_key_env=api_key_env, api_key=api_key)
+        # pydantic validates the provider and wraps the key in a SecretStr
+        org = Organization(uuid=uuid, name=name, provider=provider,  # type: ignore[arg-type]  # pydantic checks it
+                           api_key_env=api_key_env, api_key=api_key)  # type: ignore[arg-type]  # pydantic wraps it
     except ValueError as exc:
         fail(f"invalid organization: {exc}", code=2)
     if api_key is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -79,17 +80,18 @@ def send_sample(
     who = Learner(id=learner, username=username, email=email or f"{username}@example.com", name=name)
     spec = load_catalog()[event_type]
     course_path = "course.ccx_course_key" if kind == "ccx-passing" else "course.course_key"
-    values = dict(values, **{course_path: course})
+    fields: dict[str, Any] = {**values, course_path: course}
     if kind == "certificate":
-        values.update({"mode": "verified", "current_status": "downloadable"})
-    record = sample_record(spec, who, values)
+        fields.update({"mode": "verified", "current_status": "downloadable"})
+    record = sample_record(spec, who, fields)
     key, value, headers = encode_kafka_event(
         event_type, record, value_schema_id=1, key=course, key_schema_id=1,
         event_id=uuid.uuid1(), time=datetime.now(timezone.utc),
     )
     # the embedded broker of `badges dev`: plaintext on loopback
     producer = Producer(KafkaConnection(bootstrap=(state["bootstrap"],)).confluent_config(acks="all"))
-    producer.produce(state["input_topic"], key=key, value=value, headers=headers)
+    producer.produce(state["input_topic"], key=key, value=value,
+                     headers=headers)  # type: ignore[arg-type]  # confluent's stub: list[tuple[str, str | bytes | None]]; list is invariant
     if producer.flush(10):
         fail(f"could not deliver to {state['bootstrap']}")
     console.print(f"sent {event_type} for learner {learner} ({course}) to {state['input_topic']}; see {state['web']}/learners/{learner}")

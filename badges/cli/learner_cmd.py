@@ -1,4 +1,4 @@
-"""`badges learner forget`: the Open edX user-retirement step of this service (SPEC §9)."""
+"""`badges learner forget`: the Open edX user-retirement step of this service (docs/CONTRACT.md "Forgetting a learner")."""
 
 from __future__ import annotations
 

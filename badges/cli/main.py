@@ -1,4 +1,4 @@
-"""The `badges` command (SPEC.md §6 "Command line")."""
+"""The `badges` command (docs/CONTRACT.md "Interfaces")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Async Credly API client (SPEC §4, §7): one HTTP session and one rate limiter per organization.
+"""Async Credly API client (docs/CONTRACT.md "Badge provider calls"): one HTTP session and one rate limiter per organization.
 
 Idempotent calls (GET, PUT revoke) retry by themselves on 5xx, 429 and network errors. The
 POST that issues a badge makes exactly one attempt: whether to try again depends on a lookup
@@ -55,7 +55,7 @@ _MESSAGE_MAX = 300
 
 
 def authorization_header(token: str) -> str:
-    """Credly's Basic auth: base64 of the token itself (SPEC §4, as Open edX sends it)."""
+    """Credly's Basic auth: base64 of the token itself (as Open edX sends it)."""
     return "Basic " + base64.b64encode(token.encode("utf-8")).decode("ascii")
 
 
@@ -71,7 +71,8 @@ def _credly_message(body: bytes, secrets: tuple[str, ...]) -> str:
     except ValueError:
         doc = None
     if isinstance(doc, dict):
-        inner = doc.get("data") if isinstance(doc.get("data"), dict) else doc
+        data = doc.get("data")
+        inner = data if isinstance(data, dict) else doc
         parts: list[str] = []
         if isinstance(inner.get("message"), str):
             parts.append(inner["message"])
@@ -167,7 +168,7 @@ class JsonApiClient:
         seen: set[str] = set()
         while next_url is not None:
             doc = await self._call(org, "GET", next_url, params=query, retry=retry)
-            page = _parse(Page[model], doc, org)  # type: ignore[valid-type]
+            page = _parse(Page[model], doc, org)  # type: ignore[valid-type]  # model: a type known at run time
             yield page
             seen.add(str(URL(next_url).update_query(query or {})))
             next_url, query = page.metadata.next_page_url, None
@@ -279,7 +280,7 @@ class JsonApiClient:
 
 
 class CredlyClient(JsonApiClient):
-    """The Credly API (SPEC §4)."""
+    """The Credly API (docs/CONTRACT.md "Badge provider calls")."""
 
     # --- API ------------------------------------------------------------------------------
 

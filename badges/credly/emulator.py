@@ -1,6 +1,6 @@
 """A Credly sandbox emulator: a real aiohttp server with in-memory state (the one allowed fake).
 
-It answers the Credly endpoints we use (SPEC §4) under ``/v1/`` the way Credly does (Basic
+It answers the Credly endpoints we use (docs/CONTRACT.md "Badge provider calls") under ``/v1/`` the way Credly does (Basic
 auth, ``data``/``metadata`` envelopes, absolute ``next_page_url``, ``key::value|...`` filters,
 422 on duplicates) and adds control endpoints under ``/_emulator/`` (not part of Credly) to seed
 it, inspect what it received, emit webhook events and inject faults, including "store then
@@ -21,7 +21,7 @@ import socket
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
@@ -41,7 +41,7 @@ _REQUIRED = ("recipient_email", "issued_to_first_name", "issued_to_last_name",
 
 
 def demo_seed() -> dict[str, Any]:
-    """One organization (the SPEC's example uuid) with three active and one archived template."""
+    """One organization (the README's example uuid) with three active and one archived template."""
     return {
         "organizations": [{"uuid": DEMO_ORG, "name": "Demo Organization", "token": DEMO_TOKEN}],
         "templates": [
@@ -467,7 +467,7 @@ class EmulatorServer:
         """The base to give the client (``BADGES_CREDLY_API_URL`` / ``BADGES_ACCREDIBLE_API_URL``)."""
         return f"{self.url}{API}/"
 
-    async def start(self) -> EmulatorServer:
+    async def start(self) -> Self:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -493,7 +493,7 @@ class EmulatorServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def start_in_thread(self) -> EmulatorServer:
+    def start_in_thread(self) -> Self:
         """For synchronous callers: the server gets its own loop in a daemon thread."""
         ready = threading.Event()
         failure: list[BaseException] = []

@@ -79,7 +79,7 @@ class EmuBadge:
     updated_at: str = field(default_factory=_now)
     revoked_at: str | None = None
     revoke_reason: str | None = None
-    # SPEC §8: the LMS user id, the expiry and the evidence sent with the issue call
+    # the LMS user id, the expiry and the evidence sent with the issue call
     issuer_earner_id: str | None = None
     expires_at: str | None = None
     evidence: list[dict[str, Any]] = field(default_factory=list)

@@ -1,4 +1,4 @@
-"""Errors of the Credly API, one class per behaviour the callers must tell apart (SPEC §4).
+"""Errors of the Credly API, one class per behaviour the callers must tell apart (docs/CONTRACT.md "Badge provider calls").
 
 The same classes are the taxonomy of every badge provider (Accredible raises them too): the
 retry policy, the issuer and the sink tell behaviours apart, not services. The message names

@@ -1,4 +1,4 @@
-"""Exactly-once issuing and revoking on top of ``CredlyClient`` (SPEC §7).
+"""Exactly-once issuing and revoking on top of ``CredlyClient`` (docs/CONTRACT.md "Badge provider calls").
 
 The rule: whenever Credly may have stored a badge without us knowing (timeout, connection error,
 5xx, or an earlier attempt recorded as unknown by the caller), look the badge up before any new

@@ -1,4 +1,4 @@
-"""What we read from and send to Credly (SPEC §4), validated at the boundary.
+"""What we read from and send to Credly (docs/CONTRACT.md "Badge provider calls"), validated at the boundary.
 
 Read models ignore unknown fields: Credly adds fields freely and we must not break on them.
 """
@@ -96,7 +96,7 @@ class CredlyData(_Read, Generic[T]):
 
 
 def split_name(full_name: str | None, username: str) -> tuple[str, str]:
-    """SPEC §7: split at the first space; one word fills both; empty falls back to username."""
+    """Split at the first space; one word fills both; empty falls back to username."""
     parts = (full_name or "").split(None, 1)
     if not parts:
         return username, username
@@ -114,7 +114,7 @@ def format_issued_at(when: str | datetime) -> str:
 
 
 class Evidence(BaseModel):
-    """Credly ``IdEvidence``: a titled text shown with the badge (SPEC §8 evidence summary)."""
+    """Credly ``IdEvidence``: a titled text shown with the badge (the evidence summary)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -140,7 +140,7 @@ class IssueRequest(BaseModel):
     issued_to_last_name: str = Field(min_length=1)
     badge_template_id: str = Field(min_length=1)
     issued_at: str
-    # SPEC §8: the LMS user id (the lookup after an unknown outcome filters on it), the expiry
+    # the LMS user id (the lookup after an unknown outcome filters on it), the expiry
     # and the evidence summary.
     issuer_earner_id: str | None = None
     expires_at: str | None = None

@@ -46,7 +46,7 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, CredlyServerError | CredlyUnavailable | CredlyRateLimited)
 
 
-class wait_credly(wait_base):  # noqa: N801 - tenacity's naming style
+class wait_credly(wait_base):  # lower case: tenacity's naming style
     def __init__(self, initial_s: float, max_s: float) -> None:
         self._max = max_s
         self._backoff = (
@@ -62,7 +62,7 @@ class wait_credly(wait_base):  # noqa: N801 - tenacity's naming style
         return min(self._max, float(self._backoff(retry_state)))
 
 
-class stop_on_long_retry_after(stop_base):  # noqa: N801
+class stop_on_long_retry_after(stop_base):
     def __init__(self, max_retry_after_s: float) -> None:
         self.max_retry_after_s = max_retry_after_s
 

@@ -2,7 +2,7 @@
 
 Accredible groups are merged the same way (as ``GroupTemplate``s, always ``active``).
 
-SPEC §2: only `active` templates are pulled; a new one is stored inactive; a re-sync updates
+docs/CONTRACT.md "Organizations and templates": only `active` templates are pulled; a new one is stored inactive; a re-sync updates
 name, description, image and state but never `is_active`; a template that Credly moves out of
 `active` (webhook) is deactivated.
 

@@ -1,4 +1,4 @@
-"""Where an organization's Credly token comes from (SPEC §7 "Organizations").
+"""Where an organization's Credly token comes from (docs/CONTRACT.md "Organizations and templates").
 
 With ``api_key_env`` only the variable's name is in the configuration and every worker reads the
 token from its own environment; an inline ``api_key`` travels in the configuration topic.

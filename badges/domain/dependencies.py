@@ -1,4 +1,4 @@
-"""Badge-of-badges dependencies between templates (SPEC §8): the graph and its cycles.
+"""Badge-of-badges dependencies between templates (docs/CONTRACT.md "Rules beyond the reference"): the graph and its cycles.
 
 Shared by the validator (a cycle is a configuration error, named along its path) and by the
 compiler (a configuration that still holds one, e.g. written by an older tool, must not make

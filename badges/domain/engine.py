@@ -1,4 +1,4 @@
-"""The rules engine: one learner event applied to one learner's progress (SPEC §2).
+"""The rules engine: one learner event applied to one learner's progress (docs/CONTRACT.md "Rules").
 
 Pure and synchronous: state in, state and decisions out. The input state is never mutated;
 the touched templates are copied on write, the rest is shared. Semantics:
@@ -76,7 +76,7 @@ class Decision:
     # Award: the requirements this event fulfilled; revoke: the penalties that matched.
     cause: tuple[str, ...] = ()
     key_fields: dict[str, str] = field(default_factory=dict)
-    # SPEC §8: when the badge expires (ISO 8601), the operator's reason of a manual command, and
+    # docs/CONTRACT.md "Rules beyond the reference": when the badge expires (ISO 8601), the operator's reason of a manual command, and
     # whether this award follows an expired or revoked badge of the same template (the sink
     # then issues again instead of taking the earlier issue for this one).
     expires_at: str | None = None
@@ -182,7 +182,7 @@ def _event_ref(record: Any) -> EventRef:
     )
 
 
-# --- SPEC §8 helpers ----------------------------------------------------------------------------
+# --- rules beyond the reference: helpers --------------------------------------------------------
 
 
 def _expired(badge: BadgeRecord, t: int) -> bool:
@@ -199,7 +199,7 @@ def held_badges(tpl: CompiledTemplate, view: dict[str, TemplateProgress], t: int
     """Badge requirements of ``tpl`` fulfilled at ``t``: requirement id -> the badge's time."""
     out: dict[str, int] = {}
     for req in tpl.badge_requirements:
-        progress = view.get(req.badge)  # type: ignore[arg-type]
+        progress = view.get(req.badge)  # type: ignore[arg-type]  # a badge requirement names its template
         badge = progress.get("badge") if progress is not None else None
         if badge is not None and _holds(badge, t):
             out[req.id] = badge["time_us"]
@@ -209,8 +209,9 @@ def held_badges(tpl: CompiledTemplate, view: dict[str, TemplateProgress], t: int
 def counted_time(rec: Any, t: int) -> int:
     """The newest matching event of a fulfillment known up to ``t`` (the first one when a newer
     one arrived out of order: only the first and the newest are kept)."""
-    latest = rec["latest_us"]
-    return latest if latest <= t else rec["time_us"]
+    latest: int = rec["latest_us"]
+    first: int = rec["time_us"]
+    return latest if latest <= t else first
 
 
 def _complete(tpl: CompiledTemplate, fulfilled: dict[str, Any], held: dict[str, int], t: int,
@@ -238,7 +239,7 @@ def badge_version(badge: BadgeRecord | None) -> int:
 
 
 def _awarded_record(tpl: CompiledTemplate, event: LearnerEvent, previous: BadgeRecord | None) -> BadgeRecord:
-    badge: BadgeRecord = {"status": "awarded", **event_record(event),  # type: ignore[typeddict-item]
+    badge: BadgeRecord = {"status": "awarded", **event_record(event),  # type: ignore[typeddict-item]  # the event fields of a BadgeRecord
                           "v": badge_version(previous) + 1}
     if previous is not None and previous["status"] == "revoked" and "revoked_by" in previous:
         badge["after_revocation"] = previous["revoked_by"]
@@ -262,7 +263,7 @@ def _revoked_record(badge: BadgeRecord, event: LearnerEvent) -> BadgeRecord:
 
 def _configured(templates: dict[str, TemplateProgress], config: CompiledConfig
                 ) -> dict[str, TemplateProgress]:
-    """The progress of templates still configured: a deleted template's (SPEC §8 removal) is
+    """The progress of templates still configured: a deleted template's (removal) is
     dropped when the learner's state is next written. Only written states are touched, and only
     after an event matched the configuration, so a worker whose configuration is not loaded
     yet never drops anything."""
@@ -332,7 +333,7 @@ class _Pass:
 
     def cascade(self) -> None:
         """Follow the awards and revocations of this pass to the templates whose badge
-        requirements name them (SPEC §8 badge of badges), transitively."""
+        requirements name them (badge of badges), transitively."""
         dependents = self.config.dependents
         if not dependents:
             return
@@ -486,8 +487,7 @@ def apply_event(
             # revoke follows with its own event); the sink skips what it carried out.
             if new_f is None and new_r is None:
                 seen_before = run.re_emit(tpl, badge, tuple(r.id for r in treqs)) or seen_before
-            elif badge["event_id"] == eid or (
-                    badge.get("revoked_by") or {}).get("event_id") == eid:  # type: ignore[union-attr]
+            elif badge["event_id"] == eid or badge.get("revoked_by", {}).get("event_id") == eid:
                 seen_before = True
 
         if new_f is None and new_r is None and new_badge is None:
@@ -518,7 +518,7 @@ def apply_event(
 
 
 def apply_manual(state: LearnerState | None, config: CompiledConfig, event: LearnerEvent) -> Outcome:
-    """An operator's award or revoke (SPEC §8), recorded like any decision of the engine, with
+    """An operator's award or revoke (manual award and revoke), recorded like any decision of the engine, with
     ``cause: manual`` and the reason. A manual revoke is final for processing (a revoked badge
     is never awarded again by events); a manual award may follow a revoked or expired badge."""
     uuid = str(event.payload.get("template", ""))

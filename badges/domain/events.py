@@ -12,7 +12,7 @@ from typing import Any
 
 @dataclass(slots=True)
 class Learner:
-    """The learner as the latest event describes them (SPEC §2 "Learner identity")."""
+    """The learner as the latest event describes them (docs/CONTRACT.md "Learner identity")."""
 
     id: int
     username: str = ""
@@ -28,7 +28,7 @@ class LearnerEvent:
     time_us: int  # the same instant in microseconds since the epoch, for ordering
     source: str  # ce_source
     learner: Learner
-    # The decoded payload, rooted where rule key paths start (SPEC §7).
+    # The decoded payload, rooted where rule key paths start (docs/CONTRACT.md "Key paths").
     payload: dict[str, Any]
     # Where the event came from, for provenance: "topic/partition/offset" or "redis:stream/id".
     origin: str = ""

@@ -43,7 +43,6 @@ def explain_template(
 ) -> dict[str, Any]:
     """``view``: the learner's progress of every template (for badge requirements); ``now_us``:
     the time fulfillments age out against (complete_within); None: none ages out."""
-    fulfilled = progress["fulfilled"] if progress else {}
     now = now_us if now_us is not None else 0
     held = held_badges(template, view or {}, now)
     aged_before = (now_us - template.complete_within_us

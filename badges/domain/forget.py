@@ -1,4 +1,4 @@
-"""Forgetting a learner (SPEC §9): the records without name, username and e-mail.
+"""Forgetting a learner (docs/CONTRACT.md "Forgetting a learner"): the records without name, username and e-mail.
 
 What stays is what prevents a duplicate badge and keeps Credly consistent: the LMS user id (the
 key), each template's badge status and the events' ids and times in ``progress``; the Credly

@@ -105,7 +105,7 @@ class RuleIndex:
         reqs = [r for r in bucket.candidates(payload) if all_match(r.rules, payload)] if bucket else []
         bucket = self._penalties.get(event_type)
         pens = [p for p in bucket.candidates(payload) if all_match(p.rules, payload)] if bucket else []
-        return reqs, pens  # type: ignore[return-value]
+        return reqs, pens  # type: ignore[return-value]  # a bucket holds one kind of entry
 
     def stats(self) -> dict[str, Any]:
         """Shape of the index (for the web view and for tests)."""
@@ -138,7 +138,7 @@ def _index_rule(
     return best
 
 
-def _build(entries: list[Entry]) -> dict[str, _Bucket]:
+def _build(entries: Sequence[Entry]) -> dict[str, _Bucket]:
     by_type: dict[str, list[Entry]] = {}
     for entry in entries:
         by_type.setdefault(entry.event_type, []).append(entry)

@@ -1,4 +1,4 @@
-"""Data-rule matching (SPEC §2 "Data rule").
+"""Data-rule matching (docs/CONTRACT.md "Requirements, data rules and groups").
 
 - every rule of a requirement/penalty must match; no rules match every event of the type;
 - a boolean field compares as a bool with the normalized expected value;

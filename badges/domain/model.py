@@ -7,6 +7,7 @@ already normalized (a bool for boolean fields), so matching does no parsing per 
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ class CompiledRule:
     key_path: str  # as configured, e.g. "course.course_key"
     path: tuple[str, ...]  # the same, split on dots
     op: Op
-    # The configured value; a bool when the field is boolean (SPEC §2 boolean words).
+    # The configured value; a bool when the field is boolean (docs/CONTRACT.md "Requirements, data rules and groups").
     expected: str | bool
     boolean: bool = False
 
@@ -44,7 +45,7 @@ class CompiledRequirement:
     not_after_us: int | None = None
 
     def in_window(self, time_us: int) -> bool:
-        """An event outside the window does not match the requirement (SPEC §8)."""
+        """An event outside the window does not match the requirement (docs/CONTRACT.md "Rules beyond the reference")."""
         if self.not_before_us is not None and time_us < self.not_before_us:
             return False
         return self.not_after_us is None or time_us <= self.not_after_us
@@ -80,14 +81,14 @@ class CompiledTemplate:
     requirements: tuple[CompiledRequirement, ...]
     penalties: tuple[CompiledPenalty, ...]
     groups: tuple[CompiledGroup, ...]
-    # SPEC §8 (None: not configured; the template then means what it meant before them)
+    # docs/CONTRACT.md "Rules beyond the reference" (None: not configured; the template then means what it meant before them)
     complete_within_us: int | None = None
     expires_after_us: int | None = None
     complete_within: str | None = None  # as configured, for display
     expires_after: str | None = None
     badge_requirements: tuple[CompiledRequirement, ...] = ()  # requirements fulfilled by another badge
 
-    def is_complete(self, fulfilled: object) -> bool:
+    def is_complete(self, fulfilled: Container[str]) -> bool:
         """AND across groups, at least ``min`` within each (``fulfilled`` supports ``in`` on
         requirement ids)."""
         if not self.groups:
@@ -95,7 +96,7 @@ class CompiledTemplate:
         for group in self.groups:
             need = group.min
             for rid in group.requirement_ids:
-                if rid in fulfilled:  # type: ignore[operator]
+                if rid in fulfilled:
                     need -= 1
                     if not need:
                         break

@@ -58,7 +58,7 @@ class BadgeRecord(TypedDict):
     origin: str
     key_fields: NotRequired[dict[str, str]]
     revoked_by: NotRequired[EventRecord]
-    expires_at: NotRequired[str]  # SPEC §8 expires_after: issued_at + the duration
+    expires_at: NotRequired[str]  # expires_after: issued_at + the duration
     expires_us: NotRequired[int]
     cause: NotRequired[Literal["manual"]]  # the latest change came from an operator
     reason: NotRequired[str]  # the operator's reason
@@ -124,13 +124,13 @@ def merge_identity(old: LearnerIdentity | None, learner: Learner, time_us: int) 
     updated: dict[str, Any] | None = None
     for name in ("username", "email", "name"):
         value = getattr(learner, name)
-        if value and value != old[name] and (newer or not old[name]):  # type: ignore[literal-required]
+        if value and value != old[name] and (newer or not old[name]):
             if updated is None:
                 updated = dict(old)
             updated[name] = value
     if newer and time_us != old["time_us"] and updated is not None:
         updated["time_us"] = time_us
-    return old if updated is None else updated  # type: ignore[return-value]
+    return old if updated is None else updated  # type: ignore[return-value]  # a copy of old with fields changed
 
 
 def as_learner(identity: LearnerIdentity) -> Learner:

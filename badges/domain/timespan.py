@@ -1,4 +1,4 @@
-"""ISO 8601 durations and instants of the configuration (SPEC §8), in microseconds.
+"""ISO 8601 durations and instants of the configuration (docs/CONTRACT.md "Rules beyond the reference"), in microseconds.
 
 One parser for the validator, the entities and the compiled configuration, so that what
 ``config validate`` accepts is exactly what the engine computes with. Years and months are

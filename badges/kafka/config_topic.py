@@ -54,7 +54,7 @@ def read_topic(settings: Settings, topic: str, idle_s: float = 1.0, timeout_s: f
             if msg.error():
                 continue
             last = time.monotonic()
-            positions[msg.partition()] = msg.offset() + 1
+            positions[msg.partition()] = msg.offset() + 1  # type: ignore[index, operator]  # set: no error
             records.append(msg)
         return records
     finally:

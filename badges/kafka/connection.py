@@ -1,4 +1,4 @@
-"""The one Kafka connection configuration, rendered for every client library (SPEC §9).
+"""The one Kafka connection configuration, rendered for every client library (docs/CONTRACT.md "Connections").
 
 Every Kafka client of every command (the Faust app, the ingestion consumer, the dead-letter
 tail, the end-offset probe, the CLI's admin, producers and consumers, replay, control) is built

@@ -6,7 +6,7 @@ badges. `badges learner forget` puts a forget envelope on the learner's partitio
 learner-events topic: the progress agent that owns it forgets the learner's progress, then asks
 its sink to do the same. No routing, no discovery of workers: the partitions carry the request.
 
-`badges badge award|revoke` (SPEC §8) puts one manual command on the learner's partition of the
+`badges badge award|revoke` (docs/CONTRACT.md "Rules beyond the reference") puts one manual command on the learner's partition of the
 learner-events topic: the progress agent that owns the learner applies it like any event, so the
 award or revoke takes the same exactly-once path as a decision of the rules engine.
 """
@@ -28,7 +28,7 @@ from badges.config.settings import Settings
 from badges.kafka.config_topic import BrokerUnavailable
 from badges.kafka.topics import ensure_topics, worker_topics
 from badges.wire.decisions import encode_retry_failed
-from badges.wire.envelope import encode_forget, learner_key, learner_partition
+from badges.wire.envelope import encode_forget
 
 
 def retry_failed_requests(settings: Settings) -> list[tuple[int, bytes]]:

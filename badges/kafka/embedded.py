@@ -56,7 +56,7 @@ def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise EmbeddedBrokerError(f"nothing listens on {host}:{port} after {timeout}s")
+                raise EmbeddedBrokerError(f"nothing listens on {host}:{port} after {timeout}s") from None
             time.sleep(0.05)
 
 

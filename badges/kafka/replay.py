@@ -136,9 +136,9 @@ class Replayer:
                 messages = [m for m in consumed if not m.error()]
                 self._prefetch(messages)
                 for m in messages:
-                    positions[TopicPartition(m.topic(), m.partition())] = m.offset() + 1
+                    positions[TopicPartition(m.topic(), m.partition())] = m.offset() + 1  # type: ignore[arg-type, operator]  # set: no error
                 self._take(decode_messages(self.decoder, messages), pending)
-                on_progress(len(consumed))
+                on_progress(len(messages))
                 self._flush(pending, threshold=ENVELOPE_MAX_EVENTS)
             self._flush(pending, threshold=1)
             for p in range(self.settings.partitions):
@@ -208,7 +208,7 @@ class Replayer:
                 m = consumer.poll(0.2)
                 if m is None or m.error():
                     continue
-                report = orjson.loads(m.value())
+                report = orjson.loads(m.value())  # type: ignore[arg-type]  # a report always has a value
                 if report.get("replay") != s.replay_id or report["partition"] in seen:
                     continue
                 seen.add(report["partition"])

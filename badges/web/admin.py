@@ -21,7 +21,7 @@ from badges.kafka.control import forget_request, manual_command, retry_failed_re
 from badges.web.http import HttpError
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,6 @@ async def switch(runtime: "Runtime", uuid: str, active: bool) -> dict[str, Any]:
     return {"template": uuid, "active": active, "applied": applied}
 
 
-def _providers(runtime: "Runtime") -> Any:
-    return runtime.services["sink"].providers
-
-
 async def sync(runtime: "Runtime", organization: str | None) -> dict[str, Any]:
     snapshot = runtime.config.snapshot()
     try:
@@ -79,7 +75,7 @@ async def sync(runtime: "Runtime", organization: str | None) -> dict[str, Any]:
     except UnknownOrganization as exc:
         raise HttpError(404 if organization else 422, str(exc)) from None
     try:
-        results = await pull_active_templates(_providers(runtime), snapshot, orgs)
+        results = await pull_active_templates(runtime.providers, snapshot, orgs)
     except CredlyError as exc:
         raise HttpError(502, str(exc)) from None  # the message names the provider
     entities = await publish_entities(runtime, [e for r in results for e in r.entities])
@@ -102,21 +98,21 @@ async def retry_failed(runtime: "Runtime") -> dict[str, Any]:
     futures = [await producer.send(topic, None, value, partition, None, None) for partition, value in requests]
     try:
         await asyncio.gather(*futures)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any producer error is a 503 naming its type
         raise HttpError(503, f"the retry request was not delivered ({type(exc).__name__})") from None
     log.info("admin API: retry-failed requested on %d partition(s)", len(requests))
     return {"requested_partitions": len(requests)}
 
 
 async def manual(runtime: "Runtime", action: str, learner: int, template: str, reason: str) -> dict[str, Any]:
-    """SPEC §8 manual award/revoke: one command onto the learner's partition (see kafka.control)."""
+    """Manual award/revoke (docs/CONTRACT.md "Rules beyond the reference"): one command onto the learner's partition (see kafka.control)."""
     if template not in runtime.config.snapshot().templates:
         raise HttpError(404, f"template {template} is not configured")
     partition, key, value = manual_command(runtime.settings, action, learner, template, reason)
     future = await runtime.app.producer.send(runtime.settings.learner_events_topic, key, value, partition, None, None)
     try:
         await future
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - ditto
         raise HttpError(503, f"the {action} was not delivered ({type(exc).__name__})") from None
     log.info("admin API: manual %s of %s for learner %d", action, template, learner)
     return {"action": action, "learner": learner, "template": template, "reason": reason,
@@ -130,7 +126,7 @@ async def forget(runtime: "Runtime", learner_id: int) -> dict[str, Any]:
     future = await runtime.app.producer.send(topic, key, value, partition, None, None)
     try:
         await future
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - ditto
         raise HttpError(503, f"the forget request was not delivered ({type(exc).__name__})") from None
     log.info("admin API: forget requested for learner %d", learner_id, extra={"learner_id": learner_id})
     return {"learner": learner_id, "partition": partition, "requested": True}

@@ -1,4 +1,4 @@
-"""Who may see what (SPEC §9): the viewer and admin bearer tokens, and which paths stay open.
+"""Who may see what (docs/CONTRACT.md "Who may see what"): the viewer and admin bearer tokens, and which paths stay open.
 
 Roles: ``viewer`` (``BADGES_VIEWER_TOKEN``: every page and GET API, read only) and ``admin``
 (``BADGES_ADMIN_TOKEN``: that and the admin actions). A token that is not configured matches

@@ -26,12 +26,11 @@ import orjson
 from sortedcontainers import SortedList
 
 from badges import metrics
-from badges.tables.definitions import ISSUANCE
 from badges.web.http import HttpError
 from badges.wire.envelope import learner_partition
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 SortKey = tuple[int, float, int, str]  # (0 failed / 1 not, -updated epoch s, learner id, template)
 STATUSES = ("pending", "in_flight", "issued", "failed", "revoked", "revoke_failed")
@@ -120,12 +119,12 @@ class BadgeIndexer:
             self._rebuilding.add(learner_id)
 
     def _records(self, learner_id: int) -> dict[str, Any] | None:
-        raw = self.rt.tables[ISSUANCE].data.get(str(learner_id).encode())
+        raw = self.rt.tables.issuance.data.get(str(learner_id).encode())
         return orjson.loads(raw) if raw is not None else None
 
     async def rebuild(self, partitions: set[int]) -> None:
         n_partitions = self.rt.settings.partitions
-        store = self.rt.tables[ISSUANCE].data
+        store = self.rt.tables.issuance.data
         fresh = BadgeIndex(partitions)
         self._rebuilding = set()
         try:
@@ -158,7 +157,7 @@ class BadgeIndexer:
         app = self.rt.app
         due = (app.rebalancing_count != self._built["rebalance"]
                or time.monotonic() - self._built["at"] > REBUILD_EVERY_S)
-        if not due or app.rebalancing or not app.tables.recovery.completed.is_set():
+        if not due or app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]  # faust's TableManagerT interface omits recovery
             return
         from badges.web.cluster import local_partitions
 
@@ -181,6 +180,5 @@ class BadgeIndexer:
 
 def register(runtime: "Runtime") -> BadgeIndexer:
     indexer = BadgeIndexer(runtime)
-    runtime.services["badge_index"] = indexer
     runtime.app.timer(1.0, name="badge-index")(indexer.maybe_rebuild)
     return indexer

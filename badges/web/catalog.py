@@ -17,7 +17,7 @@ from badges.schemas.catalog import Catalog
 from badges.web.http import HttpError
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 
 
@@ -111,7 +111,7 @@ def template_detail(runtime: "Runtime", uuid: str) -> dict[str, Any]:
              "not_after": r.not_after}
             for r in tpl.requirements
         ],
-        # SPEC §8 settings (None: not configured)
+        # the optional keys of docs/CONTRACT.md "Rules beyond the reference" (None: not configured)
         "complete_within": tpl.complete_within,
         "expires_after": tpl.expires_after,
         "required_by": sorted(t.uuid for t in snapshot.templates.values()

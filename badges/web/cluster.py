@@ -30,7 +30,7 @@ from yarl import URL
 from badges.web.http import SERVED_BY, HttpError
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def credentials(request: web.Request) -> dict[str, str]:
 
 
 def _session(runtime: "Runtime") -> aiohttp.ClientSession:
-    return runtime.app.http_client  # type: ignore[return-value]  # Faust's aiohttp session, closed with the app
+    return runtime.app.http_client  # Faust's aiohttp session, closed with the app
 
 
 async def forward(runtime: "Runtime", owner: str, request: web.Request, what: str) -> web.Response:
@@ -103,7 +103,7 @@ async def routed(
 
 def members(runtime: "Runtime", table: str) -> dict[str, list[int]]:
     """Every worker of the group (URL) with its active partitions of ``table``'s changelog."""
-    topic = runtime.tables[table].changelog_topic.get_topic_name()
+    topic = runtime.app.tables[table].changelog_topic.get_topic_name()
     out: dict[str, list[int]] = {}
     try:
         distribution = runtime.app.router.tables_metadata()

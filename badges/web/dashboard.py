@@ -18,7 +18,7 @@ from badges import __version__
 from badges.web.cluster import members, self_url
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 STARTED = time.time()
 OFFSET_TIMEOUT_S = 2.0
@@ -77,7 +77,7 @@ def faust_offsets(runtime: "Runtime") -> list[dict[str, Any]]:
     for tp in assignment:
         try:
             end = consumer.highwater(tp)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - no end known yet: shown as unknown
             end = None
         last_read = read.get(tp) if hasattr(read, "get") else None
         done = committed.get(tp) if hasattr(committed, "get") else None
@@ -98,13 +98,13 @@ async def _maybe(coro: Any) -> Any:
 
 async def ingest_offsets(runtime: "Runtime") -> list[dict[str, Any]]:
     """The ingestion consumer (aiokafka, group ``{app_id}-ingest``) of the event-bus topics."""
-    service = runtime.services.get("kafka_ingest")
+    service = runtime.kafka_ingest
     consumer = getattr(service, "consumer", None)
     if consumer is None:
         return []
     try:
         assignment = sorted(consumer.assignment())
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - consumer not started: no rows
         return []
     committed = await asyncio.gather(*(_maybe(consumer.committed(tp)) for tp in assignment))
     positions = await asyncio.gather(*(_maybe(consumer.position(tp)) for tp in assignment))
@@ -112,7 +112,7 @@ async def ingest_offsets(runtime: "Runtime") -> list[dict[str, Any]]:
     for tp, done, position in zip(assignment, committed, positions):
         try:
             end = consumer.highwater(tp)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - no end known yet: shown as unknown
             end = None
         rows.append({
             "topic": tp.topic, "partition": tp.partition, "role": "ingestion",
@@ -124,7 +124,7 @@ async def ingest_offsets(runtime: "Runtime") -> list[dict[str, Any]]:
 
 async def redis_positions(runtime: "Runtime") -> list[dict[str, Any]] | None:
     """The Redis Streams consumer group per stream; None when Redis ingestion is off."""
-    service = runtime.services.get("redis_ingest")
+    service = runtime.redis_ingest
     if service is None:
         return None
     return await _maybe(service.positions()) or [{"stream": s, "error": "timeout"} for s in service.streams]
@@ -132,7 +132,7 @@ async def redis_positions(runtime: "Runtime") -> list[dict[str, Any]] | None:
 
 async def dashboard(runtime: "Runtime") -> dict[str, Any]:
     snapshot, config = runtime.config.snapshot(), runtime.config.compiled()
-    tail = runtime.services.get("dead_letters")
+    tail = runtime.dead_letters
     return {
         "worker": identity(runtime),
         "configuration": {
@@ -141,7 +141,7 @@ async def dashboard(runtime: "Runtime") -> dict[str, Any]:
             "active_templates": len(config.active_templates),
             "problems": len(config.problems),
         },
-        "dead_letters": tail.snapshot() if tail is not None else None,
+        "dead_letters": tail.snapshot(),
         "consumers": {
             "ingest": {"group": runtime.settings.ingest_group, "partitions": await ingest_offsets(runtime)},
             "agents": {"group": runtime.settings.app_id, "partitions": faust_offsets(runtime)},

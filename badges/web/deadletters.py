@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,5 @@ class DeadLetterTail(Service):
 
 def register(runtime: "Runtime") -> DeadLetterTail:
     tail = DeadLetterTail(runtime)
-    runtime.services["dead_letters"] = tail
-    runtime.app.service(tail)
+    runtime.app.service(tail)  # type: ignore[arg-type]  # App.service takes an instance too; faust annotates only the class
     return tail

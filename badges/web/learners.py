@@ -15,14 +15,15 @@ import orjson
 
 from badges.domain.explain import explain
 from badges.domain.forget import is_forgotten
-from badges.tables.definitions import ISSUANCE, PROGRESS
 from badges.web.badge_index import FAILED_STATUSES, SortKey, decode_cursor, encode_cursor, record_status
 from badges.web.cluster import self_url
 from badges.web.http import HttpError
 from badges.wire.envelope import learner_key, learner_partition
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    import faust
+
+    from badges.runtime import Runtime
 
 # what a page may show of an issuance record (the sink's working fields stay out)
 ISSUANCE_FIELDS = (
@@ -33,8 +34,8 @@ ISSUANCE_FIELDS = (
 )
 
 
-def _load(runtime: "Runtime", table: str, key: bytes) -> Any:
-    raw = runtime.tables[table].data.get(key)
+def _load(table: faust.Table, key: bytes) -> Any:
+    raw = table.data.get(key)
     return orjson.loads(raw) if raw is not None else None
 
 
@@ -49,8 +50,8 @@ def issuance_view(rec: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def learner_detail(runtime: "Runtime", learner_id: int) -> dict[str, Any]:
     key = learner_key(learner_id)
-    state = _load(runtime, PROGRESS, key)
-    issuance = _load(runtime, ISSUANCE, key) or {}
+    state = _load(runtime.tables.progress, key)
+    issuance = _load(runtime.tables.issuance, key) or {}
     if state is None and not issuance:
         raise HttpError(404, f"no progress recorded for learner {learner_id}")
     config = runtime.config.compiled()
@@ -65,7 +66,7 @@ def learner_detail(runtime: "Runtime", learner_id: int) -> dict[str, Any]:
         for group in tpl["groups"]:
             group["label"] = group["name"] or (group["requirements"][0]["id"] if group["requirements"] else "")
     identity = (state or {}).get("learner") or {}
-    summary = Counter()
+    summary: Counter[str] = Counter()
     for tpl in templates:
         badge = tpl.get("badge") or {}
         summary[badge.get("status") or ("complete" if tpl["complete"] else "in_progress")] += 1
@@ -97,7 +98,7 @@ def _names(runtime: "Runtime") -> dict[str, str]:
 
 def local_badges(runtime: "Runtime", status: str | None, after: SortKey | None, limit: int) -> dict[str, Any]:
     """One page of the badges of the partitions this worker owns, from its index."""
-    indexer = runtime.services["badge_index"]
+    indexer = runtime.badge_index
     if not indexer.ready:
         raise HttpError(503, "this worker's badge index is being built; retry shortly")
     index = indexer.index

@@ -1,4 +1,4 @@
-"""“Sign in with Open edX”: the LMS's OAuth2 provider, for staff only (SPEC §9).
+"""“Sign in with Open edX”: the LMS's OAuth2 provider, for staff only (docs/CONTRACT.md "Who may see what").
 
 On when ``BADGES_LMS_URL``, ``BADGES_OAUTH_CLIENT_ID`` and ``BADGES_OAUTH_CLIENT_SECRET`` are
 set (an OAuth2 application created in the LMS admin, ``/admin/oauth2_provider/application/``:

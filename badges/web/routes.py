@@ -11,12 +11,12 @@ result as HTML (``templates/``) or JSON (``/api/...``). Errors are ``HttpError``
 | GET | ``/templates`` · ``/api/templates`` | viewer |
 | GET | ``/templates/{uuid}`` · ``/api/templates/{uuid}`` | viewer |
 | GET | ``/learners`` (search) · ``/learners/{id}`` · ``/api/learners/{id}`` (routed to the owner) | viewer |
-| GET | ``/badges`` · ``/api/badges`` (all workers; ``?status=&limit=&after=`` cursor pages) · ``/api/local/badges`` (this worker) | viewer |
+| GET | ``/badges`` · ``/api/badges`` (all workers; ``?status=&limit=&after=`` cursor pages) · ``/api/local/badges`` (this one) | viewer |
 | POST | ``/api/templates/{uuid}/activate`` · ``/deactivate`` · ``/api/templates/sync`` · ``/api/badges/retry-failed`` | admin bearer |
 | POST | ``/api/learners/{id}/forget`` (202: carried out by the learner's partition owner) | admin bearer |
 | POST | ``/api/learners/{id}/badges/{uuid}/award`` · ``/revoke`` (body ``{"reason": ...}``) | admin bearer |
 | GET, POST | ``/login`` · POST ``/logout`` (CSRF token) · GET ``/login/oauth`` (+ ``/complete``: Open edX staff) | - |
-| POST | ``/credly/webhook`` | - (SPEC §7) |
+| POST | ``/credly/webhook`` | - (docs/CONTRACT.md "Credly webhook") |
 | GET | ``/healthz`` (readiness, 503 with reasons) · ``/livez`` · ``/metrics`` · ``/static/...`` | - |
 
 "viewer" is the viewer or admin bearer token, or a signed-in browser's session cookie
@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from badges import __version__
 from badges.health import crashed_services, not_ready_reasons
 from badges.tables.definitions import PROGRESS
-from badges.web import admin, badge_index, catalog, cluster, dashboard, deadletters, learners, oauth, signin, webhook
+from badges.web import admin, catalog, cluster, dashboard, learners, oauth, signin, webhook
 from badges.web.auth import require_admin
 from badges.web.badge_index import STATUSES, SortKey, decode_cursor
 from badges.web.security import security_headers
@@ -53,7 +53,7 @@ from badges.web.render import SITE, render_page
 from badges.wire.envelope import learner_key
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"
 ADMIN_BODY_LIMIT = 4 * 1024
@@ -110,22 +110,20 @@ def _assigned(app: Any) -> int:
 def register(runtime: "Runtime") -> None:
     app = runtime.app
     me = cluster.self_url(runtime)
-    web_app = app.web.web_app
+    web_app = app.web.web_app  # type: ignore[attr-defined]  # the aiohttp driver's, not on faust's Web interface
     web_app.middlewares.append(security_headers)
     web_app.middlewares.append(error_middleware(me))
     signin.install(web_app, runtime.settings)
     web_app[SITE] = {"app_id": runtime.settings.app_id, "url": me, "version": __version__}
     app.web.add_static("/static/", STATIC)
-    deadletters.register(runtime)
-    badge_index.register(runtime)
 
     # --- health and metrics ---------------------------------------------------------------------
 
     async def health(self: View, request: web.Request) -> web.Response:
         """Readiness: 200 only when this worker can process events, else 503 with the reasons."""
-        ingest = runtime.services.get("kafka_ingest")
+        ingest = runtime.kafka_ingest
         ingest_assigned = len(ingest.consumer.assignment()) if ingest and ingest.consumer else 0
-        redis = runtime.services.get("redis_ingest")
+        redis = runtime.redis_ingest
         reasons = not_ready_reasons(runtime)
         return json_response({
             "ready": not reasons,

@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, cast
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -30,7 +30,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from badges.config.settings import Settings
 from badges.web import oauth
-from badges.web.auth import CSRF, ROLE, Tokens, is_open, unauthenticated
+from badges.web.auth import CSRF, ROLE, Role, Tokens, is_open, unauthenticated
 from badges.web.http import HttpError, is_api, read_body
 from badges.web.render import render_page
 
@@ -54,9 +54,9 @@ def _csrf(session: Session) -> str:
     return str(session["csrf"])
 
 
-def session_role(session: Session) -> str | None:
+def session_role(session: Session) -> Role | None:
     role = session.get("role")
-    return role if role in ROLES else None
+    return cast(Role, role) if role in ROLES else None
 
 
 def safe_next(target: str | None) -> str:

@@ -1,4 +1,4 @@
-"""``POST /credly/webhook`` (SPEC §7): Credly's template notifications applied to the configuration.
+"""``POST /credly/webhook`` (docs/CONTRACT.md "Credly webhook"): Credly's template notifications applied to the configuration.
 
 Credly cannot send our bearer token, so the body is trusted for two ids only: the event id and
 the organization id. The event itself is fetched from Credly with that organization's token,
@@ -18,7 +18,7 @@ from badges.web.admin import publish_entities, wait_applied
 from badges.web.http import HttpError, parse_uuid
 
 if TYPE_CHECKING:
-    from badges.workers.app import Runtime
+    from badges.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ async def handle(runtime: "Runtime", body: dict[str, Any]) -> None:
         raise HttpError(404, f"organization {org} is not configured" if entity is None
                         else f"organization {org} issues through {entity.provider}, not Credly")
     try:
-        event = await runtime.services["sink"].client.get_event(org, event_id)
+        event = await runtime.credly.get_event(org, event_id)
     except CredlyError as exc:
         _count("", "credly_error")
         log.warning("webhook: cannot fetch Credly event %s of organization %s: %s", event_id, org, exc)

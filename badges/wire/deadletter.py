@@ -1,4 +1,4 @@
-"""Headers of a dead-lettered message (SPEC §7).
+"""Headers of a dead-lettered message (docs/CONTRACT.md "Dead letters").
 
 The key and value go out as the original bytes; the original headers are kept unchanged, in
 order, so the message can be replayed as it was once the cause is fixed.

@@ -1,6 +1,6 @@
 """Why an input message cannot become a LearnerEvent.
 
-The ``code`` is what ingestion puts in the ``dlq_reason`` header (SPEC §7) and in metrics, so
+The ``code`` is what ingestion puts in the ``dlq_reason`` header (docs/CONTRACT.md "Dead letters") and in metrics, so
 it is short and stable; ``detail`` is for humans. Neither ever carries a token or the payload.
 """
 
@@ -46,7 +46,7 @@ class BadInput(Exception):
         self.detail = detail[:_MAX_DETAIL]
         super().__init__(f"{code}: {self.detail}" if self.detail else code)
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self):
         return (type(self), (self.code, self.detail))
 
 
@@ -61,7 +61,7 @@ class OwnOutput(BadInput):
         super().__init__(OWN_OUTPUT, f"{event_type} is emitted by this worker")
         self.event_type = event_type
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self):
         return (type(self), (self.event_type,))
 
 

@@ -25,7 +25,7 @@ ADMIN = "admin-token-acc-0123456789"
 
 
 @pytest.fixture(scope="module")
-def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(broker, tmp_path_factory) -> Iterator[Stack]:
     s = make_accredible_stack(broker.bootstrap, tmp_path_factory.mktemp("acc"), [(GROUP, "Accredible demo")], "acc")
     s.configure_accredible(yaml.safe_dump({
         "organizations": [{"uuid": ACC_ORG, "provider": "accredible", "api_key_env": ACC_KEY_ENV}],

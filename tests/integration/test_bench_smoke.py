@@ -30,7 +30,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         cwd=ROOT, capture_output=True, text=True, timeout=280,
     )
     assert proc.returncode == 0, f"bench --smoke exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return json.loads((out / "results.json").read_text())  # type: ignore[no-any-return]
+    return json.loads((out / "results.json").read_text())
 
 
 def _backlog_runs(results: dict[str, Any]) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ CONFIG = config_yaml(
 )
 
 @pytest.fixture(scope="module")
-def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(broker, tmp_path_factory) -> Iterator[Stack]:
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("browser"),
                    [(DEMO_T, "Demo Course Completion"), (OTHER_T, "Other Course Expert")], "browser")
     s.configure(CONFIG)

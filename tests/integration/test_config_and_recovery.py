@@ -46,7 +46,7 @@ templates:
 
 
 @pytest.fixture(scope="module")
-def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(broker, tmp_path_factory) -> Iterator[Stack]:
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("cfg"), [(T_AND, "Both"), (T_LIVE, "Live")], "cfg")
     # the worker starts before any configuration exists: everything below arrives live
     s.start_worker()
@@ -81,7 +81,7 @@ def test_validate_names_every_error_with_its_place(stack: Stack) -> None:
 def test_config_applied_through_the_cli_reaches_the_running_worker(stack: Stack) -> None:
     stack.send([stack.event(COURSE_PASSING, 501, {"is_passing": True, "course.course_key": C1}, email="e501@example.com")])
     wait_until(lambda: progress_of(stack, 501), what="progress of learner 501")
-    assert "c1" in progress_of(stack, 501)["templates"][T_AND]["fulfilled"]  # type: ignore[index]
+    assert "c1" in progress_of(stack, 501)["templates"][T_AND]["fulfilled"]  # type: ignore[index]  # not None after the wait
     exported = yaml.safe_load(stack.cli("config", "export").stdout)
     assert {t["uuid"]: t["active"] for t in exported["templates"]} == {T_AND: True, T_LIVE: False}
 
@@ -91,7 +91,7 @@ def test_inactive_template_records_nothing_and_activation_works_at_once(stack: S
     # a sentinel on the active template shows the first event has been processed
     stack.send([stack.event(COURSE_PASSING, 502, {"is_passing": True, "course.course_key": C1}, email="e502@example.com")])
     wait_until(lambda: (p := progress_of(stack, 502)) and T_AND in p["templates"], what="sentinel progress")
-    assert T_LIVE not in progress_of(stack, 502)["templates"]  # type: ignore[index]
+    assert T_LIVE not in progress_of(stack, 502)["templates"]  # type: ignore[index]  # not None after the wait
     stack.cli("template", "activate", T_LIVE)
     # activation does not reprocess the old event (that is replay's job): a new one completes it
 

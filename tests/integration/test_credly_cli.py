@@ -16,7 +16,7 @@ T3 = "7d4f6a52-0000-4000-8000-000000000103"
 
 
 @pytest.fixture(scope="module")
-def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(broker, tmp_path_factory) -> Iterator[Stack]:
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("credlycli"), [(T1, "One"), (T2, "Two")], "credlycli")
     yield s
     s.emulator.stop_thread()
@@ -57,8 +57,9 @@ def test_sync_pulls_active_templates_new_ones_inactive_and_never_flips_is_active
         "templates": [{"uuid": T1, "active": True, "requirements": [
             {"id": "r", "event_type": "org.openedx.learning.course.passing.status.updated.v1"}]}],
     })))
-    httpx.post(f"{stack.emulator.url}/_emulator/templates", json={"uuid": T1, "org": ORG, "name": "One renamed", "state": "active"}).raise_for_status()
-    httpx.post(f"{stack.emulator.url}/_emulator/templates", json={"uuid": T3, "org": ORG, "name": "Three", "state": "archived"}).raise_for_status()
+    emulator_templates = f"{stack.emulator.url}/_emulator/templates"
+    httpx.post(emulator_templates, json={"uuid": T1, "org": ORG, "name": "One renamed", "state": "active"}).raise_for_status()
+    httpx.post(emulator_templates, json={"uuid": T3, "org": ORG, "name": "Three", "state": "archived"}).raise_for_status()
     out = stack.cli("templates", "sync", "--org", ORG).stdout
     assert "pulled 2 active template(s), 0 new" in out
     export = stack.cli("config", "export").stdout

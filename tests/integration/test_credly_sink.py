@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from tests.support.configs import config_yaml, demo_template
@@ -15,7 +15,7 @@ ISSUE = {"method": "POST", "path": "/badges$"}
 
 
 @pytest.fixture(scope="module")
-def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(broker, tmp_path_factory) -> Iterator[Stack]:
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("sink"), [(TEMPLATE, "Sink")], "sink")
     s.configure(config_yaml(demo_template(TEMPLATE, COURSE, with_penalty=False)))
     # short Credly timeout and retries so that failure paths stay quick (never below correctness)
@@ -62,7 +62,10 @@ def test_timeout_after_credly_stored_the_badge_is_reconciled_not_duplicated(stac
     email = complete(stack, 802)
     stack.wait_badges(lambda b: any(x["recipient_email"] == email for x in b))
     # the lookup filters by the LMS user id (SPEC §8), not by the e-mail alone
-    lookups = lambda: [r for r in stack.credly_requests() if r["method"] == "GET" and "issuer_earner_id::802" in r["path"] + str(r.get("query", ""))]  # noqa: E731
+    def lookups() -> list[dict[str, Any]]:
+        return [r for r in stack.credly_requests()
+                if r["method"] == "GET" and "issuer_earner_id::802" in r["path"] + str(r.get("query", ""))]
+
     from tests.support.cluster import wait_until
 
     wait_until(lookups, what="a lookup after the timeout")

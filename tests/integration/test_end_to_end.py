@@ -28,7 +28,7 @@ CONFIG = config_yaml(
 
 
 @pytest.fixture(scope="module")
-def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(broker, tmp_path_factory) -> Iterator[Stack]:
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("e2e"), [(DEMO_T, "Demo"), (OTHER_T, "Other")], "e2e")
     s.configure(CONFIG)
     s.start_worker()

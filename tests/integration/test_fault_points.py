@@ -43,7 +43,7 @@ REBALANCE_POINTS = ("rebalance.after_revoke", "rebalance.before_recovery", "cons
 
 
 @pytest.fixture(scope="module")
-def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(broker, tmp_path_factory) -> Iterator[Stack]:
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("faults"), [(T_ONE, "One"), (T_BOTH, "Both")], "faults")
     s.configure(config())
     yield s
@@ -62,7 +62,7 @@ def test_a_crash_at_each_fault_point_loses_nothing_and_duplicates_nothing(stack:
     for running in stack.workers:
         running.stop()
     stack.workers.clear()
-    victim = stack.start_worker(name, **fault)
+    victim = stack.start_worker(name, **fault)  # type: ignore[arg-type]  # the variables never name name or wait
     if point in REBALANCE_POINTS:
         stack.send(events[: len(events) // 2])
         stack.start_worker(f"{name}-second", wait=False, **{LEDGER_ENV: str(ledger)})  # a rebalance
@@ -70,11 +70,12 @@ def test_a_crash_at_each_fault_point_loses_nothing_and_duplicates_nothing(stack:
     else:
         stack.send(events)
     assert victim.proc is not None
-    wait_until(lambda: victim.proc.poll() is not None, timeout=90, what=f"the worker to reach {point}")
+    wait_until(lambda: victim.proc is not None and victim.proc.poll() is not None, timeout=90, what=f"the worker to reach {point}")
     assert victim.proc.returncode == EXIT_STATUS
     assert f"fault point {point} reached" in victim.log_path.read_text()
     stack.workers.remove(victim)
-    stack.start_worker(name, **{LEDGER_ENV: str(ledger)})  # the same data dir, no fault
+    # the same data dir, no fault
+    stack.start_worker(name, **{LEDGER_ENV: str(ledger)})  # type: ignore[arg-type]  # the variables never name name or wait
 
     states, awarded, revoked = expected_outcome(stack, events)
     assert awarded and revoked, "the workload must award and revoke"

@@ -27,7 +27,7 @@ KEPT = (303, "kept@example.org", "kept-learner", "Kept Learner")
 
 
 @pytest.fixture(scope="module")
-def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(broker, tmp_path_factory) -> Iterator[Stack]:
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("forget"), [(DEMO_T, "Demo")], "forget")
     s.configure(CONFIG)
     s.start_worker(BADGES_ADMIN_TOKEN=ADMIN, BADGES_LOG_FORMAT="json")
@@ -45,7 +45,7 @@ def _passing(stack: Stack, who: tuple[int, str, str, str], **kw: Any) -> Any:
 def _learner(worker: WorkerProcess, lid: int) -> dict[str, Any]:
     r = httpx.get(f"{worker.url}/api/learners/{lid}", headers=VIEWER_AUTH, timeout=10)
     assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    return r.json()
 
 
 def _latest(stack: Stack, table: str, keys: set[bytes]) -> dict[bytes, bytes]:

@@ -8,6 +8,7 @@ from typing import Iterator
 import pytest
 from confluent_kafka import Producer
 
+from badges.domain.events import LearnerEvent
 from badges.schemas.catalog import load_catalog
 from badges.wire.envelope import decode_envelope
 from badges.wire.framing import frame
@@ -47,11 +48,11 @@ def registry() -> Iterator[StandInRegistry]:
 
 
 @pytest.fixture(scope="module")
-def stack(broker, tmp_path_factory, registry) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(broker, tmp_path_factory, registry) -> Iterator[Stack]:
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("ingest"), [(TEMPLATE, "Any")], "ingest")
     s.configure(any_event_config())
     s.start_worker(BADGES_SCHEMA_REGISTRY_URL=registry.url)
-    s.schema_ids = {  # type: ignore[attr-defined]
+    s.schema_ids = {  # type: ignore[attr-defined]  # kept on the stack for the tests
         t: registry.register(f"{s.input_topic}-{t}.CloudEvent", openedx.value_schema_string(t))
         for t in load_catalog().event_types
     }
@@ -60,7 +61,7 @@ def stack(broker, tmp_path_factory, registry) -> Iterator[Stack]:  # type: ignor
     s.emulator.stop_thread()
 
 
-def normalized(stack: Stack, min_count: int) -> dict[str, object]:
+def normalized(stack: Stack, min_count: int) -> dict[str, LearnerEvent]:
     """Normalized events on the learner-events topic, by event id."""
     out = {}
     for m in stack.read(stack.settings.learner_events_topic, min_count=1):
@@ -73,7 +74,7 @@ def normalized(stack: Stack, min_count: int) -> dict[str, object]:
 
 def test_every_supported_event_type_is_normalized(stack: Stack) -> None:
     """Writer schemas registered as edx-event-bus-kafka does (TopicRecordNameStrategy)."""
-    ids = stack.schema_ids  # type: ignore[attr-defined]
+    ids = stack.schema_ids  # type: ignore[attr-defined]  # set by the fixture
     sent = {}
     for i, event_type in enumerate(RULE_TYPES):
         msg = stack.event(event_type, 1000 + i, value_schema_id=ids[event_type],
@@ -97,7 +98,7 @@ def test_every_supported_event_type_is_normalized(stack: Stack) -> None:
 
 
 def corpus(stack: Stack) -> list[tuple[str, tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]]:
-    ids = stack.schema_ids  # type: ignore[attr-defined]
+    ids = stack.schema_ids  # type: ignore[attr-defined]  # set by the fixture
     good = stack.event(COURSE_PASSING, 2001, {"is_passing": True, "course.course_key": DEMO_COURSE},
                        value_schema_id=ids[COURSE_PASSING])
     key, value, headers = good
@@ -121,7 +122,7 @@ def test_bad_input_goes_to_the_dead_letter_topic_and_processing_goes_on(stack: S
     cases = corpus(stack)
     producer = Producer({"bootstrap.servers": stack.bootstrap, "acks": "all", "message.max.bytes": 8 * 1024 * 1024})
     for _reason, (key, value, headers) in cases:
-        producer.produce(stack.input_topic, key=key, value=value, headers=headers)
+        producer.produce(stack.input_topic, key=key, value=value, headers=headers)  # type: ignore[arg-type]  # confluent's stub: list[tuple[str, str | bytes | None]]; list is invariant
     assert producer.flush(30) == 0
     expected = [reason for reason, _ in cases if reason != "_good"]
     dead = stack.read(stack.settings.dead_letter_topic, min_count=len(expected), timeout=60)

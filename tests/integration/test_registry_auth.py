@@ -27,7 +27,7 @@ def registry() -> Iterator[StandInRegistry]:
 
 
 @pytest.fixture(scope="module")
-def stack(broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("registry-auth"), [(DEMO_T, "Demo")], "regauth")
     s.configure(config_yaml(demo_template(DEMO_T, DEMO_COURSE)))
     yield s
@@ -42,7 +42,7 @@ def registry_env(registry: StandInRegistry, password: str) -> dict[str, str]:
 
 def test_refused_credentials_stop_ingestion_with_the_reason(stack: Stack, registry: StandInRegistry) -> None:
     schema_id = registry.register(f"{stack.input_topic}-{COURSE_PASSING}.CloudEvent", openedx.value_schema_string(COURSE_PASSING))
-    worker = stack.start_worker("refused", **registry_env(registry, "wrong/" + SECRET))
+    worker = stack.start_worker("refused", **registry_env(registry, "wrong/" + SECRET))  # type: ignore[arg-type]  # the variables never name name or wait
     wait_until(lambda: worker.health().get("ingest_partitions"), timeout=30, what="ingest assigned")
     refused_before = len(registry.requests)
     stack.send([stack.event(COURSE_PASSING, 1501 + i, {"is_passing": True, "course.course_key": DEMO_COURSE},
@@ -62,6 +62,6 @@ def test_refused_credentials_stop_ingestion_with_the_reason(stack: Stack, regist
     assert stack.credly_badges() == []
     # the events were neither lost nor dead-lettered: a worker with the right secret takes them
     stack.workers.remove(worker)
-    stack.start_worker("accepted", **registry_env(registry, SECRET))
+    stack.start_worker("accepted", **registry_env(registry, SECRET))  # type: ignore[arg-type]  # the variables never name name or wait
     badges = stack.wait_badges(lambda b: len(b) == 3, what="3 badges once the secret is right")
     assert sorted(b["recipient_email"] for b in badges) == [f"learner{1501 + i}@example.com" for i in range(3)]

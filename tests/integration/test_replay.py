@@ -29,7 +29,7 @@ def config(t2_active: bool) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(broker, tmp_path_factory) -> Iterator[Stack]:
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("replay"), [(T1, "One"), (T2, "Two")], "replay")
     s.configure(config(t2_active=False))
     s.start_worker()

@@ -38,11 +38,11 @@ AFTER = config_yaml(
 
 
 @pytest.fixture(scope="module", params=["rocksdb", "memory"])
-def stack(request, broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(request, broker, tmp_path_factory) -> Iterator[Stack]:
     store = request.param
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp(f"restart-{store}"),
                    [(T_AND, "Both"), (T_LATE, "Late")], f"restart-{store}")
-    s.store = store  # type: ignore[attr-defined]
+    s.store = store  # type: ignore[attr-defined]  # the fixture's store, kept on the stack
     s.configure(BEFORE)
     yield s
     s.stop()
@@ -54,10 +54,10 @@ def start(stack: Stack) -> WorkerProcess:
     for running in stack.workers:
         running.stop()
     stack.workers.clear()
-    store = stack.store  # type: ignore[attr-defined]
+    store = stack.store  # type: ignore[attr-defined]  # set by the fixture
     # rocksdb workers run with static group membership (as a StatefulSet would), memory ones without
     membership = {"BADGES_GROUP_INSTANCE_ID": f"{stack.app_id}-w"} if store == "rocksdb" else {}
-    return stack.start_worker("w", BADGES_STORE=store, BADGES_ADMIN_TOKEN=ADMIN, **membership)
+    return stack.start_worker("w", BADGES_STORE=store, BADGES_ADMIN_TOKEN=ADMIN, **membership)  # type: ignore[arg-type]  # the variables never name name or wait
 
 
 def api(worker: WorkerProcess, path: str) -> Any:

@@ -31,7 +31,7 @@ CONFIG = config_yaml(
 
 
 @pytest.fixture(scope="module")
-def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(broker, tmp_path_factory) -> Iterator[Stack]:
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("rules"),
                    [(FOUNDATIONS, "Foundations"), (ADVANCED, "Advanced"), (ELECTIVES, "Electives")],
                    "rules")

@@ -30,7 +30,7 @@ KILLS = 4
 
 
 @pytest.fixture(scope="module")
-def stack(broker, tmp_path_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(broker, tmp_path_factory) -> Iterator[Stack]:
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("scale"), [(T_ONE, "One"), (T_BOTH, "Both")], "scale")
     s.configure(config())
     yield s

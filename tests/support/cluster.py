@@ -43,10 +43,11 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
             value = predicate()
             if value:
                 return value
-        except Exception as exc:  # the condition may not be observable yet
+        except Exception as exc:  # noqa: BLE001 - the condition may not be observable yet
             last_exc = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}" + (f" (last error: {last_exc!r})" if last_exc else ""))
+    last = f" (last error: {last_exc!r})" if last_exc else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}{last}")
 
 
 def worker_env(bootstrap: str, app_id: str, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -92,7 +93,7 @@ class WorkerProcess:
         return self
 
     def health(self) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/healthz", timeout=2).json()  # type: ignore[no-any-return]
+        return httpx.get(f"{self.url}/healthz", timeout=2).json()
 
     def wait_ready(self, timeout: float = 60.0) -> "WorkerProcess":
         def ready() -> bool:

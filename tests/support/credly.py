@@ -30,7 +30,7 @@ def template_id(n: int) -> str:
 
 def make_seed(*, active: int = 3, archived: int = 1, page_size: int = 50) -> dict[str, Any]:
     """Two organizations; ORG holds TEMPLATE, ``active - 1`` more active ones and archived ones."""
-    templates = [{"uuid": TEMPLATE, "org": ORG, "name": "Demo Completion",
+    templates: list[dict[str, Any]] = [{"uuid": TEMPLATE, "org": ORG, "name": "Demo Completion",
                   "description": "Completed the demo", "image_url": "https://img/demo.png",
                   "state": "active"}]
     templates += [{"uuid": template_id(n), "org": ORG, "name": f"Active {n}",

@@ -63,7 +63,7 @@ def expected_outcome(stack: Stack, events: list[Any]) -> tuple[dict[int, Any], s
     states: dict[int, Any] = {}
     awarded: set[tuple[int, str]] = set()
     revoked: set[tuple[int, str]] = set()
-    for key, value, headers in events:
+    for _key, value, headers in events:
         ev = decoder.decode(headers, value, "expected", None)
         outcome = apply_event(states.get(ev.learner.id), config, ev)
         if outcome.state is not None:
@@ -137,7 +137,7 @@ def check_badges(stack: Stack, awarded: set[tuple[int, str]], revoked: set[tuple
         return badges if not any(badge_diff.values()) else None
 
     try:
-        return wait_until(badges_match, timeout=timeout, interval=1.0,  # type: ignore[no-any-return]
+        return wait_until(badges_match, timeout=timeout, interval=1.0,
                           what="one badge per awarded (learner, template)")
     except AssertionError:
         keys = {k for v in badge_diff.values() for k in v}

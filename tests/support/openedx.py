@@ -100,7 +100,7 @@ class KafkaMessage(NamedTuple):
 # -- signals and serializers (cached: building an AvroSignalSerializer walks every class) -------
 @cache
 def signal(event_type: str) -> OpenEdxPublicSignal:
-    import openedx_events.learning.signals  # noqa: F401  (defines the signals)
+    import openedx_events.learning.signals  # noqa: F401 - defines the signals
 
     return OpenEdxPublicSignal.get_signal_by_type(event_type)
 
@@ -138,10 +138,10 @@ def _opaque(tp: type) -> bool:
 
 def _default(tp: Any, name: str, path: tuple[str, ...]) -> Any:
     origin = typing.get_origin(tp)
-    if origin in (list, typing.List):  # noqa: UP006
+    if origin in (list, typing.List):
         (item,) = typing.get_args(tp)
         return [_default(item, name, path), _default(item, name, path)]
-    if origin in (dict, typing.Dict):  # noqa: UP006
+    if origin in (dict, typing.Dict):
         return {"key": "value"}
     if tp is bool:
         return True
@@ -429,6 +429,6 @@ def edx_event_bus_kafka() -> Any:
     if not settings.configured:
         settings.configure()
     from edx_event_bus_kafka import internal
-    from edx_event_bus_kafka.internal import config, consumer, producer, utils  # noqa: F401
+    from edx_event_bus_kafka.internal import config, consumer, producer, utils  # noqa: F401 - loads the submodules `internal` is used through
 
     return internal

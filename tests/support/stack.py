@@ -221,10 +221,10 @@ class Stack:
     # --- Credly emulator ------------------------------------------------------------------------
 
     def credly_badges(self) -> list[dict[str, Any]]:
-        return httpx.get(f"{self.emulator.url}/_emulator/badges", timeout=5).json()  # type: ignore[no-any-return]
+        return httpx.get(f"{self.emulator.url}/_emulator/badges", timeout=5).json()
 
     def credly_requests(self) -> list[dict[str, Any]]:
-        return httpx.get(f"{self.emulator.url}/_emulator/requests", timeout=5).json()  # type: ignore[no-any-return]
+        return httpx.get(f"{self.emulator.url}/_emulator/requests", timeout=5).json()
 
     def credly_fault(self, **fault: Any) -> None:
         httpx.post(f"{self.emulator.url}/_emulator/faults", json=fault, timeout=5).raise_for_status()
@@ -234,7 +234,7 @@ class Stack:
             badges = self.credly_badges()
             return badges if predicate(badges) else None
 
-        return wait_until(check, timeout=timeout, interval=0.2, what=what)  # type: ignore[no-any-return]
+        return wait_until(check, timeout=timeout, interval=0.2, what=what)
 
 
     # --- Accredible emulator ----------------------------------------------------------------------
@@ -244,10 +244,10 @@ class Stack:
         return httpx.get(f"{self.accredible.url}/_emulator/{path}", timeout=5).json()
 
     def accredible_credentials(self) -> list[dict[str, Any]]:
-        return self._accredible("credentials")  # type: ignore[no-any-return]
+        return self._accredible("credentials")
 
     def accredible_requests(self) -> list[dict[str, Any]]:
-        return self._accredible("requests")  # type: ignore[no-any-return]
+        return self._accredible("requests")
 
     def accredible_fault(self, **fault: Any) -> None:
         assert self.accredible is not None
@@ -258,7 +258,7 @@ class Stack:
             found = self.accredible_credentials()
             return found if predicate(found) else None
 
-        return wait_until(check, timeout=timeout, interval=0.2, what="Accredible credentials")  # type: ignore[no-any-return]
+        return wait_until(check, timeout=timeout, interval=0.2, what="Accredible credentials")
 
 
 def make_stack(bootstrap: str, workdir: Path, templates: Iterable[tuple[str, str]], name: str,

@@ -57,7 +57,7 @@ async def accredible(emulator: AccredibleEmulatorServer) -> AsyncIterator[Accred
 
 def request(completed_at: str = "2024-05-01T23:20:30+02:00", **extra: object) -> IssueRequest:
     return IssueRequest.for_learner(email="ada@example.com", full_name="Ada Lovelace", username="ada",
-                                    badge_template_id=TEMPLATE, completed_at=completed_at, **extra)  # type: ignore[arg-type]
+                                    badge_template_id=TEMPLATE, completed_at=completed_at, **extra)  # type: ignore[arg-type]  # the optional fields
 
 
 def posts(server: AccredibleEmulatorServer) -> list[int | None]:
@@ -72,7 +72,7 @@ async def test_verify_and_groups_as_templates_over_every_page(accredible: Accred
                                                               emulator: AccredibleEmulatorServer) -> None:
     assert await accredible.verify(ORG) == ""
     templates = await accredible.list_templates(ORG)
-    assert sorted(t.accredible_group_id for t in templates) == [7, 8, GROUP]  # type: ignore[attr-defined]
+    assert sorted(t.accredible_group_id for t in templates) == [7, 8, GROUP]  # type: ignore[attr-defined]  # GroupTemplates
     [ds] = [t for t in templates if t.name == "Data Science"]
     assert ds.id == TEMPLATE and ds.description == "Passed" and ds.state == "active"
     assert len(emulator.state.recorded("GET", "/issuer/all_groups$")) == 1 + 2

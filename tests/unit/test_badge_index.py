@@ -27,7 +27,8 @@ def _index() -> BadgeIndex:
 
 
 def _walk(index: BadgeIndex, status: str | None, limit: int) -> list[tuple[int, str]]:
-    seen, after = [], None
+    seen: list[tuple[int, str]] = []
+    after = None
     while True:
         keys, _ = index.page(status, after, limit)
         if not keys:

@@ -250,6 +250,7 @@ async def test_issue_sends_earner_id_expiry_and_evidence_and_the_emulator_keeps_
     [badge] = credly_emulator.state.list_badges()
     assert (badge.issuer_earner_id, badge.expires_at) == ("7", "2025-05-01 08:20:30 +0000")
     assert badge.evidence[0]["description"] == "demo (completed 2024-05-01 10:20:30 +0200)"
+    assert out.badge_id is not None
     shown = (await credly.get_badge(ORG, out.badge_id)).model_dump()
     assert (shown["issuer_earner_id"], shown["expires_at"]) == ("7", "2025-05-01 08:20:30 +0000")
 

@@ -134,7 +134,7 @@ def test_read_models_ignore_unknown_fields() -> None:
 
 
 def _state_after(exc: BaseException, attempt: int) -> RetryCallState:
-    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]  # a bare state: the policy reads outcome and attempt
     state.attempt_number = attempt
     state.set_exception((type(exc), exc, None))
     return state

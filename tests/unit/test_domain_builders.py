@@ -83,7 +83,7 @@ def template(requirements: list[dict[str, Any]], penalties: list[dict[str, Any]]
     return Template(
         uuid=uuid or tpl_uuid(), organization=ORG, name=name, description="desc",
         image_url="https://example.test/badge.png", credly_state=credly_state, is_active=active,
-        requirements=requirements, penalties=penalties or [], **rules,
+        requirements=requirements, penalties=penalties or [], **rules,  # type: ignore[arg-type]  # pydantic builds the entities from dicts
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -177,7 +179,7 @@ def rich_template_specs(draw, n: int, earlier: list[str]):
     for r in reqs:
         if r.get("group"):
             sizes[r["group"]] = sizes.get(r["group"], 0) + 1
-    rules = {"groups": {g: {"min": draw(st.integers(1, size))} for g, size in sizes.items()}}
+    rules: dict[str, Any] = {"groups": {g: {"min": draw(st.integers(1, size))} for g, size in sizes.items()}}
     if draw(st.booleans()):
         rules["complete_within"] = f"PT{draw(st.integers(2, 15))}S"
     if draw(st.booleans()):

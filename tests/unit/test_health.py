@@ -32,10 +32,10 @@ async def test_a_refused_registration_of_a_lifecycle_schema_is_reported() -> Non
     with StandInRegistry(credentials=("key", "right/secret+")) as reg:
         runtime = SimpleNamespace(
             settings=SimpleNamespace(lifecycle_topic="learning-badges-lifecycle"),
-            services={"registry": SchemaRegistry(reg.url, username="key", password="wrong/secret+")},
             catalog=load_catalog(), health=Health(),
         )
-        emitter = LifecycleEmitter(runtime)  # type: ignore[arg-type]
+        registry = SchemaRegistry(reg.url, username="key", password="wrong/secret+")
+        emitter = LifecycleEmitter(runtime, registry)  # type: ignore[arg-type]  # a stand-in of the three fields it reads
         with pytest.raises(RegistryAuthError):
             await emitter._schema_id("value", COURSE_PASSING)
     assert "refused our credentials (401)" in runtime.health.problems["schema_registry"]

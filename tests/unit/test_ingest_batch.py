@@ -22,14 +22,14 @@ BUGGY_USER = 666
 class BuggyDecoder(KafkaDecoder):
     """A real decoder with a bug that shows on one learner's events."""
 
-    def build_event(self, r: Any, record: Any, *args: Any, **kwargs: Any) -> Any:
+    def build_event(self, r: Any, record: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # passes all on
         event = super().build_event(r, record, *args, **kwargs)
         if event.learner.id == BUGGY_USER:
             raise KeyError("user")
         return event
 
 
-def record(offset: int, value: bytes | None, headers: list[tuple[str, bytes]]) -> ConsumerRecord:  # type: ignore[type-arg]
+def record(offset: int, value: bytes | None, headers: list[tuple[str, bytes]]) -> ConsumerRecord:
     return ConsumerRecord(TP.topic, TP.partition, offset, 0, 0, None, value, None, 0,
                           len(value or b""), headers)
 

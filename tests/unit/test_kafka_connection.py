@@ -112,7 +112,8 @@ async def test_the_rendered_configurations_are_accepted_by_the_clients(pki: Pki)
     ({"kafka_security_protocol": "SASL_SSL"}, "needs BADGES_KAFKA_SASL_USERNAME and BADGES_KAFKA_SASL_PASSWORD"),
     ({"kafka_sasl_username": "u", "kafka_sasl_password": "p"}, "does not use SASL"),
     ({"kafka_ssl_ca_file": "/etc/hostname"}, "does not use TLS"),
-    ({"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": "/nonexistent/ca.pem"}, "BADGES_KAFKA_SSL_CA_FILE: /nonexistent/ca.pem is not a readable file"),
+    ({"kafka_security_protocol": "SSL", "kafka_ssl_ca_file": "/nonexistent/ca.pem"},
+     "BADGES_KAFKA_SSL_CA_FILE: /nonexistent/ca.pem is not a readable file"),
     ({"kafka_security_protocol": "SSL", "kafka_ssl_cert_file": "/etc/hostname"}, "go together"),
     ({"kafka_security_protocol": "SASL_SSL", "kafka_sasl_mechanism": "GSSAPI"}, "BADGES_KAFKA_SASL_MECHANISM"),
 ])

@@ -12,7 +12,7 @@ from badges.logs import ContextFilter, JsonFormatter, log_context
 
 def _line(record: logging.LogRecord) -> dict:
     ContextFilter().filter(record)
-    return json.loads(JsonFormatter().format(record))  # type: ignore[no-any-return]
+    return json.loads(JsonFormatter().format(record))
 
 
 def _record(msg: str = "issued", **extra: object) -> logging.LogRecord:

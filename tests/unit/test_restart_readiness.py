@@ -65,12 +65,11 @@ def runtime(*, loaded: bool = True, recovered: bool = True, rebalancing: bool = 
     config = ConfigView(load_catalog())
     if loaded:
         config.reload([])
-    services: dict[str, Any] = {}
-    if joined is not None:
-        services["kafka_ingest"] = SimpleNamespace(joined=joined)
+    kafka_ingest = SimpleNamespace(joined=joined) if joined is not None else None
     app = SimpleNamespace(tables=SimpleNamespace(recovery=SimpleNamespace(completed=completed)),
                           rebalancing=rebalancing, in_recovery=in_recovery, crashed=False)
-    return SimpleNamespace(app=app, config=config, services=services, health=health or Health(),
+    return SimpleNamespace(app=app, config=config, kafka_ingest=kafka_ingest, redis_ingest=None,
+                           dead_letters=None, health=health or Health(),
                            settings=SimpleNamespace(config_topic="badges-config"))
 
 
@@ -95,7 +94,7 @@ def test_components_report_their_own_reasons_and_clear_them() -> None:
 def test_liveness_names_crashed_services() -> None:
     rt = runtime()
     assert crashed_services(rt) == []
-    rt.services["kafka_ingest"] = SimpleNamespace(crashed=True, crash_reason=RuntimeError("boom"), joined=True)
+    rt.kafka_ingest = SimpleNamespace(crashed=True, crash_reason=RuntimeError("boom"), joined=True)
     assert crashed_services(rt) == ["kafka_ingest: RuntimeError"]
 
 
@@ -113,7 +112,7 @@ def test_a_missing_internal_stops_the_worker_with_one_clear_message(monkeypatch:
     assert "\n" not in message
 
 
-def test_each_app_id_keeps_its_own_local_store_under_the_data_dir(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_each_app_id_keeps_its_own_local_store_under_the_data_dir(tmp_path) -> None:
     """A data dir reused under another app id must not hand Faust persisted offsets of other
     changelogs (it refuses to start on them): the store lives in a folder per app id."""
     from badges.config.settings import load_settings

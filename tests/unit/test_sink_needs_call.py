@@ -95,7 +95,7 @@ def test_reconciliation_finds_every_badge_version_not_applied_on_owned_partition
         b"3": {"T": {"status": "issued", "applied_v": 1}},  # revoked (v2) since: to carry out
     }
     records = {k: {t: IssuanceRecord.from_dict(r) for t, r in v.items()} for k, v in issuance.items()}
-    work = reconcile_work(progress, lambda k: records.get(k, {}), owned, n, config)  # type: ignore[arg-type]
+    work = reconcile_work(progress, lambda k: records.get(k, {}), owned, n, config)  # type: ignore[arg-type]  # a namespace for the config
     mine = [lid for lid in learners if learner_partition(lid, n) in owned]
     expected = {lid for lid in mine if lid != 1}
     assert {int(k) for k in work} == expected
@@ -128,10 +128,10 @@ def test_a_renewal_is_issued_once_after_an_expired_or_revoked_badge(status: str)
     assert not needs_call(earlier, "award")  # the earlier award delivered again: still skipped
 
 
-def _revoke_of(state: dict, template: str, version: int):  # type: ignore[no-untyped-def]
+def _revoke_of(state: dict, template: str, version: int):
     from badges.domain.engine import desired_decision
 
-    d = desired_decision(state, template, "org")  # type: ignore[arg-type]
+    d = desired_decision(state, template, "org")  # type: ignore[arg-type]  # a plain dict for the progress record
     assert d is not None and d.action == "revoke" and d.version == version
     return d
 

@@ -74,7 +74,7 @@ class Rendered:
         return self.root / "env"
 
     def yaml(self, rel: str) -> dict[str, Any]:
-        return yaml.safe_load((self.env / rel).read_text())  # type: ignore[no-any-return]
+        return yaml.safe_load((self.env / rel).read_text())
 
     def docs(self, rel: str) -> list[dict[str, Any]]:
         return [d for d in yaml.safe_load_all((self.env / rel).read_text()) if d]
@@ -94,7 +94,7 @@ class Rendered:
         """Runs the plugin's part of a rendered Django settings file on top of `namespace`."""
         text = (self.env / rel).read_text()
         start = text.index(begin)
-        exec(compile(text[start:text.index(end, start)], rel, "exec"), namespace)  # noqa: S102
+        exec(compile(text[start:text.index(end, start)], rel, "exec"), namespace)
         return namespace
 
 
@@ -351,7 +351,7 @@ def test_without_a_configuration_the_init_job_applies_nothing(redis_mode: Render
 # --- tutor k8s -------------------------------------------------------------------------------
 
 def container(doc: dict[str, Any]) -> dict[str, Any]:
-    return doc["spec"]["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
+    return doc["spec"]["template"]["spec"]["containers"][0]
 
 
 def test_the_workers_are_a_statefulset_with_a_volume_per_pod_and_per_pod_identity(kafka_mode: Rendered) -> None:

@@ -66,7 +66,8 @@ def registry() -> Iterator[StandInRegistry]:
         yield reg
 
 
-def encode(event_type: str, record: dict[str, Any], registry: StandInRegistry | None = None) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+def encode(event_type: str, record: dict[str, Any],
+           registry: StandInRegistry | None = None) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
     value_id = key_id = 1
     if registry is not None:
         value_id = registry.register(value_subject(TOPIC, event_type), CATALOG[event_type].schema)
@@ -143,7 +144,7 @@ def test_edx_event_bus_kafka_consumes_our_events(edx: Any, registry: StandInRegi
         with override_settings(EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL=registry.url, EVENT_BUS_KAFKA_AUDIT_LOGGING_ENABLED=False):
             consumer = object.__new__(edx.consumer.KafkaEventConsumer)
             consumer.schema_registry_client = edx.config.get_schema_registry_client()
-            msg = Message(topic=TOPIC, partition=0, offset=9, key=key, value=value, headers=headers,
+            msg = Message(topic=TOPIC, partition=0, offset=9, key=key, value=value, headers=headers,  # type: ignore[arg-type]  # confluent's stub: list is invariant
                           timestamp=(TIMESTAMP_CREATE_TIME, 1_714_564_800_000))
             found = consumer.determine_signal(msg)
             msg.set_value(consumer._deserialize_message_value(msg, found))

@@ -120,4 +120,4 @@ def test_bad_input_codes_are_checked_and_pickle() -> None:
     assert (err.code, err.detail) == ("no_user_data", "why")
     own = pickle.loads(pickle.dumps(OwnOutput("org.openedx.learning.badge.awarded.v1")))
     assert isinstance(own, BadInput) and own.code == "own_output"
-    assert own.event_type == "org.openedx.learning.badge.awarded.v1"
+    assert isinstance(own, OwnOutput) and own.event_type == "org.openedx.learning.badge.awarded.v1"

@@ -78,11 +78,11 @@ def test_round_trip_through_real_redis(decoder: RedisDecoder) -> None:
     client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
     stream = f"test-wire-{uuid.uuid4()}"
     try:
-        ids = [client.xadd(stream, openedx.redis_fields(COURSE_PASSING, user_id=i, time=WHEN)) for i in range(3)]
+        ids = [client.xadd(stream, openedx.redis_fields(COURSE_PASSING, user_id=i, time=WHEN)) for i in range(3)]  # type: ignore[arg-type]  # redis's stub: a dict of its key union
         entries = client.xrange(stream)
-        events = [decoder.decode_entry(fields, stream, entry_id) for entry_id, fields in entries]
+        events = [decoder.decode_entry(fields, stream, entry_id) for entry_id, fields in entries]  # type: ignore[arg-type, union-attr]  # without decode_responses: bytes
     finally:
         client.delete(stream)
         client.close()
     assert [e.learner.id for e in events] == [0, 1, 2]
-    assert [e.origin for e in events] == [f"redis:{stream}/{i.decode()}" for i in ids]
+    assert [e.origin for e in events] == [f"redis:{stream}/{i.decode()}" for i in ids]  # type: ignore[union-attr]  # ditto
