@@ -22,6 +22,7 @@ from aiokafka.structs import ConsumerRecord
 from mode import Service
 
 from badges import metrics
+from badges.domain.events import LearnerEvent
 from badges.wire.deadletter import dead_letter_headers
 from badges.wire.decode import KafkaDecoder
 from badges.wire.errors import BadInput
@@ -249,10 +250,17 @@ def decode_batch(
     decode = decoder.decode
     for tp, messages in batch.items():
         prefix = f"{tp.topic}/{tp.partition}/"
+
+        def where(m: Any, prefix: str = prefix) -> str:
+            return f"{prefix}{m.offset}"
+
+        def decoded(m: Any, prefix: str = prefix) -> LearnerEvent:
+            return decode(m.headers, m.value, f"{prefix}{m.offset}", m.timestamp)
+
         classify(
             messages,
-            lambda m, prefix=prefix: decode(m.headers, m.value, f"{prefix}{m.offset}", m.timestamp),
-            lambda m, prefix=prefix: f"{prefix}{m.offset}",
+            decoded,
+            where,
             out,
         )
     return out

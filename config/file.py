@@ -12,7 +12,6 @@ words, ids, penalty targets) run on the raw tree, so one bad field does not hide
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from dataclasses import dataclass, field

@@ -90,7 +90,7 @@ class _TunedConsumer(faust_aiokafka.Consumer):
         await self.app.producer.flush()
         capped = {}
         for tp, offset in offsets.items():
-            ceiling = self.app.commit_ceiling(tp) if self.app.commit_ceiling else None
+            ceiling = self.app.commit_ceiling(tp) if self.app.commit_ceiling else None  # type: ignore[attr-defined]  # a BadgesApp
             if ceiling is not None and offset > ceiling:
                 log.warning("%s: commit of %d held back to %d (a changelog write failed)", tp, offset, ceiling)
                 offset = ceiling
@@ -99,7 +99,7 @@ class _TunedConsumer(faust_aiokafka.Consumer):
                 capped[tp] = offset
         if not capped:
             return False
-        return await super()._commit_offsets(capped, start_new_transaction)  # type: ignore[no-any-return]
+        return await super()._commit_offsets(capped, start_new_transaction)
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         await super().on_partitions_revoked(revoked)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Union
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union, cast
 
 from badges.domain.dependencies import find_cycles
 from badges.domain.matching import all_match, render, resolve
@@ -197,7 +197,7 @@ def _event_spec(event_type: str, catalog: Catalog | None, where: str, problems: 
     spec, finding = check_event_type(event_type, catalog)
     if finding is not None:
         problems.append(f"{where}: {finding.message}")
-    return spec
+    return cast("EventSpec | None", spec)
 
 
 def compile_template(entity: Template, catalog: Catalog | None, problems: list[str]) -> CompiledTemplate:
@@ -238,34 +238,34 @@ def compile_template(entity: Template, catalog: Catalog | None, problems: list[s
     badges = {r.id for r in requirements if r.badge}
     penalties: list[CompiledPenalty] = []
     seen_pen: set[str] = set()
-    for raw in entity.penalties:
-        where = f"template {uuid} penalty {raw.id!r}"
-        if raw.id in seen_pen:
+    for pen in entity.penalties:
+        where = f"template {uuid} penalty {pen.id!r}"
+        if pen.id in seen_pen:
             problems.append(f"{where}: duplicate id; ignored")
             continue
-        seen_pen.add(raw.id)
+        seen_pen.add(pen.id)
         # a badge requirement follows its badge: a penalty never resets it
-        targets = tuple(dict.fromkeys(t for t in raw.requirements if t in seen and t not in badges))
-        unknown = [t for t in raw.requirements if t not in seen]
+        targets = tuple(dict.fromkeys(t for t in pen.requirements if t in seen and t not in badges))
+        unknown = [t for t in pen.requirements if t not in seen]
         if unknown:
             problems.append(f"{where}: targets unknown requirements {unknown}; ignored")
-        followed = [t for t in raw.requirements if t in badges]
+        followed = [t for t in pen.requirements if t in badges]
         if followed:
             problems.append(f"{where}: targets badge requirements {followed}, which follow their "
                             "badge: a penalty cannot reset them; ignored")
-        if not raw.requirements:
+        if not pen.requirements:
             problems.append(f"{where}: targets no requirement; never applied")
-        spec = _event_spec(raw.event_type, catalog, where, problems)
+        spec = _event_spec(pen.event_type, catalog, where, problems)
         penalties.append(
             CompiledPenalty(
-                id=raw.id,
+                id=pen.id,
                 template=uuid,
-                event_type=raw.event_type,
-                description=raw.description,
+                event_type=pen.event_type,
+                description=pen.description,
                 targets=targets,
                 rules=tuple(
                     _compile_rule(r, spec, f"{where} rule {i}", problems)
-                    for i, r in enumerate(raw.rules)
+                    for i, r in enumerate(pen.rules)
                 ),
             )
         )

@@ -1,7 +1,8 @@
 """`badges replay`: re-read event-bus topics and hand the events to the normal processing path.
 
 Events are classified and planned into envelopes exactly as ingestion does it
-(``badges.wire.handoff``), the envelopes tagged with a replay id, and sent to ``{app_id}-learner-events`` on the partition that owns each learner. The progress agent
+(``badges.wire.handoff``), the envelopes tagged with a replay id, and sent to
+``{app_id}-learner-events`` on the partition that owns each learner. The progress agent
 treats them like live events: the rules engine ignores what it has already applied (an event
 that already fulfilled a requirement, or that is older than the reset of that requirement), and
 an awarded badge is never awarded again, so a replay can run while workers are live.

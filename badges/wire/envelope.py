@@ -2,8 +2,9 @@
 
 Ingestion and replay group the events of one fetched batch by the partition that owns each
 learner and send them in as few messages as the size limits allow (``badges.wire.handoff``), so
-the progress agent pays Faust's per-message cost once per envelope rather than once per event. Partitions are chosen with Kafka's murmur2 of the
-learner key: the same function Faust's table router uses, so any worker finds a learner's state.
+the progress agent pays Faust's per-message cost once per envelope rather than once per event.
+Partitions are chosen with Kafka's murmur2 of the learner key: the same function Faust's table
+router uses, so any worker finds a learner's state.
 """
 
 from __future__ import annotations

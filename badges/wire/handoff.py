@@ -75,7 +75,7 @@ def classify(
             out.own_output += 1
         except BadInput as exc:
             dead.append((exc, m))
-        except Exception as exc:  # noqa: BLE001 - see the docstring
+        except Exception as exc:  # a decoder bug: parked with the bad input (see the docstring)
             log.exception("decoder failure on %s", where(m))
             dead.append((unexpected(exc), m))
     return out

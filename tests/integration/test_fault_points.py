@@ -97,7 +97,8 @@ def test_a_failed_changelog_write_is_written_again_before_its_offset_is_committe
     for running in stack.workers:
         running.stop()
     stack.workers.clear()
-    writer = stack.start_worker("w-write-fails", **{FAIL_ENV: "progress.changelog_write:1", LEDGER_ENV: str(ledger)})
+    failing = {FAIL_ENV: "progress.changelog_write:1", LEDGER_ENV: str(ledger)}
+    writer = stack.start_worker("w-write-fails", **failing)  # type: ignore[arg-type]  # the variables never name name or wait
     stack.send([probe])
     wait_until(lambda: "reading again from" in writer.log_path.read_text(), timeout=60,
                what="the worker to go back to the envelope whose write failed")
@@ -107,7 +108,7 @@ def test_a_failed_changelog_write_is_written_again_before_its_offset_is_committe
     wait_until(lambda: check_ledger(stack, ledger) > 0, timeout=30, what="committed learner-events offsets")
     writer.kill9()
     stack.workers.remove(writer)
-    stack.start_worker("w-successor", **{LEDGER_ENV: str(ledger)})  # a new data dir: the changelog alone
+    stack.start_worker("w-successor", **{LEDGER_ENV: str(ledger)})  # type: ignore[arg-type]  # a new data dir: the changelog alone
     check_progress(stack, states)
     check_badges(stack, awarded, revoked, learners=range(first, first + LEARNERS + 1))
     check_ledger(stack, ledger)

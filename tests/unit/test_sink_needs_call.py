@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,7 @@ from badges.agents.sink import needs_call as _needs_call
 from badges.domain.issuance import IssuanceRecord
 
 
-def needs_call(rec: dict | None, *args, **kwargs) -> bool:  # type: ignore[no-untyped-def]  # the records as stored
+def needs_call(rec: dict[str, Any] | None, *args: Any, **kwargs: Any) -> bool:  # the records as stored
     return _needs_call(IssuanceRecord.from_dict(rec) if rec is not None else None, *args, **kwargs)
 
 
@@ -89,7 +90,7 @@ def test_reconciliation_finds_every_badge_version_not_applied_on_owned_partition
     progress = [(str(lid).encode(), orjson.dumps(_state(lid, "T", "awarded" if lid % 3 else "revoked", 1 if lid % 3 else 2)))
                 for lid in learners]
     progress += [(applied_offset_key(0), b"17"), (b"99", orjson.dumps({"v": 1, "learner": {}, "templates": {}}))]
-    issuance = {
+    issuance: dict[bytes, dict[str, dict[str, Any]]] = {
         b"1": {"T": {"status": "issued", "applied_v": 1}},  # applied
         b"2": {"T": {"in_flight": True}},  # an intent, its outcome never recorded
         b"3": {"T": {"status": "issued", "applied_v": 1}},  # revoked (v2) since: to carry out
