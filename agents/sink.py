@@ -51,6 +51,10 @@ PENDING, ISSUED, FAILED, REVOKED_ST, REVOKE_FAILED = "pending", "issued", "faile
 # How long the sink waits for more decisions to call Credly for concurrently: under a trickle it
 # is added to every badge's latency; under load the batch fills first.
 SINK_BATCH_WAIT_S = 0.005
+# Decisions per batch, per Credly call slot (BADGES_CREDLY_CONCURRENCY): a batch has a fixed cost
+# (the intents' broker round trip, the lifecycle deliveries, the outcomes), so under a backlog
+# more decisions share it; calls stay at most ``credly_concurrency`` at a time (``slots``).
+SINK_BATCH_PER_SLOT = 8
 
 
 def _now() -> str:
@@ -204,12 +208,14 @@ class Sink:
         raw = self.writer.get(key)
         return orjson.loads(raw) if raw is not None else {}
 
-    async def save(self, partition: int, key: bytes, records: dict[str, Any]) -> None:
-        """The one write path of ``issuance``: the web view's badge index follows it."""
-        await self.writer.put(partition, key, orjson.dumps(records))
+    async def save(self, partition: int, key: bytes, records: dict[str, Any]) -> Any:
+        """The one write path of ``issuance``: the web view's badge index follows it. Returns
+        the changelog send's future (resolved once the broker has the record)."""
+        fut = await self.writer.put(partition, key, orjson.dumps(records))
         index = self.rt.services.get("badge_index")
         if index is not None:
             index.learner_changed(partition, key, records)
+        return fut
 
     async def forget(self, partition: int, learner_id: int) -> None:
         """The learner's issuance records without identity; callers hold ``self.lock`` (every
@@ -225,6 +231,7 @@ class Sink:
     async def process_batch(self, items: list[tuple[int, bytes | None, bytes]]) -> None:
         """``items``: (partition, key, value) of each decisions message, in offset order."""
         work: dict[bytes, tuple[int, list[Decision]]] = {}
+        taken: list[int] = []  # ce_time of each decision, for the per-hop latency
         for partition, key, value in items:
             try:
                 message = decode_message(value)
@@ -241,8 +248,11 @@ class Sink:
                 work = {}
                 continue
             assert isinstance(message, Decision)
+            if not message.replayed:
+                taken.append(message.event.time_us)
             lkey = key or str(message.learner.id).encode()
             work.setdefault(lkey, (partition, []))[1].append(message)
+        metrics.observe_stage("decision_taken", taken)
         async with self.lock:
             await self.carry_out_work(work)
 
@@ -254,6 +264,7 @@ class Sink:
         #    themselves, so that an intent never completed is found and carried out (sweep_intents)
         plans: dict[bytes, tuple[int, dict[str, Any], list[Decision]]] = {}
         unknown: dict[tuple[bytes, str], bool] = {}  # an earlier attempt's outcome is unknown
+        intents: list[Any] = []  # the intent records' changelog sends
         for lkey, (partition, decisions) in work.items():
             records = self.load(lkey)
             if any(d.action == "revoke" and d.version >= 2 for d in decisions):
@@ -274,17 +285,25 @@ class Sink:
                 rec["desired"] = "awarded" if d.action == "award" else "revoked"
                 rec.setdefault("pending", []).append(d.to_dict())
                 rec["intent_at"] = time.time()
-            await self.save(partition, lkey, records)
+            intents.append(await self.save(partition, lkey, records))
             plans[lkey] = (partition, records, todo)
         if not plans:
             return
-        await self.rt.app.producer.flush()
+        # Durable: every intent record of the batch acknowledged by the broker (acks=all). Only
+        # these: a whole-producer flush would also wait for the progress agent's traffic.
+        await asyncio.gather(*intents)
         fault_point("sink.after_intent_flush")
         # 2. calls, learners concurrently, each learner's decisions in order
+        by_learner: dict[bytes, dict[str, bool]] = {}
+        for (k, t), u in unknown.items():
+            by_learner.setdefault(k, {})[t] = u
+        emitted: list[Any] = []  # lifecycle events' delivery futures
         await asyncio.gather(*(
-            self._carry_out(records, todo, {t: u for (k, t), u in unknown.items() if k == lkey})
+            self._carry_out(records, todo, by_learner.get(lkey, {}), emitted)
             for lkey, (_, records, todo) in plans.items()
         ))
+        # the lifecycle events of the batch are delivered before its outcomes are recorded
+        await asyncio.gather(*emitted)
         # 3. outcomes
         for lkey, (partition, records, todo) in plans.items():
             for d in todo:
@@ -292,22 +311,24 @@ class Sink:
                 records[d.template].pop("intent_at", None)
             await self.save(partition, lkey, records)
 
-    async def _carry_out(self, records: dict[str, Any], decisions: list[Decision], unknown: dict[str, bool]) -> None:
+    async def _carry_out(self, records: dict[str, Any], decisions: list[Decision], unknown: dict[str, bool],
+                         emitted: list[Any]) -> None:
         async with self.slots:
             for d in decisions:
                 with log_context(learner_id=d.learner.id, template=d.template, event_id=d.event.event_id):
-                    await self._carry_out_one(records, d, unknown)
+                    await self._carry_out_one(records, d, unknown, emitted)
 
-    async def _carry_out_one(self, records: dict[str, Any], d: Decision, unknown: dict[str, bool]) -> None:
+    async def _carry_out_one(self, records: dict[str, Any], d: Decision, unknown: dict[str, bool],
+                             emitted: list[Any]) -> None:
         rec = records.setdefault(d.template, {})
         if not needs_call(rec, d.action, _renewal(d), d.version):  # carried out earlier in this batch
             return
         learner = d.to_dict()["learner"]
         try:
             if d.action == "award":
-                await self._issue(rec, learner, d, unknown.get(d.template, False))
+                await self._issue(rec, learner, d, unknown.get(d.template, False), emitted)
             else:
-                await self._revoke(rec, learner, d.template, d.organization, d.event.event_id, d.reason)
+                await self._revoke(rec, learner, d.template, d.organization, d.event.event_id, d.reason, emitted)
         except MissingToken as exc:
             rec.update(status=FAILED if d.action == "award" else REVOKE_FAILED, last_error=str(exc),
                        error_type="MissingToken", updated=_now())
@@ -319,7 +340,8 @@ class Sink:
             rec["applied_v"] = d.version
         log.info("%s: %s", d.action, rec.get("status"))
 
-    async def _issue(self, rec: dict[str, Any], learner: dict[str, Any], d: Decision, unknown: bool) -> None:
+    async def _issue(self, rec: dict[str, Any], learner: dict[str, Any], d: Decision, unknown: bool,
+                     emitted: list[Any]) -> None:
         template, org = d.template, d.organization
         request = IssueRequest.for_learner(
             email=learner["email"], full_name=learner["name"], username=learner["username"],
@@ -332,12 +354,14 @@ class Sink:
                    reason=d.reason or None)
         rec.update(organization=org, learner=learner, completed_at=d.event.time, decided_by=d.event.event_id,
                    decided_by_type=d.event.event_type, badge_uuid=badge_uuid(int(learner["id"]), template))
+        if not d.replayed:
+            metrics.observe_stage("credly_call", (d.event.time_us,))
         outcome = await self.providers.for_org(org).issue_once(org, request, outcome_unknown=unknown)
         fault_point("sink.after_credly_call")
         rec["attempts"] = rec.get("attempts", 0) + outcome.attempts
         rec["updated"] = _now()
         if outcome.ok:
-            await (await self.lifecycle.emit(AWARDED, learner, template, 0))
+            emitted.append(await self.lifecycle.emit(AWARDED, learner, template, 0))
             rec.update(status=ISSUED, credly_id=outcome.badge_id, credly_state=outcome.state,
                        reconciled=outcome.reconciled, in_flight=False, outcome_unknown=False,
                        last_error=None, error_type=None, issued_at=_now())
@@ -354,7 +378,7 @@ class Sink:
         return [names.get(c, c) for c in d.cause]
 
     async def _revoke(self, rec: dict[str, Any], learner: dict[str, Any], template: str, org: str, event_id: str,
-                      reason: str = "") -> None:
+                      reason: str, emitted: list[Any]) -> None:
         rec.update(revoked_by=event_id, updated=_now())
         if reason:
             rec.update(cause="manual", reason=reason)
@@ -377,7 +401,7 @@ class Sink:
         fault_point("sink.after_credly_call")
         rec["attempts"] = rec.get("attempts", 0) + outcome.attempts
         if outcome.ok:
-            await (await self.lifecycle.emit(REVOKED, learner, template, 0))
+            emitted.append(await self.lifecycle.emit(REVOKED, learner, template, 0))
             rec.update(status=REVOKED_ST, credly_id=badge_id, credly_state=outcome.state or "revoked",
                        in_flight=False, outcome_unknown=False, last_error=None, error_type=None)
             metrics.REVOCATIONS.labels("revoked").inc()
@@ -435,6 +459,58 @@ def _retry_decision(rec: dict[str, Any], template: str) -> Decision:
 BATCH_RETRY_MAX_S = 30.0
 
 
+class PipelinedBatches:
+    """Takes decisions from the stream *while* the previous batch is carried out.
+
+    Faust's ``take_events`` stops taking events while the batch it yielded is processed and then
+    gathers for only ``within``: under a backlog the sink got 1 to 4 decisions per batch, each
+    paying the batch's broker round trips (intents, lifecycle events), and fell behind the
+    progress agent (issue 20). Here the stream is read continuously into ``pending`` (at most two
+    batches ahead: back-pressure), and one batch at a time is carried out from it. Events are
+    acknowledged only after their batch is carried out, so an offset is never committed for a
+    decision not carried out (a crash re-delivers it, as before).
+    """
+
+    def __init__(self, process: Callable[[list[Any]], Awaitable[None]],
+                 ack: Callable[[Any], Awaitable[Any]], batch_max: int, wait_s: float) -> None:
+        self.process, self.ack, self.batch_max, self.wait_s = process, ack, batch_max, wait_s
+        self.pending: list[Any] = []
+        self.ready = asyncio.Event()  # pending is not empty
+        self.room = asyncio.Event()  # pending is below its bound
+        self.room.set()
+
+    async def run(self, events: Any) -> None:
+        worker = asyncio.ensure_future(self._carry_out())
+        try:
+            async for event in events:
+                if worker.done():
+                    worker.result()  # its error, if any, ends the agent (cancellation too)
+                self.pending.append(event)
+                self.ready.set()
+                if len(self.pending) >= 2 * self.batch_max:
+                    self.room.clear()
+                    await self.room.wait()
+        finally:
+            worker.cancel()
+
+    async def _carry_out(self) -> None:
+        while True:
+            await self.ready.wait()
+            if len(self.pending) < self.batch_max:
+                # a moment for more decisions to come: under a trickle this is each badge's extra
+                # latency; under a backlog the batch is full already
+                await asyncio.sleep(self.wait_s)
+            batch = self.pending[: self.batch_max]
+            del self.pending[: self.batch_max]
+            if not self.pending:
+                self.ready.clear()
+            if len(self.pending) < 2 * self.batch_max:
+                self.room.set()
+            await self.process(batch)
+            for event in batch:
+                await self.ack(event)
+
+
 async def until_done(
     process: Callable[[list[Any]], Awaitable[None]], items: list[Any], *, stop: Callable[[], bool],
     first_wait_s: float = 0.5,
@@ -464,9 +540,14 @@ def register(runtime: "Runtime") -> None:
     runtime.services["sink"] = sink
 
     async def credly_sink(stream: Any) -> None:
-        async for events in stream.take_events(max(1, runtime.settings.credly_concurrency), within=SINK_BATCH_WAIT_S):
-            items = [(e.message.partition, e.message.key, e.value) for e in events]
-            await until_done(sink.process_batch, items, stop=lambda: runtime.app.should_stop)
+        batch_max = max(1, runtime.settings.credly_concurrency * SINK_BATCH_PER_SLOT)
+        manual = stream.noack()  # an event is acknowledged once carried out (PipelinedBatches)
+        batches = PipelinedBatches(
+            lambda events: until_done(sink.process_batch,
+                                      [(e.message.partition, e.message.key, e.value) for e in events],
+                                      stop=lambda: runtime.app.should_stop),
+            manual.ack, batch_max, SINK_BATCH_WAIT_S)
+        await batches.run(manual.events())
 
     runtime.app.agent(runtime.topics["decisions"], name="credly-sink")(credly_sink)
 
