@@ -6,9 +6,9 @@ state: an Accredible credential id, ``issued`` or ``revoked``).
 
 The ``issuance`` table (per learner, per template) is the source of truth of what Credly did.
 For each batch of decisions the sink first makes its intent durable (a record marked
-``in_flight`` is flushed to the changelog *before* the Credly call), then calls Credly for the
-learners of the batch concurrently (one learner's decisions stay in order), then records the
-outcomes. After a crash the decision is delivered again; a record still ``in_flight`` tells the
+``in_flight`` is written to the changelog and acknowledged by the broker *before* the Credly
+call), then calls Credly for the learners of the batch concurrently (one learner's decisions
+stay in order), then records the outcomes. After a crash the decision is delivered again; a record still ``in_flight`` tells the
 issuer that the outcome is unknown, so it looks the badge up in Credly before any new POST.
 A decision already carried out is skipped. Failures after all retries are recorded as
 ``failed`` and re-driven by `badges retry-failed`.
