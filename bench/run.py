@@ -196,7 +196,7 @@ class Bench:
                                 start_new_session=True)
         rss = 0.0
         try:
-            deadline = time.monotonic() + 60 + expect / 500
+            deadline = time.monotonic() + 120 + expect / 100  # generous: a loaded machine is slow
             while not out.exists():
                 if proc.poll() is not None:
                     raise RuntimeError(f"{kind} baseline exited {proc.returncode}; see {logf.name}")
