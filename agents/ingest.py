@@ -233,7 +233,9 @@ class KafkaIngest(Service):
     async def handle_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         decoder: KafkaDecoder = self.decoder
         await decoder.prefetch(m.value for msgs in batch.values() for m in msgs)
-        futures = await self.forwarder.forward(decode_batch(decoder, batch), _dead_letter_of)
+        decoded = decode_batch(decoder, batch)
+        metrics.observe_stage("ingested", (ev.time_us for ev in decoded.events[::8]))  # sampled
+        futures = await self.forwarder.forward(decoded, _dead_letter_of)
         if futures:
             await asyncio.gather(*futures)
 

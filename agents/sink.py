@@ -6,9 +6,9 @@ state: an Accredible credential id, ``issued`` or ``revoked``).
 
 The ``issuance`` table (per learner, per template) is the source of truth of what Credly did.
 For each batch of decisions the sink first makes its intent durable (a record marked
-``in_flight`` is flushed to the changelog *before* the Credly call), then calls Credly for the
-learners of the batch concurrently (one learner's decisions stay in order), then records the
-outcomes. After a crash the decision is delivered again; a record still ``in_flight`` tells the
+``in_flight`` is written to the changelog and acknowledged by the broker *before* the Credly
+call), then calls Credly for the learners of the batch concurrently (one learner's decisions
+stay in order), then records the outcomes. After a crash the decision is delivered again; a record still ``in_flight`` tells the
 issuer that the outcome is unknown, so it looks the badge up in Credly before any new POST.
 A decision already carried out is skipped. Failures after all retries are recorded as
 ``failed`` and re-driven by `badges retry-failed`.
@@ -49,6 +49,10 @@ Records = dict[str, IssuanceRecord]  # one learner's issuance records, by templa
 # How long the sink waits for more decisions to call Credly for concurrently: under a trickle it
 # is added to every badge's latency; under load the batch fills first.
 SINK_BATCH_WAIT_S = 0.005
+# Decisions per batch, per Credly call slot (BADGES_CREDLY_CONCURRENCY): a batch has a fixed cost
+# (the intents' broker round trip, the lifecycle deliveries, the outcomes), so under a backlog
+# more decisions share it; calls stay at most ``credly_concurrency`` at a time (``slots``).
+SINK_BATCH_PER_SLOT = 8
 
 
 def _now() -> str:
@@ -198,6 +202,7 @@ class Sink:
     async def process_batch(self, items: list[tuple[int, bytes | None, bytes]]) -> None:
         """``items``: (partition, key, value) of each decisions message, in offset order."""
         work: dict[bytes, tuple[int, list[Decision]]] = {}
+        taken: list[int] = []  # ce_time of each decision, for the per-hop latency
         for partition, key, value in items:
             try:
                 message = decode_message(value)
@@ -214,8 +219,11 @@ class Sink:
                 work = {}
                 continue
             assert isinstance(message, Decision)
+            if not message.replayed:
+                taken.append(message.event.time_us)
             lkey = key or str(message.learner.id).encode()
             work.setdefault(lkey, (partition, []))[1].append(message)
+        metrics.observe_stage("decision_taken", taken)
         async with self.lock:
             await self.carry_out_work(work)
 
@@ -226,8 +234,8 @@ class Sink:
         # 1. intent: mark every record about to be called in flight, durably, with the decisions
         #    themselves, so that an intent never completed is found and carried out (sweep_intents)
         plans: dict[bytes, tuple[int, Records, list[Decision]]] = {}
-        intents: list[Any] = []  # the intents' changelog sends
         unknown: dict[tuple[bytes, str], bool] = {}  # an earlier attempt's outcome is unknown
+        intents: list[Any] = []  # the intent records' changelog sends
         for lkey, (partition, decisions) in work.items():
             records = self.load(lkey)
             if any(issuance.previous_missing(records.get(d.template), d.version) for d in decisions):
@@ -252,38 +260,47 @@ class Sink:
             plans[lkey] = (partition, records, todo)
         if not plans:
             return
-        await self.rt.app.producer.flush()
-        failed = [f for f in intents if f.cancelled() or f.exception() is not None]
-        if failed:  # not durable: no call (until_done carries the batch out again)
-            raise RuntimeError(f"{len(failed)} intent write(s) to the issuance changelog failed; no call made")
+        # Durable: every intent record of the batch acknowledged by the broker (acks=all). Only
+        # these: a whole-producer flush would also wait for the progress agent's traffic. A send
+        # that failed raises here, before any call (until_done carries the batch out again).
+        await asyncio.gather(*intents)
         fault_point("sink.after_intent_flush")
         # 2. calls, learners concurrently, each learner's decisions in order
+        by_learner: dict[bytes, dict[str, bool]] = {}
+        for (k, t), u in unknown.items():
+            by_learner.setdefault(k, {})[t] = u
+        emitted: list[Any] = []  # lifecycle events' delivery futures
         await asyncio.gather(*(
-            self._carry_out(records, todo, {t: u for (k, t), u in unknown.items() if k == lkey})
+            self._carry_out(records, todo, by_learner.get(lkey, {}), emitted)
             for lkey, (_, records, todo) in plans.items()
         ))
+        # the lifecycle events of the batch are delivered before its outcomes are recorded
+        await asyncio.gather(*emitted)
         # 3. outcomes
         for lkey, (partition, records, todo) in plans.items():
             for d in todo:
                 records[d.template] = issuance.intent_done(records[d.template])
             await self.save(partition, lkey, records)
 
-    async def _carry_out(self, records: Records, decisions: list[Decision], unknown: dict[str, bool]) -> None:
+    async def _carry_out(self, records: Records, decisions: list[Decision], unknown: dict[str, bool],
+                         emitted: list[Any]) -> None:
         async with self.slots:
             for d in decisions:
                 with log_context(learner_id=d.learner.id, template=d.template, event_id=d.event.event_id):
-                    await self._carry_out_one(records, d, unknown)
+                    await self._carry_out_one(records, d, unknown, emitted)
 
-    async def _carry_out_one(self, records: Records, d: Decision, unknown: dict[str, bool]) -> None:
+    async def _carry_out_one(self, records: Records, d: Decision, unknown: dict[str, bool],
+                             emitted: list[Any]) -> None:
         rec = records.get(d.template, IssuanceRecord())
         if not needs_call(rec, d.action, _renewal(d), d.version):  # carried out earlier in this batch
             return
         learner = d.to_dict()["learner"]
         try:
             if d.action == "award":
-                rec = await self._issue(rec, learner, d, unknown.get(d.template, False))
+                rec = await self._issue(rec, learner, d, unknown.get(d.template, False), emitted)
             else:
-                rec = await self._revoke(rec, learner, d.template, d.organization, d.event.event_id, d.reason)
+                rec = await self._revoke(rec, learner, d.template, d.organization, d.event.event_id, d.reason,
+                                         emitted)
         except MissingToken as exc:
             rec = issuance.call_refused(rec, d.action, error=str(exc), error_type="MissingToken", now=_now())
             (metrics.AWARDS if d.action == "award" else metrics.REVOCATIONS).labels("failed").inc()
@@ -291,8 +308,8 @@ class Sink:
         records[d.template] = rec = issuance.applied(rec, d.version)
         log.info("%s: %s", d.action, rec.status)
 
-    async def _issue(self, rec: IssuanceRecord, learner: dict[str, Any], d: Decision,
-                     unknown: bool) -> IssuanceRecord:
+    async def _issue(self, rec: IssuanceRecord, learner: dict[str, Any], d: Decision, unknown: bool,
+                     emitted: list[Any]) -> IssuanceRecord:
         template, org = d.template, d.organization
         request = IssueRequest.for_learner(
             email=learner["email"], full_name=learner["name"], username=learner["username"],
@@ -304,11 +321,13 @@ class Sink:
             completed_at=d.event.time, decided_by=d.event.event_id, decided_by_type=d.event.event_type,
             expires_at=d.expires_at, manual=d.cause == ("manual",), reason=d.reason, renewal=d.renewal,
         )
+        if not d.replayed:
+            metrics.observe_stage("credly_call", (d.event.time_us,))
         outcome = await self.providers.for_org(org).issue_once(org, request, outcome_unknown=unknown)
         fault_point("sink.after_credly_call")
         if outcome.ok:
             assert outcome.badge_id is not None
-            await (await self.lifecycle.emit(AWARDED, learner, template, 0))
+            emitted.append(await self.lifecycle.emit(AWARDED, learner, template, 0))
             metrics.AWARDS.labels("reconciled" if outcome.reconciled else "issued").inc()
             return issuance.issued(rec, badge_id=outcome.badge_id, state=outcome.state,
                                    reconciled=outcome.reconciled, attempts=outcome.attempts, now=_now())
@@ -324,7 +343,7 @@ class Sink:
         return [names.get(c, c) for c in d.cause]
 
     async def _revoke(self, rec: IssuanceRecord, learner: dict[str, Any], template: str, org: str,
-                      event_id: str, reason: str = "") -> IssuanceRecord:
+                      event_id: str, reason: str, emitted: list[Any]) -> IssuanceRecord:
         rec = issuance.start_revoke(rec, revoked_by=event_id, reason=reason, now=_now())
         badge_id = rec.credly_id
         if rec.may_hold_badge:  # an issue whose outcome is unknown: the provider may hold the badge
@@ -343,7 +362,7 @@ class Sink:
             org, badge_id, reason=reason or self.rt.settings.revoke_reason)
         fault_point("sink.after_credly_call")
         if outcome.ok:
-            await (await self.lifecycle.emit(REVOKED, learner, template, 0))
+            emitted.append(await self.lifecycle.emit(REVOKED, learner, template, 0))
             metrics.REVOCATIONS.labels("revoked").inc()
             return issuance.revoked(rec, badge_id=badge_id, state=outcome.state, attempts=outcome.attempts)
         metrics.REVOCATIONS.labels("failed").inc()
@@ -402,6 +421,64 @@ def _retry_decision(rec: IssuanceRecord, template: str) -> Decision:
 BATCH_RETRY_MAX_S = 30.0
 
 
+class PipelinedBatches:
+    """Takes decisions from the stream *while* the previous batch is carried out.
+
+    Faust's ``take_events`` stops taking events while the batch it yielded is processed and then
+    gathers for only ``within``: under a backlog the sink got 1 to 4 decisions per batch, each
+    paying the batch's broker round trips (intents, lifecycle events), and fell behind the
+    progress agent (issue 20). Here the stream is read continuously into ``pending`` (at most two
+    batches ahead: back-pressure), and one batch at a time is carried out from it. Events are
+    acknowledged only after their batch is carried out, so an offset is never committed for a
+    decision not carried out (a crash re-delivers it, as before).
+    """
+
+    def __init__(self, process: Callable[[list[Any]], Awaitable[None]],
+                 ack: Callable[[Any], Awaitable[Any]], batch_max: int, wait_s: float,
+                 owned: Callable[[Any], bool] = lambda event: True) -> None:
+        self.process, self.ack, self.batch_max, self.wait_s = process, ack, batch_max, wait_s
+        # whether this worker still owns an event's partition: decisions read ahead of a
+        # rebalance that gave their partition away are left to its new owner
+        self.owned = owned
+        self.pending: list[Any] = []
+        self.ready = asyncio.Event()  # pending is not empty
+        self.room = asyncio.Event()  # pending is below its bound
+        self.room.set()
+
+    async def run(self, events: Any) -> None:
+        worker = asyncio.ensure_future(self._carry_out())
+        try:
+            async for event in events:
+                if worker.done():
+                    worker.result()  # its error, if any, ends the agent (cancellation too)
+                self.pending.append(event)
+                self.ready.set()
+                if len(self.pending) >= 2 * self.batch_max:
+                    self.room.clear()
+                    await self.room.wait()
+        finally:
+            worker.cancel()
+
+    async def _carry_out(self) -> None:
+        while True:
+            await self.ready.wait()
+            if len(self.pending) < self.batch_max:
+                # a moment for more decisions to come: under a trickle this is each badge's extra
+                # latency; under a backlog the batch is full already
+                await asyncio.sleep(self.wait_s)
+            batch = self.pending[: self.batch_max]
+            del self.pending[: self.batch_max]
+            if not self.pending:
+                self.ready.clear()
+            if len(self.pending) < 2 * self.batch_max:
+                self.room.set()
+            mine = [event for event in batch if self.owned(event)]
+            if mine:
+                await self.process(mine)
+            for event in batch:
+                await self.ack(event)
+
+
 async def until_done(
     process: Callable[[list[Any]], Awaitable[None]], items: list[Any], *, stop: Callable[[], bool],
     first_wait_s: float = 0.5,
@@ -430,9 +507,15 @@ def register(runtime: "Runtime") -> Sink:
     sink = Sink(runtime)
 
     async def credly_sink(stream: Any) -> None:
-        async for events in stream.take_events(max(1, runtime.settings.credly_concurrency), within=SINK_BATCH_WAIT_S):
-            items = [(e.message.partition, e.message.key, e.value) for e in events]
-            await until_done(sink.process_batch, items, stop=lambda: runtime.app.should_stop)
+        batch_max = max(1, runtime.settings.credly_concurrency * SINK_BATCH_PER_SLOT)
+        manual = stream.noack()  # an event is acknowledged once carried out (PipelinedBatches)
+        batches = PipelinedBatches(
+            lambda events: until_done(sink.process_batch,
+                                      [(e.message.partition, e.message.key, e.value) for e in events],
+                                      stop=lambda: runtime.app.should_stop),
+            manual.ack, batch_max, SINK_BATCH_WAIT_S,
+            owned=lambda e: e.message.tp in runtime.app.consumer.assignment())
+        await batches.run(manual.events())
 
     runtime.app.agent(runtime.topics.decisions, name="credly-sink")(credly_sink)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import time
 from importlib import metadata
 from typing import Callable, Iterable, Iterator
 
@@ -37,10 +38,39 @@ CREDLY_LATENCY = Histogram(
     ["endpoint"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+# Waiting on our own per-organization limiter (BADGES_CREDLY_RATE_PER_S): when these grow, the
+# configured rate, not the worker, is what holds badges back (the dashboard says so too).
+CREDLY_RATE_WAITING = Gauge(
+    "badges_credly_rate_limit_waiting_calls",
+    "Credly calls waiting for the per-organization rate limiter right now",
+)
+CREDLY_RATE_LIMITED = Counter(
+    "badges_credly_rate_limited_seconds_total",
+    "Seconds Credly calls spent waiting for the per-organization rate limiter (summed over calls)",
+)
+# Where a badge's time goes, each stage from the event's ce_time (sampled in ingestion): read
+# two adjacent stages to get one hop of the path event -> Credly call.
+STAGE_LATENCY = Histogram(
+    "badges_stage_latency_seconds",
+    "From the event's ce_time to a stage: ingested (decoded), decision_taken (by the Credly sink), "
+    "credly_call (the issue call sent, after the intent is durable)",
+    ["stage"],
+    buckets=(0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5, 5, 10, 60),
+)
+
+
+def observe_stage(stage: str, times_us: Iterable[int]) -> None:
+    """Observe ``now - ce_time`` for each event time (µs since the epoch; 0: unknown) at a stage."""
+    child, now = STAGE_LATENCY.labels(stage), time.time()
+    for t in times_us:
+        if t:
+            child.observe(max(0.0, now - t / 1e6))
+
+
 PROCESSING_LATENCY = Histogram(
     "badges_event_latency_seconds",
     "From the event's ce_time to its progress being applied (sampled: every 8th event)",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 60),
+    buckets=(0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5, 5, 10, 60),
 )
 CONFIG_VERSION = Gauge("badges_config_generation", "Configuration changes applied by this worker")
 BADGES = Gauge(

@@ -43,11 +43,13 @@ def scrape(url: str, timeout: float = 5.0) -> dict[str, float]:
     return dict(out)
 
 
-def histogram_quantiles(url: str, name: str, qs: Sequence[float]) -> list[float]:
-    """Quantiles (seconds) of a worker's Prometheus histogram, interpolated within buckets."""
+def histogram_quantiles(url: str, name: str, qs: Sequence[float], labels: str = "") -> list[float]:
+    """Quantiles (seconds) of a worker's Prometheus histogram, interpolated within buckets;
+    ``labels``: the series' other labels, as written after ``le`` (``stage="ingested"``)."""
     text = httpx.get(f"{url}/metrics", timeout=5).text
     buckets = []
-    for m in re.finditer(rf'^{name}_bucket{{le="([^"]+)"}} ([0-9.eE+-]+)$', text, re.M):
+    suffix = re.escape("," + labels) if labels else ""
+    for m in re.finditer(rf'^{name}_bucket{{le="([^"]+)"{suffix}}} ([0-9.eE+-]+)$', text, re.M):
         buckets.append((float(m.group(1)), float(m.group(2))))
     if not buckets or buckets[-1][1] == 0:
         return [float("nan")] * len(qs)
@@ -101,7 +103,9 @@ class Deployment:
     templates: int
     partitions: int
     input_prefix: str | None = None  # read another deployment's input topic
-    store: str = "memory"
+    store: str = "rocksdb"
+    family: str = "main"  # the load's templates: bench/load.py ("main") or bench/dense.py ("dense")
+    input_partitions: int | None = None  # the input topic's partitions (default: ``partitions``)
     extra_env: dict[str, str] = field(default_factory=dict)
     app_id: str = ""
     emulator: EmulatorServer | None = None
@@ -127,10 +131,20 @@ class Deployment:
         return self.settings.input_topic_names[0]
 
     def setup(self) -> "Deployment":
-        self.emulator = EmulatorServer(emulator_seed(self.templates)).start_in_thread()
+        from bench import dense
+
+        family = dense if self.family == "dense" else None
+        seed = (family.emulator_seed if family else emulator_seed)(self.templates)
+        self.emulator = EmulatorServer(seed).start_in_thread()
         settings = self.settings
+        if self.input_partitions:
+            from confluent_kafka.admin import AdminClient, NewTopic
+
+            admin = AdminClient({"bootstrap.servers": self.bootstrap})
+            for fut in admin.create_topics([NewTopic(self.input_topic, self.input_partitions, 1)]).values():
+                fut.result(15)
         ensure_topics(settings)
-        publish(settings, config_entities(self.templates))
+        publish(settings, (family.config_entities if family else config_entities)(self.templates))
         return self
 
     def env(self) -> dict[str, str]:
@@ -141,11 +155,16 @@ class Deployment:
             BADGES_PARTITIONS=str(self.partitions),
             BADGES_EVENT_BUS_TOPIC_PREFIX=str(self.input_prefix),
             BADGES_STORE=self.store,
-            # The emulator is local: Credly's production rate limit would only measure itself.
+            # The production defaults (rocksdb, fetch wait, batch sizes, log level), except: the
+            # emulator is local, so Credly's production rate limit would only measure itself;
+            # and the short group timeouts of worker_env (the embedded broker holds every join
+            # for about half the session timeout: start-up only, never the steady state).
             BADGES_CREDLY_RATE_PER_S="100000",
-            BADGES_LOG_LEVEL="warn",
             **{TOKEN_ENV: TOKEN},
         )
+        # the production fetch wait and recovery delay, not worker_env's test values
+        for name in ("BADGES_FETCH_MAX_WAIT_MS", "BADGES_RECOVERY_DELAY_S"):
+            env.pop(name, None)
         env.update(self.extra_env)
         return env
 

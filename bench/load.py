@@ -39,7 +39,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 PASSING = "org.openedx.learning.course.passing.status.updated.v1"
 ENROLLED = "org.openedx.learning.course.enrollment.created.v1"
@@ -143,17 +143,18 @@ def template_doc(j: int) -> dict[str, Any]:
     }
 
 
-def config_entities(m: int) -> list[Any]:
+def config_entities(m: int, doc: Callable[[int], dict[str, Any]] = template_doc) -> list[Any]:
+    """The organization and the M templates (``doc``: a template's fields by index)."""
     from badges.config.entities import Organization, Template
 
     org = Organization(uuid=ORG, name="Bench Org", api_key_env=TOKEN_ENV)
-    return [org, *(Template.model_validate(template_doc(j)) for j in range(m))]
+    return [org, *(Template.model_validate(doc(j)) for j in range(m))]
 
 
-def emulator_seed(m: int) -> dict[str, Any]:
+def emulator_seed(m: int, name: Callable[[int], str] = lambda j: f"Bench {kind_of(j)} {j}") -> dict[str, Any]:
     return {
         "organizations": [{"uuid": ORG, "name": "Bench Org", "token": TOKEN}],
-        "templates": [{"uuid": template_uuid(j), "org": ORG, "name": f"Bench {kind_of(j)} {j}",
+        "templates": [{"uuid": template_uuid(j), "org": ORG, "name": name(j),
                        "description": "", "image_url": f"https://img.example/{j}.png", "state": "active"}
                       for j in range(m)],
     }
@@ -351,6 +352,20 @@ def _interleave(seed: int, per_learner: dict[int, list[Any]]) -> list[tuple[int,
     return [(lid, pos, rank) for rank, (_, lid, pos) in enumerate(stamps)]
 
 
+def in_production_order(
+    seed: int, per_learner: dict[int, list[tuple[int, bytes | None, bytes]]],
+) -> tuple[list[tuple[int, int, bytes | None, bytes]], dict[tuple[int, int], int]]:
+    """The messages (type index, learner, key, value) in production order (``_interleave``), and
+    (learner, position in plan) -> index in that order."""
+    index: dict[tuple[int, int], int] = {}
+    messages = []
+    for lid, pos, rank in _interleave(seed, per_learner):
+        t, k, v = per_learner[lid][pos]
+        index[(lid, pos)] = rank
+        messages.append((t, lid, k, v))
+    return messages, index
+
+
 def generate(seed: int, learners: int, m: int, processes: int = 2) -> Load:
     t0 = time.monotonic()
     chunk = max(500, learners // (processes * 8) + 1)
@@ -363,13 +378,7 @@ def generate(seed: int, learners: int, m: int, processes: int = 2) -> Load:
     else:
         for job in jobs:
             per_learner.update(_bodies_for(job))
-    order = _interleave(seed, per_learner)
-    index: dict[tuple[int, int], int] = {}
-    messages = []
-    for lid, pos, rank in order:
-        t, k, v = per_learner[lid][pos]
-        index[(lid, pos)] = rank
-        messages.append((t, lid, k, v))
+    messages, index = in_production_order(seed, per_learner)
     expected: dict[tuple[int, int], tuple[str, int, int]] = {}
     for lid in range(1, learners + 1):
         for j, (status, pos, rpos) in expected_outcomes(learner_plan(seed, lid, m), m).items():

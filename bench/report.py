@@ -52,6 +52,62 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+HOPS_NOTE = (
+    "Hops (ms, p50 / p99 of each stage's own distribution from `ce_time`, so a hop is the "
+    "difference of two stages' medians): *ingest* = ce_time → the event decoded by ingestion "
+    "(the producer's linger and the input fetch); *progress* → progress applied (the envelopes' "
+    "hop through the broker and the rules); *decision* → the decision taken by the Credly sink (the "
+    "decisions' hop); *intent* → the issue call about to be sent (the sink's batch wait and the "
+    "intent made durable); *HTTP* → the emulator receives the call. Stage histograms are the "
+    "worker's own (`badges_stage_latency_seconds`, `badges_event_latency_seconds`: buckets, "
+    "interpolated); the end-to-end figures are exact (emulator receive time − ce_time).\n")
+
+
+def latency_tables(lat: dict[str, Any], add: Any) -> None:
+    add("| offered events/s | sent events/s | badges (samples) | p50 ms | p95 ms | p99 ms | max ms | "
+        "hops p50: ingest / progress / decision / intent / HTTP ms | stages p99: ingested / progress / "
+        "decision / call ms | worker CPU | broker CPU | other processes |")
+    add("|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|")
+    for x in lat["rows"]:
+        st = x.get("stages_ms") or {}
+        order = ("ingested", "progress", "decision_taken", "credly_call")
+        p50 = [(st.get(k) or [math.nan])[0] for k in order] + [x["p50_ms"]]
+        hops = [p50[0]] + [b - a for a, b in zip(p50, p50[1:])]
+        p99 = [(st.get(k) or [math.nan, math.nan])[1] for k in order]
+        add(f"| {x['offered']:,.0f} | {_f(x['sent'])} | {x['badges']} | {_f(x['p50_ms'])} | {_f(x['p95_ms'])} | "
+            f"**{_f(x['p99_ms'])}** | {_f(x['max_ms'])} | {' / '.join(_f(h) for h in hops)} | "
+            f"{' / '.join(_f(v) for v in p99)} | "
+            f"{_f(x.get('worker_cpu'), '.0%')} | {_f(x.get('broker_cpu'), '.0%')} | {_f(x.get('other_cpu'), '.0%')} |")
+
+
+def profile_tables(p: dict[str, Any], add: Any) -> None:
+    groups = {
+        "our per-event code (decode, envelopes, rules engine, agents, table writes)":
+            ("ingest:", "envelopes", "rules engine", "ingest service", "progress agent", "table writes", "decisions"),
+        "Credly sink and its HTTP client (per badge)": ("Credly sink", "aiohttp client"),
+        "Kafka client (aiokafka: fetch, records, protocol, producer)": ("aiokafka",),
+        "Faust, mode and the event loops (incl. socket I/O in uvloop)": ("Faust", "mode", "asyncio"),
+        "metrics, web": ("metrics", "web"),
+    }
+    totals = {g: sum(share for name, share in p["categories"] if name.startswith(prefixes))
+              for g, prefixes in groups.items()}
+    add("| grouped | share |")
+    add("|---|---:|")
+    for g, share in totals.items():
+        add(f"| {g} | {share:.0%} |")
+    add("")
+    add("| part | share of samples |")
+    add("|---|---:|")
+    for name, share in p["categories"]:
+        add(f"| {name} | {share:.1%} |")
+    add("\nTop functions by own time:\n")
+    add("| function | share |")
+    add("|---|---:|")
+    for name, share in p["top_self"]:
+        add(f"| `{name}` | {share:.1%} |")
+    add("")
+
+
 RESTARTS_START, RESTARTS_END = "<!-- restarts:start -->", "<!-- restarts:end -->"  # bench/restarts.py's section
 
 
@@ -69,6 +125,12 @@ def write(r: dict[str, Any], md: Path, png: Path) -> None:
     add("- Libraries: " + ", ".join(f"{k} {v}" for k, v in m["libraries"].items()))
     add(f"- Broker: {m['broker']}; all processes on this machine (worker, broker, load generator, "
         "Credly emulator).")
+    add(f"- Workers: the production defaults (`{r.get('options', {}).get('store', 'rocksdb')}` store, "
+        "fetch wait, batch sizes, log level `info`), except two settings: the Credly rate limit is "
+        "lifted (`BADGES_CREDLY_RATE_PER_S=100000`: the emulator is local, the production default "
+        "would only measure itself) and the consumer-group timeouts are short (3 / 1 / 3 s: the "
+        "embedded broker holds every group join for about half the session timeout, which only "
+        "delays start-up; `make bench-restarts` measures the default timeouts).")
     la0, la1 = r.get("load_avg_start"), r.get("load_avg_end")
     add(f"- Load average (1/5/15 min) at start {' / '.join(f'{x:.2f}' for x in la0)}, at end "
         f"{' / '.join(f'{x:.2f}' for x in la1)} (the benchmark's own processes included). The CPU that "
@@ -145,23 +207,52 @@ def write(r: dict[str, Any], md: Path, png: Path) -> None:
         add("## End-to-end latency (event `ce_time` → Credly emulator receives the issue call)\n")
         add(f"One worker, M = {load['templates']}, events produced at a fixed rate for "
             f"{lat['rate_seconds']:.0f} s per rate; a sample per badge issued.\n")
-        add("| offered events/s | sent events/s | badges (samples) | p50 ms | p95 ms | p99 ms | max ms | "
-            "to progress p50 / p99 ms | worker CPU | broker CPU | other processes |")
-        add("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for x in lat["rows"]:
-            add(f"| {x['offered']:,.0f} | {_f(x['sent'])} | {x['badges']} | {_f(x['p50_ms'])} | {_f(x['p95_ms'])} | "
-                f"{_f(x['p99_ms'])} | {_f(x['max_ms'])} | ~{_f(x.get('progress_p50_ms'))} / ~{_f(x.get('progress_p99_ms'))} | "
-                f"{_f(x.get('worker_cpu'), '.0%')} | {_f(x.get('broker_cpu'), '.0%')} | {_f(x.get('other_cpu'), '.0%')} |")
+        latency_tables(lat, add)
         add(f"\n![latency percentiles against offered rate]({png.name})\n")
         add("Each rate runs on a fresh broker and worker (the first 10 % of the load skipped, so that "
             "learners' sessions are whole): tansu's fetch cost grows with the number of record "
             "batches in a partition, and a stream of single events makes many small batches (measured: "
             "one producer sending 1-message batches at ~350/s, tailed by one consumer, takes tansu from "
-            "35 % to 90 % of a core within 10 s). \"To progress\" is the worker's own histogram "
-            "(`badges_event_latency_seconds`, ce_time → progress applied; coarse buckets, interpolated); "
-            "the rest is the decisions hop, the sink and the HTTP call.\n")
+            "35 % to 90 % of a core within 10 s).\n")
+        add(HOPS_NOTE)
         if not lat["check"]["ok"]:
             add(f"Checks FAILED: {lat['check']['problems']}\n")
+
+    dense, dlat, dload = r.get("dense"), r.get("dense_latency"), r.get("dense_load")
+    if dense or dlat:
+        add("## The badge-dense load (issue 20)\n")
+        if dload:
+            add(f"`bench/dense.py`: U = {dload['learners']:,} learners, M = {dload['templates']} templates "
+                "(one course / both of two courses / one of two courses, every fifth with a penalty that "
+                f"resets it), {dload['messages']:,} course-passing events on 3 input partitions, "
+                f"{dload['badges']:,} badges ({dload['revoked']:,} revoked later): one badge per "
+                f"{dload['messages'] / max(dload['badges'], 1):.1f} events (the main load: one per "
+                f"{load['messages'] / max(load['badges'], 1):.0f}).\n")
+        if dense:
+            add("| what | input events/s | CPU (of one core) | CPU µs per input event | backlog applied after | "
+                "last badge in Credly after | other processes | checks |")
+            add("|---|---:|---:|---:|---:|---:|---:|---|")
+            for x in (dense, r.get("dense_profile")):
+                if not x:
+                    continue
+                checks = ("not verified" if x.get("ok") is None else "passed" if x["ok"]
+                          else "FAILED: " + "; ".join(x["problems"]))
+                add(f"| {x['label']} | **{_f(x['rate'])}** | {_f(x.get('worker_cpu'), '.0%')} | "
+                    f"{_f(x.get('cpu_us_per_message'), '.1f')} | {_f(x['seconds_to_apply'], '.1f')} s | "
+                    f"{_f(x.get('seconds_to_credly'), '.1f')} s | {_f(x.get('other_cpu'), '.0%')} | {checks} |")
+            add("\nSeconds from spawning the worker (start-up included). Same run as the figures above "
+                "(baselines: the raw consumer and the plain Faust agent of the main load).\n")
+        if dlat:
+            add(f"Latency on the badge-dense load ({dlat['rate_seconds']:.0f} s per rate, a fresh broker "
+                "and worker per rate):\n")
+            latency_tables(dlat, add)
+            add("")
+            if not dlat["check"]["ok"]:
+                add(f"Checks FAILED: {dlat['check']['problems']}\n")
+        dp = (r.get("dense_profile") or {}).get("profile")
+        if dp:
+            add(f"Where the worker's time goes on this load (py-spy, {dp['samples']:,} samples):\n")
+            profile_tables(dp, add)
 
     rec = r.get("recovery")
     if rec:
@@ -195,31 +286,7 @@ def write(r: dict[str, Any], md: Path, png: Path) -> None:
             "the backlog (first applied event to the last), all threads of the worker; each sample is "
             "attributed to the innermost frame of a known part. Native code (fastavro, orjson, uvloop) "
             "counts towards the Python frame that called it.\n")
-        groups = {
-            "our per-event code (decode, envelopes, rules engine, agents, table writes)":
-                ("ingest:", "envelopes", "rules engine", "ingest service", "progress agent", "table writes", "decisions"),
-            "Credly sink and its HTTP client (per badge)": ("Credly sink", "aiohttp client"),
-            "Kafka client (aiokafka: fetch, records, protocol, producer)": ("aiokafka",),
-            "Faust, mode and the event loops (incl. socket I/O in uvloop)": ("Faust", "mode", "asyncio"),
-            "metrics, web": ("metrics", "web"),
-        }
-        totals = {g: sum(share for name, share in p["categories"] if name.startswith(prefixes))
-                  for g, prefixes in groups.items()}
-        add("| grouped | share |")
-        add("|---|---:|")
-        for g, share in totals.items():
-            add(f"| {g} | {share:.0%} |")
-        add("")
-        add("| part | share of samples |")
-        add("|---|---:|")
-        for name, share in p["categories"]:
-            add(f"| {name} | {share:.1%} |")
-        add("\nTop functions by own time:\n")
-        add("| function | share |")
-        add("|---|---:|")
-        for name, share in p["top_self"]:
-            add(f"| `{name}` | {share:.1%} |")
-        add("")
+        profile_tables(p, add)
     notes = ROOT / "bench" / "NOTES.md"
     if notes.exists():
         add(notes.read_text())

@@ -50,7 +50,7 @@ from bench.load import (
     CERTIFIED, ENROLLED, PASSING, Load, course, kind_of, learner_plan, load_or_generate, template_uuid,
 )
 
-PHASES = ("decode", "baselines", "one", "recovery", "profile", "two", "flat", "latency")
+PHASES = ("decode", "baselines", "one", "recovery", "profile", "two", "flat", "latency", "dense", "dense-latency")
 
 
 @dataclass
@@ -64,7 +64,10 @@ class Options:
     faust_messages: int = 30_000
     flat_repeats: int = 2
     seed: int = 1
-    store: str = "memory"
+    store: str = "rocksdb"
+    dense_learners: int = 5000
+    dense_templates: int = 100
+    dense_rates: tuple[float, ...] = (500, 1000)
     phases: tuple[str, ...] = PHASES
     out: Path = ROOT / "bench" / "out"
     cache_dir: Path = ROOT / "bench" / "out" / "cache"
@@ -75,6 +78,7 @@ class Options:
 
 SMOKE = dict(learners=1500, templates=12, flat=(4, 12), rates=(300,), rate_seconds=3.0,
              partitions=4, faust_messages=1500, flat_repeats=1,
+             dense_learners=300, dense_templates=12, dense_rates=(300,),
              phases=tuple(p for p in PHASES if p != "profile"))
 
 
@@ -90,7 +94,9 @@ def parse(argv: list[str] | None) -> tuple[Options, list[str]]:
     p.add_argument("--faust-messages", type=int, help="messages the plain Faust agent reads (default 30000)")
     p.add_argument("--flat-repeats", type=int, help="runs per template count in the flatness phase (default 2)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--store", choices=["memory", "rocksdb"], help="the workers' table store (default memory)")
+    p.add_argument("--store", choices=["memory", "rocksdb"], help="the workers' table store (default rocksdb, as production)")
+    p.add_argument("--dense-learners", type=int, help="learners of the badge-dense load (default 5000)")
+    p.add_argument("--dense-rates", help="offered rates of the badge-dense latency runs (default 500,1000)")
     p.add_argument("--phases", help=f"comma-separated subset of {','.join(PHASES)}")
     p.add_argument("--out", type=Path, help="output directory (default bench/out)")
     p.add_argument("--cache-dir", type=Path, help="generated loads (default bench/out/cache)")
@@ -99,13 +105,15 @@ def parse(argv: list[str] | None) -> tuple[Options, list[str]]:
     a = p.parse_args(argv)
     opts = Options(**SMOKE, smoke=True, out=ROOT / "bench" / "out" / "smoke", results="-") if a.smoke else Options()
     for name in ("learners", "templates", "rate_seconds", "partitions", "faust_messages", "flat_repeats",
-                 "seed", "store", "out", "cache_dir", "results", "decode_types"):
+                 "seed", "store", "out", "cache_dir", "results", "decode_types", "dense_learners"):
         if getattr(a, name) is not None:
             setattr(opts, name, getattr(a, name))
     if a.flat:
         opts.flat = tuple(int(x) for x in a.flat.split(","))
     if a.rates:
         opts.rates = tuple(float(x) for x in a.rates.split(","))
+    if a.dense_rates:
+        opts.dense_rates = tuple(float(x) for x in a.dense_rates.split(","))
     if a.phases:
         opts.phases = tuple(x.strip() for x in a.phases.split(",") if x.strip())
         unknown = set(opts.phases) - set(PHASES)
@@ -188,7 +196,7 @@ class Bench:
                                 start_new_session=True)
         rss = 0.0
         try:
-            deadline = time.monotonic() + 60 + expect / 500
+            deadline = time.monotonic() + 120 + expect / 100  # generous: a loaded machine is slow
             while not out.exists():
                 if proc.poll() is not None:
                     raise RuntimeError(f"{kind} baseline exited {proc.returncode}; see {logf.name}")
@@ -325,14 +333,21 @@ class Bench:
         log(f"recovery of {keys} progress keys ({records} changelog records): "
             f"{self.r['recovery']['restart_to_applied_s']:.1f}s to apply events again")
 
-    def startup_probe(self, dep: Deployment, load: Load) -> dict[str, float]:
-        """A fresh worker (empty tables): seconds from start to ready and to its first event."""
-        j = next(j for j in range(dep.templates) if kind_of(j) == "single")
+    def startup_probe(self, dep: Deployment, load: Load, family: str = "main") -> dict[str, float]:
+        """A fresh worker (empty tables): seconds from start to ready and to its first event,
+        whose badge (a one-course template's) also warms the whole path up."""
+        if family == "dense":
+            from bench import dense
+
+            j, key = 0, dense.template_courses(dep.templates)[0][0]
+        else:
+            j = next(j for j in range(dep.templates) if kind_of(j) == "single")
+            key = course(j)
         lid = load.learners + 1000
         t0 = time.time()
         w = dep.start_worker(wait=False)
         msg = harness.openedx.kafka_message(PASSING, user_id=lid, name=f"Learner {lid}",
-                                            fields={"is_passing": True, "course.course_key": course(j)},
+                                            fields={"is_passing": True, "course.course_key": key},
                                             time=datetime.now(timezone.utc))
         harness.send_messages(dep.bootstrap, dep.input_topic, [msg])
         t_ready, t_applied = ready_and_applied_times(w, 120)
@@ -341,7 +356,8 @@ class Bench:
         return {"start_to_ready_s": (t_ready or math.nan) - t0, "start_to_applied_s": (t_applied or math.nan) - t0,
                 "badge": (harness.email(lid), template_uuid(j))}
 
-    def latency(self, load: Load) -> None:
+    def latency(self, load: Load, rates: tuple[float, ...] | None = None, family: str = "main",
+                input_partitions: int | None = None, store_as: str | None = "latency") -> dict[str, Any]:
         """Each offered rate on a fresh broker and worker: tansu's fetch cost grows with the
         number of record batches in a partition, and a trickle of events makes many small ones
         (bench/RESULTS.md), so a long run would measure the broker's slowdown."""
@@ -349,19 +365,19 @@ class Bench:
         sessions = harness.whole_sessions(load, start)
         rows = []
         checks = []
-        for n, rate in enumerate(self.o.rates):
+        for n, rate in enumerate(rates or self.o.rates):
             indices = sessions[: int(rate * self.o.rate_seconds)]
-            broker = EmbeddedBroker(log_path=self.o.out / f"tansu-latency-{n}.log").start()
-            dep = Deployment(broker.bootstrap, f"latency-{rate:g}", self.o.out / "work" / f"latency-{rate:g}",
-                             load.templates, self.o.partitions, store=self.o.store).setup()
+            broker = EmbeddedBroker(log_path=self.o.out / f"tansu-latency-{family}-{n}.log").start()
+            dep = Deployment(broker.bootstrap, f"latency-{family}-{rate:g}", self.o.out / "work" / f"latency-{rate:g}",
+                             load.templates, self.o.partitions, store=self.o.store, family=family,
+                             input_partitions=input_partitions).setup()
             try:
                 expect = expect_slice(load, indices)
-                if n == 0:
-                    probe = self.startup_probe(dep, load)
-                    expect = expect.plus(probe.pop("badge"))
+                # a first badge before the measurement: every consumer has joined and fetched
+                probe = self.startup_probe(dep, load, family)
+                expect = expect.plus(probe.pop("badge"))
+                if n == 0 and family == "main":
                     self.r["fresh_start"] = probe
-                else:
-                    dep.start_worker(wait=True)
                 worker = dep.workers[0]
                 assert worker.proc is not None and broker.process is not None
                 ce_times: dict[int, float] = {}
@@ -375,6 +391,12 @@ class Bench:
                 harness.wait_credly(dep, expect, timeout=120)
                 applied = dep.counters().get("badges_events_applied_total", 0.0)
                 progress_q = harness.histogram_quantiles(worker.url, "badges_event_latency_seconds", (0.5, 0.99))
+                # each stage from ce_time, by the worker's own histograms (ingested and progress
+                # sampled every 8th event; the sink's stages every badge)
+                stages = {stage: [x * 1000 for x in harness.histogram_quantiles(
+                              worker.url, "badges_stage_latency_seconds", (0.5, 0.99), f'stage="{stage}"')]
+                          for stage in ("ingested", "decision_taken", "credly_call")}
+                stages["progress"] = [x * 1000 for x in progress_q]
                 checks.append(check(dep, expect, applied))
                 assert dep.emulator is not None
                 received: dict[tuple[str, str], float] = {}
@@ -392,7 +414,8 @@ class Bench:
                        "worker_cpu": (c1 - c0) / (t1 - t0), "broker_cpu": (b1 - b0) / (t1 - t0),
                        "other_cpu": max(0.0, (m1 - m0) - (c1 - c0) - (b1 - b0) - (s1 - s0)) / (t1 - t0),
                        # the worker's own histogram: ce_time -> progress applied (sampled)
-                       "progress_p50_ms": progress_q[0] * 1000, "progress_p99_ms": progress_q[1] * 1000}
+                       "progress_p50_ms": progress_q[0] * 1000, "progress_p99_ms": progress_q[1] * 1000,
+                       "stages_ms": stages}
                 rows.append(row)
                 log(f"latency at {rate:,.0f}/s (sent {sent:,.0f}/s): p50 {row['p50_ms']:.0f} ms, "
                     f"p95 {row['p95_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms ({row['badges']} badges; to progress "
@@ -401,10 +424,44 @@ class Bench:
             finally:
                 dep.stop()
                 broker.stop()
-        self.r["latency"] = {"rows": rows, "rate_seconds": self.o.rate_seconds,
-                             "check": {"ok": all(c["ok"] for c in checks),
-                                       "problems": [p for c in checks for p in c["problems"]],
-                                       "steps": checks}}
+        out = {"rows": rows, "rate_seconds": self.o.rate_seconds,
+               "check": {"ok": all(c["ok"] for c in checks),
+                         "problems": [p for c in checks for p in c["problems"]],
+                         "steps": checks}}
+        if store_as:
+            self.r[store_as] = out
+        return out
+
+    def dense_load(self) -> Load:
+        from bench import dense
+
+        if "dense" not in self.__dict__:
+            t0 = time.monotonic()
+            self.__dict__["dense"], cached = dense.load_or_generate(
+                self.o.cache_dir, self.o.seed, self.o.dense_learners, self.o.dense_templates)
+            log(f"badge-dense load: {len(self.__dict__['dense'].messages)} messages, "
+                f"{self.__dict__['dense'].awarded} badges ({'cache' if cached else f'generated in {time.monotonic() - t0:.0f}s'})")
+        return self.__dict__["dense"]
+
+    def dense_run(self, profile_to: Path | None = None, verify: bool = True) -> dict[str, Any]:
+        """One worker on a backlog of the badge-dense load (bench/dense.py), on a broker of its
+        own, its input topic on 3 partitions as in issue 20."""
+        from bench import dense
+
+        load = self.dense_load()
+        broker = EmbeddedBroker(log_path=self.o.out / "tansu-dense.log").start()
+        try:
+            dep = Deployment(broker.bootstrap, "dense", self.o.out / "work" / "dense", load.templates,
+                             self.o.partitions, store=self.o.store, family="dense",
+                             input_partitions=dense.INPUT_PARTITIONS).setup()
+            self.deployments.append(dep)
+            harness.produce_backlog(broker.bootstrap, dep.input_topic, load)
+            label = f"1 worker, badge-dense load (M={load.templates})" + (" under py-spy" if profile_to else "")
+            result = self.throughput(dep, load, 1, label, broker=broker, profile_to=profile_to, verify=verify)
+            dep.stop()
+        finally:
+            broker.stop()
+        return result
 
     # -- all -----------------------------------------------------------------------------------
 
@@ -416,6 +473,8 @@ class Bench:
         for m in o.flat if "flat" in ph else ():
             self.load(m)
         self.r["load"] = describe(main_load)
+        if ph & {"dense", "dense-latency"}:
+            self.r["dense_load"] = describe(self.dense_load())
         if "decode" in ph:
             self.decode()
         needs_main = ph & {"baselines", "one", "recovery", "profile", "two"} or ("flat" in ph and o.templates in o.flat)
@@ -457,6 +516,15 @@ class Bench:
             self.r["flat"] = flat
         if "latency" in ph:
             self.latency(main_load)
+        if "dense" in ph:
+            self.r["dense"] = self.dense_run()
+            if "profile" in ph and profile.available():
+                self.r["dense_profile"] = self.dense_run(profile_to=o.out / "profile-dense.txt", verify=False)
+        if "dense-latency" in ph:
+            from bench import dense
+
+            self.r["dense_latency"] = self.latency(self.dense_load(), o.dense_rates, family="dense",
+                                                   input_partitions=dense.INPUT_PARTITIONS, store_as=None)
         self.r["load_avg_end"] = harness.load_average()
         return self.r
 
@@ -556,7 +624,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def all_ok(results: dict[str, Any]) -> bool:
     checks = [results.get(k) for k in ("one", "two")] + list(results.get("flat") or [])
-    checks += [(results.get("latency") or {}).get("check"), results.get("recovery")]
+    checks += [(results.get("latency") or {}).get("check"), results.get("recovery"), results.get("dense"),
+               (results.get("dense_latency") or {}).get("check")]
     return all(c.get("ok") for c in checks if c)
 
 

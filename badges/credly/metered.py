@@ -82,15 +82,58 @@ def outcome_label(exc: CredlyError) -> str:
     return "error"
 
 
+class RateWait:
+    """How much the per-organization rate limiter holds calls back, for the metrics and the
+    dashboard: an operator must be able to tell "the worker is slow" from "the configured
+    Credly rate is the bottleneck" (badges queue behind the limiter while everything else is
+    idle)."""
+
+    # a wait shorter than this is the limiter's own bookkeeping, not a call held back
+    HELD_S = 0.001
+
+    def __init__(self) -> None:
+        self.waiting = 0
+        self.waited_s = 0.0
+        self.held_calls = 0
+        self.last_held = 0.0  # time.time() of the last call that had to wait
+        self.answered_429 = 0  # Credly's own limit (429 Too Many Requests), retried after Retry-After
+
+    def snapshot(self, rate_per_s: float, shared: bool) -> dict[str, Any]:
+        recent = self.waiting > 0 or time.time() - self.last_held < 60
+        return {"rate_per_s": rate_per_s, "shared": shared, "waiting_calls": self.waiting,
+                "waited_s_total": round(self.waited_s, 3), "held_calls_total": self.held_calls,
+                "answered_429_total": self.answered_429,
+                "limiting": recent,
+                "last_held_s_ago": round(time.time() - self.last_held, 1) if self.last_held else None}
+
+
+RATE_WAIT = RateWait()
+
+
 class _TimedLimiter:
-    """The client's limiter; records when a call is let through (the latency starts there)."""
+    """The client's limiter; records when a call is let through (the latency starts there) and
+    how long it waited for it (``RateWait``)."""
 
     def __init__(self, limiter: Limiter) -> None:
         self._limiter = limiter
 
     async def acquire(self, amount: float = 1) -> None:
-        await self._limiter.acquire(amount)
-        _started.set(time.perf_counter())
+        t0 = time.perf_counter()
+        RATE_WAIT.waiting += 1
+        metrics.CREDLY_RATE_WAITING.inc()
+        try:
+            await self._limiter.acquire(amount)
+        finally:
+            RATE_WAIT.waiting -= 1
+            metrics.CREDLY_RATE_WAITING.dec()
+        now = time.perf_counter()
+        waited = now - t0
+        if waited >= RateWait.HELD_S:
+            RATE_WAIT.waited_s += waited
+            RATE_WAIT.held_calls += 1
+            RATE_WAIT.last_held = time.time()
+            metrics.CREDLY_RATE_LIMITED.inc(waited)
+        _started.set(now)
 
 
 class Metered(JsonApiClient):
@@ -110,6 +153,8 @@ class Metered(JsonApiClient):
             return await super()._once(org, method, url, params, body)
         except CredlyError as exc:
             outcome = outcome_label(exc)
+            if isinstance(exc, CredlyRateLimited):
+                RATE_WAIT.answered_429 += 1
             raise
         except BaseException:
             outcome = "cancelled"

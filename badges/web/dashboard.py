@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from badges import __version__
+from badges.credly.metered import RATE_WAIT
 from badges.web.cluster import members, self_url
 
 if TYPE_CHECKING:
@@ -142,6 +143,9 @@ async def dashboard(runtime: "Runtime") -> dict[str, Any]:
             "problems": len(config.problems),
         },
         "dead_letters": tail.snapshot(),
+        # whether the configured Credly rate, not the worker, is what holds badges back
+        "credly_rate": RATE_WAIT.snapshot(runtime.settings.credly_rate_per_s,
+                                          runtime.settings.credly_shared_rate_limit),
         "consumers": {
             "ingest": {"group": runtime.settings.ingest_group, "partitions": await ingest_offsets(runtime)},
             "agents": {"group": runtime.settings.app_id, "partitions": faust_offsets(runtime)},

@@ -80,6 +80,20 @@ def test_latency_runs_issue_every_expected_badge(results: dict[str, Any]) -> Non
     assert all(row["badges"] > 0 for row in latency["rows"])
 
 
+def test_the_badge_dense_load_issues_every_badge_exactly_once(results: dict[str, Any]) -> None:
+    dense, load = results["dense"], results["dense_load"]
+    assert load["badges"] * 15 > load["messages"]  # about one badge per 10 events
+    assert dense["applied"] == dense["wanted"] == load["applied"]
+    assert dense["problems"] == [] and dense["ok"]
+    assert dense["badges"] == dense["badges_expected"] == dense["issue_calls"] == load["badges"]
+    latency = results["dense_latency"]
+    assert latency["check"]["ok"], latency["check"]["problems"]
+    for row in latency["rows"]:  # the stages the worker measures, in order along the path
+        stages = row["stages_ms"]
+        assert set(stages) == {"ingested", "progress", "decision_taken", "credly_call"}
+        assert row["badges"] > 0
+
+
 def test_baselines_read_the_same_topic(results: dict[str, Any]) -> None:
     load = results["load"]
     assert results["raw"]["messages"] == load["messages"]
