@@ -1,4 +1,4 @@
-"""Ingestion of edx-event-bus-redis streams: the Redis twin of `agents.ingest.KafkaIngest`.
+"""Ingestion of edx-event-bus-redis streams: the Redis twin of `agents.kafka_ingest.KafkaIngest`.
 
 One consumer group, ``{app_id}-ingest``, on every configured stream (``{prefix}-{topic}``). Entries
 are classified and planned into envelopes like Kafka messages (``badges.wire.handoff``) and handed to
@@ -33,7 +33,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
-from badges.agents.ingest import DeadLetterSource, Forwarder
+from badges.agents.kafka_ingest import DeadLetterSource, Forwarder
 from badges.wire.handoff import ClassifiedBatch, classify
 from badges.wire.redis_format import RedisDecoder
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator
 import orjson
 
 from badges import metrics
-from badges.agents.lifecycle import AWARDED, REVOKED, LifecycleEmitter, badge_uuid
+from badges.agents.lifecycle_emitter import AWARDED, REVOKED, LifecycleEmitter, badge_uuid
 from badges.credly.models import IssueRequest, evidence_summary
 from badges.credly.tokens import MissingToken
 from badges.domain import issuance

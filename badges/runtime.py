@@ -18,7 +18,7 @@ import faust
 from badges.health import Health
 
 if TYPE_CHECKING:
-    from badges.agents.ingest import KafkaIngest
+    from badges.agents.kafka_ingest import KafkaIngest
     from badges.agents.progress import ProgressProcessor
     from badges.agents.redis_ingest import RedisIngest
     from badges.agents.sink import Sink
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from badges.credly.client import CredlyClient
     from badges.providers import Providers
     from badges.schemas.catalog import Catalog
-    from badges.tables.config_view import ConfigView
+    from badges.tables.compiled_config import CompiledConfigCache
     from badges.tables.definitions import ConfigTable
     from badges.web.badge_index import BadgeIndexer
     from badges.web.deadletters import DeadLetterTail
@@ -60,7 +60,7 @@ class Runtime:
     settings: Settings
     app: BadgesApp
     catalog: Catalog
-    config: ConfigView
+    config: CompiledConfigCache
     topics: Topics
     tables: Tables
     # The schema registry of BADGES_SCHEMA_REGISTRY_URL, None when none is configured: then

@@ -2,7 +2,7 @@
 the worker):
 
 - ``raw``: an aiokafka consumer configured exactly as the ingestion service
-  (``badges.agents.ingest.consumer_options``) that reads every message and does nothing with
+  (``badges.agents.kafka_ingest.consumer_options``) that reads every message and does nothing with
   it: the ceiling of the Kafka client.
 - ``faust``: a plain Faust agent that updates a table entry per message (``table[key] += 1``,
   memory store, the worker's broker timeouts and fetch wait): the ceiling of Faust's
@@ -59,7 +59,7 @@ class Series:
 async def raw_consumer(args: argparse.Namespace) -> None:
     from aiokafka import AIOKafkaConsumer
 
-    from badges.agents.ingest import consumer_options
+    from badges.agents.kafka_ingest import consumer_options
 
     settings = worker_settings(args)
     series = Series(args.expect, Path(args.out))

@@ -21,7 +21,7 @@ from badges.kafka.offsets import committable_run
 from badges.logs import logging_config
 from badges.schemas.catalog import load_catalog
 from badges.tables import definitions
-from badges.tables.config_view import ConfigView
+from badges.tables.compiled_config import CompiledConfigCache
 
 if TYPE_CHECKING:
     from badges.runtime import Runtime
@@ -181,7 +181,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 
 def build_app(settings: Settings) -> BadgesApp:
     """The app with its topics, tables and components; the one place a ``Runtime`` is built."""
-    from badges.agents import ingest, progress, sink
+    from badges.agents import kafka_ingest, progress, sink
     from badges.credly.provider import CredlyProvider
     from badges.credly.ratelimit import shared_rate_limit
     from badges.providers import build_providers
@@ -193,7 +193,7 @@ def build_app(settings: Settings) -> BadgesApp:
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     app.kafka = settings.kafka
     catalog = load_catalog()
-    view = ConfigView(catalog)
+    view = CompiledConfigCache(catalog)
 
     raw = definitions.RAW
     p = settings.partitions
@@ -225,7 +225,7 @@ def build_app(settings: Settings) -> BadgesApp:
     )
     app.runtime = runtime
 
-    runtime.kafka_ingest = ingest.register(runtime)
+    runtime.kafka_ingest = kafka_ingest.register(runtime)
     if settings.redis_stream_names:  # edx-event-bus-redis sites
         from badges.agents import redis_ingest
 

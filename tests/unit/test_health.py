@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from badges.agents.lifecycle import LifecycleEmitter
+from badges.agents.lifecycle_emitter import LifecycleEmitter
 from badges.health import Health
 from badges.schemas.catalog import load_catalog
 from badges.wire.registry import RegistryAuthError, SchemaRegistry

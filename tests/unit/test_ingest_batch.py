@@ -8,7 +8,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from badges.agents.ingest import decode_batch
+from badges.agents.kafka_ingest import decode_batch
 from badges.schemas.catalog import load_catalog
 from badges.wire.decode import KafkaDecoder
 from badges.wire.errors import CODES, DECODER_ERROR

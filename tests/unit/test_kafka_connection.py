@@ -212,7 +212,7 @@ def test_every_kafka_client_is_built_from_the_connection() -> None:
 
 
 def test_the_ingest_consumer_options_come_from_the_connection() -> None:
-    from badges.agents.ingest import consumer_options
+    from badges.agents.kafka_ingest import consumer_options
 
     options = consumer_options(sasl("SASL_SSL", "SCRAM-SHA-256"))
     assert (options["security_protocol"], options["sasl_mechanism"]) == ("SASL_SSL", "SCRAM-SHA-256")

@@ -13,7 +13,7 @@ from badges import compat
 from badges.config.entities import Organization, Template, encode_entity, entity_key
 from badges.health import Health, crashed_services, not_ready_reasons
 from badges.schemas.catalog import load_catalog
-from badges.tables.config_view import ConfigView
+from badges.tables.compiled_config import CompiledConfigCache
 
 ORG = "0b8a3f0e-0000-4000-8000-000000000001"
 TPL = "7d4f6a52-0000-4000-8000-0000000000aa"
@@ -29,7 +29,7 @@ def entities() -> list[tuple[bytes, bytes]]:
 
 
 def test_the_view_is_not_loaded_until_the_store_is_read_and_then_holds_every_stored_record() -> None:
-    view = ConfigView(load_catalog())
+    view = CompiledConfigCache(load_catalog())
     assert not view.loaded
     view.reload(entities())
     assert view.loaded
@@ -38,7 +38,7 @@ def test_the_view_is_not_loaded_until_the_store_is_read_and_then_holds_every_sto
 
 
 def test_a_reload_replaces_what_callbacks_built_and_later_callbacks_still_apply() -> None:
-    view = ConfigView(load_catalog())
+    view = CompiledConfigCache(load_catalog())
     org, tpl = entities()
     view.apply(*org)  # seen during recovery, then the store is the truth
     view.reload([tpl])
@@ -49,7 +49,7 @@ def test_a_reload_replaces_what_callbacks_built_and_later_callbacks_still_apply(
 
 
 async def test_waiting_for_the_configuration_ends_when_it_is_loaded() -> None:
-    view = ConfigView(load_catalog())
+    view = CompiledConfigCache(load_catalog())
     waiter = asyncio.ensure_future(view.wait_loaded())
     await asyncio.sleep(0.01)
     assert not waiter.done()
@@ -62,7 +62,7 @@ def runtime(*, loaded: bool = True, recovered: bool = True, rebalancing: bool = 
     completed = asyncio.Event()
     if recovered:
         completed.set()
-    config = ConfigView(load_catalog())
+    config = CompiledConfigCache(load_catalog())
     if loaded:
         config.reload([])
     kafka_ingest = SimpleNamespace(joined=joined) if joined is not None else None

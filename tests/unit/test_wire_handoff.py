@@ -15,8 +15,8 @@ from aiokafka.structs import ConsumerRecord
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from badges.agents.ingest import Forwarder, decode_batch
-from badges.agents.ingest import _dead_letter_of as kafka_dead_letter
+from badges.agents.kafka_ingest import Forwarder, decode_batch
+from badges.agents.kafka_ingest import _dead_letter_of as kafka_dead_letter
 from badges.agents.redis_ingest import Entry, decode_entries
 from badges.agents.redis_ingest import _dead_letter_of as redis_dead_letter
 from badges.domain.events import Learner, LearnerEvent

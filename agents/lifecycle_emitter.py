@@ -1,5 +1,7 @@
 """Badge lifecycle events out: BADGE_AWARDED / BADGE_REVOKED in the event-bus wire format.
 
+Not an agent: the Credly sink calls the emitter once a provider call has succeeded.
+
 Other Open edX services consume ``{prefix-}learning-badges-lifecycle`` with edx-event-bus-kafka,
 so the events use the openedx-events schemas, the Confluent framing and the ``ce_*`` headers.
 With a schema registry the schemas are registered (TopicRecordNameStrategy) and their ids used;

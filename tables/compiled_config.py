@@ -1,4 +1,5 @@
-"""Every worker's live view of the configuration topic, compiled for the hot path.
+"""The compiled-configuration cache: every worker's live view of the configuration topic,
+compiled for the hot path.
 
 The configuration GlobalTable reads ``{app_id}-config`` on every worker. The view is rebuilt
 from the table's *store* each time Faust finishes a recovery (``reload``), and kept current
@@ -28,7 +29,7 @@ from badges.schemas.catalog import Catalog
 log = logging.getLogger(__name__)
 
 
-class ConfigView:
+class CompiledConfigCache:
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
         self._raw: dict[bytes, bytes] = {}
