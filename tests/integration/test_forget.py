@@ -132,6 +132,7 @@ def test_json_log_lines_name_the_learner_template_and_event(stack: Stack) -> Non
     assert all({"time", "level", "logger", "message"} <= d.keys() for d in docs)
     forgot = [d for d in docs if d.get("learner_id") == ADA[0] and "forgot" in d["message"]]
     assert {d["logger"] for d in forgot} == {"badges.agents.progress", "badges.agents.sink"}
-    issued = [d for d in docs if d.get("learner_id") == KEPT[0] and d["message"] == "award: issued"]
-    assert issued and issued[0]["template"] == DEMO_T and issued[0]["event_id"]
+    # The routine per-badge outcome line ("award: issued", with template and event_id) is at
+    # debug since issue 20b, and debug lines of the libraries carry message contents: the
+    # fields of a block of work are checked in tests/unit/test_logs.py.
     assert not any(pii in line for line in lines for pii in ADA[1:]), "no PII in the log"
