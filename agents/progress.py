@@ -129,6 +129,8 @@ class ProgressProcessor:
         if matched_pen:
             metrics.PENALTIES_MATCHED.inc(matched_pen)
         dumps = orjson.dumps
+        for state in dirty.values():
+            state["at"] = offset  # which of two writes is newer, for a recovery (progress.newer_of)
         await self._record_applied(partition, offset, [(key, dumps(state)) for key, state in dirty.items()])
         metrics.FULFILLMENTS.inc(len(dirty))
         fault_point("progress.after_state_write")
@@ -141,9 +143,9 @@ class ProgressProcessor:
         if env.replay_id:
             await self._count_replay(env.replay_id, env.end, partition, len(events), added, decisions)
         for learner_id in env.forget:
-            await self.forget(partition, learner_id)
+            await self.forget(partition, offset, learner_id)
 
-    async def forget(self, partition: int, learner_id: int) -> None:
+    async def forget(self, partition: int, offset: int, learner_id: int) -> None:
         """Rewrite the learner's progress without name, username and e-mail, then ask the sink
         (same partition, after every decision taken so far) to do the same with its records.
 
@@ -154,6 +156,7 @@ class ProgressProcessor:
         state = load_state(self.writer.get(key))
         if state is not None:
             forgotten = forget_progress(state, learner_id, int(time.time() * 1e6))
+            forgotten["at"] = offset
             await self.writer.put(partition, key, orjson.dumps(forgotten))
         await self.rt.app.producer.send(self.decisions_topic, key, encode_forget(learner_id), partition, None, None)
         log.info("forgot learner %d's identity in progress", learner_id, extra={"learner_id": learner_id})

@@ -20,9 +20,10 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, NamedTuple
 
 import orjson
+from aiokafka.errors import KafkaError
 
 from badges import metrics
 from badges.agents.lifecycle_emitter import AWARDED, REVOKED, LifecycleEmitter, badge_uuid
@@ -33,10 +34,11 @@ from badges.domain.engine import Decision, award_before, desired_decision, revok
 from badges.domain.forget import forget_issuance, is_forgotten
 from badges.domain.issuance import IssuanceRecord, Status
 from badges.domain.model import CompiledConfig
-from badges.faults import fault_point
+from badges.faults import fails_for, fault_point
 from badges.kafka.offsets import is_learner_key
 from badges.logs import log_context
 from badges.tables.writer import TableWriter
+from badges.wire.deadletter import dead_letter_headers
 from badges.wire.decisions import RETRY_FAILED, Forget, decode_message
 from badges.wire.envelope import learner_partition
 
@@ -46,6 +48,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Records = dict[str, IssuanceRecord]  # one learner's issuance records, by template
+SINK_ERROR = "sink_error"  # the dead-letter reason of a decision that fails on its own
+
+
+class DecisionMessage(NamedTuple):
+    """A decisions message as the sink's batches hold it."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
 # How long the sink waits for more decisions to call Credly for concurrently: under a trickle it
 # is added to every badge's latency; under load the batch fills first.
 SINK_BATCH_WAIT_S = 0.005
@@ -199,11 +212,11 @@ class Sink:
 
     # --- one batch --------------------------------------------------------------------------
 
-    async def process_batch(self, items: list[tuple[int, bytes | None, bytes]]) -> None:
-        """``items``: (partition, key, value) of each decisions message, in offset order."""
+    async def process_batch(self, items: list[DecisionMessage]) -> None:
+        """``items``: the decisions messages of the batch, in offset order."""
         work: dict[bytes, tuple[int, list[Decision]]] = {}
         taken: list[int] = []  # ce_time of each decision, for the per-hop latency
-        for partition, key, value in items:
+        for partition, _, key, value in items:
             try:
                 message = decode_message(value)
             except Exception as exc:  # noqa: BLE001 - only our own code writes this topic
@@ -219,6 +232,8 @@ class Sink:
                 work = {}
                 continue
             assert isinstance(message, Decision)
+            if fails_for("sink.poison_learner", message.learner.id):
+                raise RuntimeError(f"injected poison decision (learner {message.learner.id})")
             if not message.replayed:
                 taken.append(message.event.time_us)
             lkey = key or str(message.learner.id).encode()
@@ -226,6 +241,17 @@ class Sink:
         metrics.observe_stage("decision_taken", taken)
         async with self.lock:
             await self.carry_out_work(work)
+
+    async def set_aside(self, item: DecisionMessage, exc: BaseException) -> None:
+        """A decisions message that fails on its own (``until_done``) goes to the dead-letter
+        topic with why; the reconciliation carries its badge out once the cause is gone."""
+        metrics.DEAD_LETTERS.labels(SINK_ERROR).inc()
+        settings = self.rt.settings
+        headers = dead_letter_headers([], SINK_ERROR, f"{type(exc).__name__}: {exc}", settings.decisions_topic,
+                                      item.partition, item.offset)
+        sent = await self.rt.app.producer.send(settings.dead_letter_topic, item.key, item.value,
+                                               item.partition % settings.partitions, None, headers)
+        await sent  # on the broker before the decision is acknowledged
 
     async def carry_out_work(self, work: dict[bytes, tuple[int, list[Decision]]]) -> None:
         """Carry out decisions grouped by learner; callers hold ``self.lock``."""
@@ -483,28 +509,74 @@ class PipelinedBatches:
                 await self.ack(event)
 
 
+# Failures of a batch, with an error that is not the broker's, before its learners are tried
+# apart (``until_done``).
+POISON_AFTER = 3
+
+
+def _transient(exc: BaseException) -> bool:
+    """The broker or the network, not the decisions: every batch fails alike until it is back."""
+    return isinstance(exc, (KafkaError, OSError))
+
+
 async def until_done(
     process: Callable[[list[Any]], Awaitable[None]], items: list[Any], *, stop: Callable[[], bool],
-    first_wait_s: float = 0.5,
+    set_aside: Callable[[Any, BaseException], Awaitable[None]] | None = None,
+    key_of: Callable[[Any], Any] = lambda item: item, first_wait_s: float = 0.5,
 ) -> None:
-    """Process a batch of decisions until it succeeds.
+    """Process a batch of decisions until it succeeds, or set aside the one that cannot be.
 
     Faust's ``take_events`` acknowledges a batch even when the code that got it raises, so an
     exception that left the loop would commit decisions never carried out. Processing a batch
     again is safe (outcomes are recorded, unknown ones looked up in Credly first), so an
     unexpected error is logged and the batch retried with backoff, holding its partitions.
+
+    An error that is not the broker's and fails a batch ``POISON_AFTER`` times may come from one
+    decision (a poison message, a bug a learner's records trigger): retrying it forever would
+    hold every learner of its partitions. The batch is then carried out learner by learner
+    (``key_of``), and a learner's decisions one by one, each with the same rule; a single decision
+    that still fails goes to ``set_aside`` (the dead-letter topic) and the rest go on. Nothing is
+    lost by it: the desired state lives in the progress table, and the reconciliation after
+    each rebalance and every ``RECONCILE_EVERY_S`` carries it out once the cause is gone. The
+    broker's errors never set anything aside: they fail every batch alike, and it waits.
     """
     wait = first_wait_s
+    failures = 0
     while True:
         try:
             await process(items)
             return
-        except Exception:  # see the docstring; cancellation still propagates
+        except Exception as exc:  # see the docstring; cancellation still propagates
             if stop():
                 raise
+            failures += 1
+            if set_aside is not None and failures >= POISON_AFTER and not _transient(exc):
+                await _apart(process, items, exc, stop=stop, set_aside=set_aside, key_of=key_of,
+                             first_wait_s=first_wait_s)
+                return
             log.exception("Credly sink: a batch of %d decision(s) failed; retrying in %.1fs", len(items), wait)
             await asyncio.sleep(wait)
             wait = min(wait * 2, BATCH_RETRY_MAX_S)
+
+
+async def _apart(process: Callable[[list[Any]], Awaitable[None]], items: list[Any], exc: BaseException, *,
+                 stop: Callable[[], bool], set_aside: Callable[[Any, BaseException], Awaitable[None]],
+                 key_of: Callable[[Any], Any], first_wait_s: float) -> None:
+    """``items`` by learner (in the order of their first decision), or one by one when they are
+    one learner's; a lone decision that keeps failing is set aside."""
+    if len(items) == 1:
+        log.error("Credly sink: a decision failed %d times (%s: %s); sending it to the dead-letter topic",
+                  POISON_AFTER, type(exc).__name__, exc)
+        await set_aside(items[0], exc)
+        return
+    groups: dict[Any, list[Any]] = {}
+    for item in items:
+        groups.setdefault(key_of(item), []).append(item)
+    parts = list(groups.values()) if len(groups) > 1 else [[item] for item in items]
+    log.warning("Credly sink: a batch of %d decision(s) failed %d times (%s: %s); carrying out its %d parts apart",
+                len(items), POISON_AFTER, type(exc).__name__, exc, len(parts))
+    for part in parts:
+        await until_done(process, part, stop=stop, set_aside=set_aside, key_of=key_of, first_wait_s=first_wait_s)
 
 
 def register(runtime: "Runtime") -> Sink:
@@ -515,8 +587,10 @@ def register(runtime: "Runtime") -> Sink:
         manual = stream.noack()  # an event is acknowledged once carried out (PipelinedBatches)
         batches = PipelinedBatches(
             lambda events: until_done(sink.process_batch,
-                                      [(e.message.partition, e.message.key, e.value) for e in events],
-                                      stop=lambda: runtime.app.should_stop),
+                                      [DecisionMessage(e.message.partition, e.message.offset, e.message.key, e.value)
+                                       for e in events],
+                                      stop=lambda: runtime.app.should_stop, set_aside=sink.set_aside,
+                                      key_of=lambda m: m.key),
             manual.ack, batch_max, SINK_BATCH_WAIT_S,
             owned=lambda e: e.message.tp in runtime.app.consumer.assignment())
         await batches.run(manual.events())

@@ -65,12 +65,15 @@ def fault_point(name: str) -> None:
 # ``progress.changelog_write`` fails the n-th changelog write of the progress agent as a broker
 # would (the record is not sent; its future raises), to prove that a commit never passes it.
 FAIL_ENV = "BADGES_FAIL_POINT"
-FAIL_POINTS = ("progress.changelog_write",)
+# ``sink.poison_learner:ID`` makes every decision of learner ID fail the sink's batch that holds
+# it (a "poison" decision, as a bug its records trigger would), to prove that it is set aside
+# instead of holding every learner of its partition (``agents/sink.py`` ``until_done``).
+FAIL_POINTS = ("progress.changelog_write", "sink.poison_learner")
 _fail = os.environ.get(FAIL_ENV)
 _fail_armed = _fail.partition(":")[0] if _fail else None
 if _fail_armed is not None and _fail_armed not in FAIL_POINTS:
     raise SystemExit(f"{FAIL_ENV}={_fail}: unknown fail point; known: {', '.join(FAIL_POINTS)}")
-_fail_nth = int(_fail.partition(":")[2] or 1) if _fail else 0
+_fail_arg = int(_fail.partition(":")[2] or 1) if _fail else 0  # the n-th time, or the learner id
 _fail_hits = 0
 
 
@@ -80,10 +83,15 @@ def fails(name: str) -> bool:
     if _fail_armed != name:
         return False
     _fail_hits += 1
-    if _fail_hits == _fail_nth:
+    if _fail_hits == _fail_arg:
         sys.stderr.write(f"fail point {name} reached ({_fail_hits}): this operation fails\n")
         return True
     return False
+
+
+def fails_for(name: str, value: int) -> bool:
+    """True every time the armed fail point is ``name:value``."""
+    return _fail_armed == name and _fail_arg == value
 
 
 _ledger_path = os.environ.get(LEDGER_ENV)

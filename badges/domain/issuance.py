@@ -232,3 +232,34 @@ def call_refused(rec: IssuanceRecord, action: Action, *, error: str, error_type:
         return replace(rec, status=Status.FAILED, last_error=error, error_type=error_type, updated=now,
                        in_flight=False)
     return replace(rec, status=Status.REVOKE_FAILED, last_error=error, error_type=error_type, updated=now)
+
+
+# --- recovery ----------------------------------------------------------------------------------
+
+def newer_records(current: dict[str, dict[str, Any]], incoming: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Which of two changelog writes of one learner's records (stored form, by template) a table
+    recovery keeps, template by template.
+
+    The sink writes a record's versions in order (``applied`` only goes up), so the incoming
+    write is the newer one, except when it comes from a worker that lost the partition and does
+    not know it yet (an evicted member finishing the batch it had: Kafka fences its offset
+    commits, not its produce calls). Its write carries a lower ``applied_v`` (or the same one
+    and fewer provider ``attempts``; both only go up), or the identity a ``forget`` erased
+    since: the recovery keeps the current record. A template that only the current write has
+    (the evicted worker's copy is older than the template's first decision) is kept too: the
+    sink never removes one. A stale copy that differs only in its intent (same version and
+    attempts) still wins, as the last write; at worst a call's "look the badge up first" is
+    lost, and the provider's refusal of a duplicate (Credly's 422, then a lookup) covers it.
+    """
+    merged = dict(current)
+    for template, new in incoming.items():
+        old = current.get(template)
+        if old is None or not _supersedes(IssuanceRecord.from_dict(old), IssuanceRecord.from_dict(new)):
+            merged[template] = new
+    return merged
+
+
+def _supersedes(old: IssuanceRecord, new: IssuanceRecord) -> bool:
+    if (old.applied_v, old.attempts) != (new.applied_v, new.attempts):
+        return (old.applied_v, old.attempts) > (new.applied_v, new.attempts)
+    return old.forgotten and not new.forgotten

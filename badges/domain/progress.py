@@ -78,6 +78,24 @@ class LearnerState(TypedDict):
     v: int
     learner: LearnerIdentity
     templates: dict[str, TemplateProgress]
+    # The learner-events offset of the envelope that wrote this record last (its partition is the
+    # learner's): which of two writes of the record is newer (``newer_of``).
+    at: NotRequired[int]
+
+
+def newer_of(current: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
+    """Which of two changelog writes of one learner's record a table recovery keeps.
+
+    One worker writes a learner's record in the order of the envelopes it applies, so the
+    incoming write is the newer one, except when it comes from a worker that lost the partition
+    and does not know it yet (an evicted member still applying the envelopes it fetched: Kafka
+    fences its offset commits, not its produce calls). Its write carries an older envelope's
+    offset and would take the learner back in time: the recovery keeps the current record.
+    Records without an offset (written before it existed) keep the last-write-wins order.
+    """
+    if current.get("at", -1) > incoming.get("at", -1):
+        return current
+    return incoming
 
 
 def event_record(event: LearnerEvent) -> EventRecord:

@@ -147,3 +147,49 @@ def test_an_intent_never_completed_is_carried_out_after_a_restart(stack: Stack) 
     lookups = [r for r in stack.credly_requests()
                if r["method"] == "GET" and f"issuer_earner_id::{learner}" in str(r.get("query", ""))]
     assert lookups, "an intent's outcome is unknown: Credly is asked before issuing"
+
+
+def test_a_poison_decision_is_dead_lettered_its_partition_goes_on_and_a_restart_issues_it(stack: Stack) -> None:
+    """A decision that fails the sink's batch every time (``sink.poison_learner``, as a bug its
+    records trigger would) must not hold the learners of its partition: after a few tries the
+    batch is carried out learner by learner, the poison decision goes to the dead-letter topic
+    (reason ``sink_error``) and a learner of the same partition gets the badge. Nothing is lost:
+    the desired state is in the progress table, and a worker without the fault reconciles it."""
+    from badges.wire.envelope import learner_partition
+    from tests.support.cluster import wait_until
+
+    poison = 850
+    partitions = stack.settings.partitions
+    neighbour = next(n for n in range(851, 1000) if learner_partition(n, partitions) == learner_partition(poison, partitions))
+    worker_env = {"BADGES_CREDLY_TIMEOUT_S": "1", "BADGES_CREDLY_MAX_ATTEMPTS": "4",
+                  "BADGES_CREDLY_SHARED_RATE_LIMIT": "true"}
+
+    def restart(**extra: str) -> None:
+        for running in stack.workers:
+            assert running.stop() == 0
+        stack.workers.clear()
+        stack.start_worker(**worker_env, **extra)
+
+    restart(BADGES_FAIL_POINT=f"sink.poison_learner:{poison}")
+    try:
+        poisoned = complete(stack, poison)
+        neighbours = complete(stack, neighbour)
+        stack.wait_badges(lambda b: any(x["recipient_email"] == neighbours for x in b),
+                          what="the badge of a learner of the poison decision's partition")
+
+        def dead_letter() -> list[Any]:
+            return [m for m in stack.read(f"{stack.app_id}-dead-letters", min_count=0, timeout=5)
+                    if m.key() == str(poison).encode() and (b"dlq_reason", b"sink_error") in
+                    [(k.encode(), v) for k, v in m.headers() or ()]]
+
+        [letter] = wait_until(dead_letter, what="the poison decision on the dead-letter topic")
+        headers = dict(letter.headers())
+        assert headers["dlq_source_topic"] == f"{stack.app_id}-badge-decisions".encode()
+        assert b"injected poison decision" in headers["dlq_detail"]
+        assert not [b for b in stack.credly_badges() if b["recipient_email"] == poisoned]
+    finally:
+        restart()
+    badges = stack.wait_badges(lambda b: any(x["recipient_email"] == poisoned for x in b), timeout=90,
+                               what="the poison learner's badge, reconciled by a worker without the fault")
+    assert len([b for b in badges if b["recipient_email"] == poisoned]) == 1
+    assert len([b for b in badges if b["recipient_email"] == neighbours]) == 1

@@ -154,3 +154,43 @@ def test_a_configuration_changed_around_a_restart_is_the_one_the_worker_runs(sta
     stack.send([passed(stack, learner, C3)])
     stack.wait_badges(lambda b: badges_of(stack, learner), what="a badge of the template activated around the restart")
     assert [b["badge_template"]["id"] for b in badges_of(stack, learner)] == [T_LATE]
+
+
+def _changelog_writes(stack: Stack, table: str, learner: int) -> list[Any]:
+    """The worker's own writes of a learner's record to a table's changelog, oldest first."""
+    key = str(learner).encode()
+    return [m for m in stack.read(f"{stack.app_id}-{table}-changelog") if m.key() == key]
+
+
+@pytest.mark.parametrize("kind", ["graceful", "sigkill"])
+def test_late_writes_of_an_evicted_worker_lose_the_recovery_to_the_owners_newer_records(
+        stack: Stack, kind: str) -> None:
+    """Issue 13: "a write with a lower version (an evicted worker) is ignored". A worker evicted
+    from the group keeps producing until it notices (Kafka fences its commits, not its writes;
+    tansu fences neither): its copies of a learner's records, older than the new owner's, land
+    in the changelogs after them. Made by construction here: the worker's own earlier writes
+    (real bytes, from the changelogs) sent again after its newer ones, then a restart, which
+    recovers the tables from the changelogs. Without ``NewerWinsTable`` the learner goes back to
+    half-way through the template with its badge's intent in flight."""
+    learner = 1001 if kind == "graceful" else 1101
+    worker = start(stack)
+    stack.send([passed(stack, learner, C1)])
+    wait_until(lambda: "c1" in fulfilled(worker, learner, T_AND), what=f"c1 of learner {learner}")
+    stack.send([passed(stack, learner, C2)])
+    stack.wait_badges(lambda b: badges_of(stack, learner), what=f"the badge of learner {learner}")
+    issued = ["issued"]
+    wait_until(lambda: [t["issuance"]["status"] for t in api(worker, f"/api/learners/{learner}")["templates"]
+                        if t["template"] == T_AND] == issued, what="the issuance record of the badge")
+
+    half_way = next(m for m in _changelog_writes(stack, "progress", learner) if b'"c2"' not in m.value())
+    intent = next(m for m in _changelog_writes(stack, "issuance", learner) if b'"in_flight":true' in m.value())
+    producer = stack.producer()
+    for stale in (half_way, intent):  # the evicted worker's late copies, after the owner's writes
+        producer.produce(stale.topic(), key=stale.key(), value=stale.value(), partition=stale.partition())
+    assert producer.flush(30) == 0
+
+    worker = restart(stack, worker, kind)
+    assert fulfilled(worker, learner, T_AND) == {"c1", "c2"}
+    [record] = [t["issuance"] for t in api(worker, f"/api/learners/{learner}")["templates"] if t["template"] == T_AND]
+    assert record["status"] == "issued" and not record["in_flight"], record
+    assert len(badges_of(stack, learner)) == 1

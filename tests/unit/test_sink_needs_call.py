@@ -66,6 +66,51 @@ async def test_a_failing_batch_is_given_up_only_when_the_worker_stops() -> None:
         await until_done(broken, [1], stop=lambda: True, first_wait_s=0)
 
 
+async def test_a_poison_decision_is_set_aside_and_the_rest_of_its_batch_carried_out() -> None:
+    """One decision that fails every time (a bug its records trigger) must not hold every learner
+    of its partitions: the batch is carried out learner by learner, then one by one, and only
+    the decision that fails alone is set aside; each learner's decisions keep their order."""
+    from badges.agents.sink import POISON_AFTER, until_done
+
+    done: list[str] = []
+    aside: list[tuple[str, str]] = []
+
+    async def process(items: list[str]) -> None:
+        if "b2" in items:
+            raise KeyError("b2's records")
+        done.extend(items)
+
+    async def set_aside(item: str, exc: BaseException) -> None:
+        aside.append((item, type(exc).__name__))
+
+    await until_done(process, ["a1", "b1", "c1", "b2", "a2", "b3"], stop=lambda: False, set_aside=set_aside,
+                     key_of=lambda item: item[0], first_wait_s=0)
+    assert aside == [("b2", "KeyError")]
+    assert done == ["a1", "a2", "b1", "b3", "c1"]  # by learner; b's in order, around the poison one
+    assert POISON_AFTER >= 2  # a one-off failure is retried as a whole first
+
+
+async def test_the_brokers_errors_never_set_a_decision_aside() -> None:
+    from aiokafka.errors import KafkaTimeoutError
+
+    from badges.agents.sink import POISON_AFTER, until_done
+
+    calls = 0
+
+    async def process(items: list[str]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 3 * POISON_AFTER:
+            raise KafkaTimeoutError() if calls % 2 else ConnectionResetError("broker gone")
+    aside: list[str] = []
+
+    async def set_aside(item: str, exc: BaseException) -> None:
+        aside.append(item)
+
+    await until_done(process, ["a1"], stop=lambda: False, set_aside=set_aside, first_wait_s=0)
+    assert aside == [] and calls == 3 * POISON_AFTER + 1
+
+
 def _state(learner: int, template: str, status: str, version: int) -> dict:
     event = {"event_id": f"e-{learner}", "event_type": "t", "time": "2024-01-01T00:00:00+00:00",
              "time_us": 1, "origin": "o"}
