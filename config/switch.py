@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Literal
 
 from badges.config.entities import ConfigSnapshot, Template
+from badges.domain.findings import Finding
 from badges.domain.index import compile_template
 from badges.schemas.catalog import Catalog
 
@@ -42,11 +43,12 @@ def switch_template(snapshot: ConfigSnapshot, uuid: str, active: bool, catalog: 
         )
     updated = template.model_copy(update={"is_active": active})
     if active:
-        problems: list[str] = []
-        compile_template(updated, catalog, problems)
-        if problems:
+        findings: list[Finding] = []
+        compile_template(updated, catalog, findings)
+        errors = [str(f) for f in findings if f.is_error]
+        if errors:
             raise TemplateSwitchError(
-                f"template {uuid} cannot be activated: {'; '.join(problems)}", "refused")
+                f"template {uuid} cannot be activated: {'; '.join(errors)}", "refused")
     return updated
 
 
