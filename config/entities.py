@@ -159,11 +159,13 @@ class Requirement(BaseModel):
 
 
 class GroupSettings(BaseModel):
-    """Per-group settings of a template; a group without them needs one fulfillment."""
+    """Per-group settings of a template; a group without them needs one fulfillment. Whether
+    ``min`` fits the group is compilation's finding (``group_min_out_of_range``), not a reason
+    to refuse the whole record."""
 
     model_config = _ENTITY_CONFIG
 
-    min: int = Field(default=1, ge=1)
+    min: int = 1
 
 
 class Penalty(BaseModel):

@@ -6,8 +6,12 @@ taken as the text written (``value: yes`` is the string ``yes``, ``active: +`` i
 the boolean words of the rules (``true True yes Yes +`` / ``false False no No -``) are not YAML's.
 
 Validation reports every error, not the first: structural checks run through pydantic (its
-errors are mapped back to YAML paths) and the semantic checks (event types, key paths, boolean
-words, ids, penalty targets) run on the raw tree, so one bad field does not hide the others.
+errors are mapped back to YAML paths), a few checks of what only a file can get wrong run on the
+raw tree (duplicate uuids, the keys of a badge requirement), and what the rules mean (event
+types, key paths, boolean words, ids, penalty targets, groups, windows, activation) is checked by
+compilation, the worker's own check: each template is normalised into the entity the
+configuration topic would hold and compiled, and each finding is reported at the YAML path of its
+place. One bad field does not hide the others.
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 from pydantic import ValidationError
 
 from badges.domain.dependencies import find_cycles
-from badges.domain.rule_language import (
-    OPERATOR_SIGNS, check_event_type, check_rule, parse_boolean_word,
-)
-from badges.domain.timespan import parse_instant
+from badges.domain.findings import Finding
+from badges.domain.index import compile_template
+from badges.domain.rule_language import OPERATOR_SIGNS, parse_boolean_word, parse_operator
+from badges.domain.timespan import parse_duration, parse_instant
 from badges.config.entities import (
     BooleanWord,
     ConfigSnapshot,
@@ -89,6 +93,7 @@ class _Collector:
         self.lines = lines
         self.errors: list[ConfigError] = []
         self.warnings: list[ConfigError] = []
+        self.error_locs: set[Loc] = set()  # where an error is (compilation's findings under it are left out)
 
     def line(self, loc: Loc) -> int | None:
         loc = tuple(loc)
@@ -101,6 +106,7 @@ class _Collector:
 
     def error(self, loc: Loc, message: str) -> None:
         self.errors.append(ConfigError(format_path(loc), self.line(loc), message))
+        self.error_locs.add(tuple(loc))
 
     def warn(self, loc: Loc, message: str) -> None:
         self.warnings.append(ConfigError(format_path(loc), self.line(loc), message, "warning"))
@@ -249,6 +255,7 @@ def _to_data(node: yaml.Node, loc: Loc, out: _Collector) -> Any:
                     ConfigError(format_path(sub), key_node.start_mark.line + 1,
                                 f"duplicate key {key!r}")
                 )
+                out.error_locs.add(sub)
                 continue
             out.lines[sub] = key_node.start_mark.line + 1
             data[key] = _to_data(value_node, sub, out)
@@ -320,7 +327,9 @@ def _map_pydantic(exc: ValidationError, out: _Collector) -> None:
             out.error(loc, msg[len("Value error, "):] if msg.startswith("Value error, ") else msg)
 
 
-# --- semantic checks on the raw tree -----------------------------------------------------------
+# --- the file's own checks on the raw tree -----------------------------------------------------
+# What only a file can get wrong (duplicate uuids, which keys a badge requirement may have, a
+# missing event type); what the rules *mean* is compilation's to check (below).
 
 
 def _listed(value: Any) -> list[Any]:
@@ -340,24 +349,6 @@ def _canonical_uuid(value: Any) -> str | None:
         return None
 
 
-# Event types the LMS emits many times per learner (every grade change, every enrollment
-# change): without a rule, a requirement or penalty on them reacts to all of them (docs/CONTRACT.md "Rules beyond the reference", warnings).
-FREQUENT = frozenset({
-    "org.openedx.learning.course.passing.status.updated.v1",
-    "org.openedx.learning.ccx.course.passing.status.updated.v1",
-    "org.openedx.learning.course.enrollment.changed.v1",
-})
-
-
-@dataclass(frozen=True)
-class _Req:
-    """What the template-level checks need to know of one requirement."""
-
-    loc: Loc
-    group: str | None
-    badge: str | None  # the template whose badge fulfills it (canonical uuid)
-
-
 def badge_cycles(refs: dict[str, list[tuple[str, Loc]]], out: _Collector) -> None:
     """Report every cycle of badge requirements at the requirement that closes it."""
     graph = {uuid: [target for target, _ in targets] for uuid, targets in refs.items()}
@@ -372,32 +363,11 @@ def badge_cycles(refs: dict[str, list[tuple[str, Loc]]], out: _Collector) -> Non
                   "badge requirements form a cycle: " + " -> ".join(cycle))
 
 
-class _Semantics:
-    def __init__(self, catalog: Any, out: _Collector) -> None:
-        self.catalog = catalog
+class _Shape:
+    """The checks of what a file may say that compilation never sees."""
+
+    def __init__(self, out: _Collector) -> None:
         self.out = out
-
-    def event_spec(self, value: Any, loc: Loc) -> Any:
-        """The compiler's check of an event type (``check_event_type``), reported at ``loc``."""
-        event_type = _text(value)
-        if event_type is None:
-            return None  # reported by the structural check
-        spec, finding = check_event_type(event_type, self.catalog)
-        if finding is not None:
-            self.out.error(loc, finding.message)
-        return spec
-
-    def rules(self, rules: Any, spec: Any, loc: Loc) -> None:
-        """The compiler's check of each rule (``check_rule``), reported at the field at fault."""
-        for k, rule in enumerate(_listed(rules)):
-            if not isinstance(rule, dict):
-                continue
-            key_path = _text(rule.get("key_path"))
-            if key_path is None or spec is None:
-                continue
-            finding = check_rule(key_path, rule.get("value"), spec)
-            if finding is not None:
-                self.out.error(loc + (k, finding.field), finding.message)
 
     def organizations(self, orgs: Any) -> None:
         seen: dict[str, int] = {}
@@ -428,18 +398,9 @@ class _Semantics:
                 )
 
     def templates(self, templates: Any) -> None:
-        items = _listed(templates)
-        # Requirement ids of every template, to tell "unknown" from "of another template".
-        owners: dict[str, list[int]] = {}
-        for i, tpl in enumerate(items):
-            if isinstance(tpl, dict):
-                for req in _listed(tpl.get("requirements")):
-                    rid = _text(req.get("id")) if isinstance(req, dict) else None
-                    if rid is not None and i not in owners.setdefault(rid, []):
-                        owners[rid].append(i)
         seen_uuids: dict[str, int] = {}
         badge_refs: dict[str, list[tuple[str, Loc]]] = {}
-        for i, tpl in enumerate(items):
+        for i, tpl in enumerate(_listed(templates)):
             if not isinstance(tpl, dict):
                 continue
             loc: Loc = ("templates", i)
@@ -450,153 +411,188 @@ class _Semantics:
                                    f"(also templates[{seen_uuids[uuid]}])")
                 else:
                     seen_uuids[uuid] = i
-            reqs = self.requirements(tpl.get("requirements"), loc + ("requirements",))
-            self.groups(tpl.get("groups"), reqs, loc + ("groups",))
-            self.penalties(tpl.get("penalties"), loc + ("penalties",), i, reqs, owners)
-            if uuid is not None:
-                badge_refs.setdefault(uuid, []).extend(
-                    (r.badge, r.loc) for r in reqs.values() if r.badge is not None
-                )
-            if parse_boolean_word(tpl.get("active")) is True and not _listed(tpl.get("requirements")):
-                self.out.error(loc + ("active",), "an active template needs at least one requirement")
+            for j, req in enumerate(_listed(tpl.get("requirements"))):
+                if isinstance(req, dict):
+                    badge = self.requirement(req, loc + ("requirements", j))
+                    if badge is not None and uuid is not None:
+                        badge_refs.setdefault(uuid, []).append((badge, loc + ("requirements", j)))
         badge_cycles(badge_refs, self.out)
 
-    def requirements(self, reqs: Any, loc: Loc) -> dict[str, _Req]:
-        ids: dict[str, _Req] = {}
-        for j, req in enumerate(_listed(reqs)):
-            if not isinstance(req, dict):
-                continue
-            rloc = loc + (j,)
-            rid = _text(req.get("id"))
-            badge = _canonical_uuid(req.get("badge")) if req.get("badge") is not None else None
-            if rid is not None:
-                if rid in ids:
-                    first = ids[rid].loc
+    def requirement(self, req: dict[str, Any], loc: Loc) -> str | None:
+        """Which keys a requirement of each kind has; the template its badge names, if any."""
+        if req.get("badge") is not None:
+            for key in ("event_type", "rules", "not_before", "not_after"):
+                if key in req:
                     self.out.error(
-                        rloc + ("id",),
-                        f"duplicate requirement id {rid!r} (also {format_path(first)}, "
-                        f"line {self.out.line(first)})",
+                        loc + (key,),
+                        f"a badge requirement has no {key}: it is fulfilled while the learner "
+                        "holds the named template's badge",
                     )
-                else:
-                    ids[rid] = _Req(rloc, _text(req.get("group")), badge)
-            if req.get("badge") is not None:
-                self.badge_requirement(req, rloc)
-                continue
-            if "badge" in req:
-                self.out.error(rloc + ("badge",), "expected the uuid of a badge template")
-            if req.get("event_type") is None:
-                self.out.error(rloc + ("event_type",), "required field 'event_type' is missing "
-                               "(or 'badge': the template whose badge fulfills it)")
-            spec = self.event_spec(req.get("event_type"), rloc + ("event_type",))
-            self.rules(req.get("rules"), spec, rloc + ("rules",))
-            self.window(req, rloc)
-            if spec is not None and spec.event_type in FREQUENT and not _listed(req.get("rules")):
-                self.out.warn(
-                    rloc + ("rules",),
-                    f"requirement {rid!r} has no rules: every {spec.event_type} event fulfills it",
-                )
-        return ids
+            return _canonical_uuid(req.get("badge"))
+        if "badge" in req:
+            self.out.error(loc + ("badge",), "expected the uuid of a badge template")
+        if req.get("event_type") is None:
+            self.out.error(loc + ("event_type",), "required field 'event_type' is missing "
+                           "(or 'badge': the template whose badge fulfills it)")
+        return None
 
-    def badge_requirement(self, req: dict[str, Any], loc: Loc) -> None:
-        for key in ("event_type", "rules", "not_before", "not_after"):
-            if key in req:
-                self.out.error(
-                    loc + (key,),
-                    f"a badge requirement has no {key}: it is fulfilled while the learner holds "
-                    "the named template's badge",
-                )
 
-    def window(self, req: dict[str, Any], loc: Loc) -> None:
-        bounds = {}
-        for key in ("not_before", "not_after"):
-            value = req.get(key)
-            if isinstance(value, str):
-                try:
-                    bounds[key] = parse_instant(value)
-                except ValueError:
-                    pass  # reported by the structural check
-        if len(bounds) == 2 and bounds["not_before"] > bounds["not_after"]:
-            self.out.error(loc + ("not_after",), "not_after is before not_before: no event can match")
+# --- compilation's findings at YAML paths ------------------------------------------------------
+# Every template of the file is normalised into a template entity, as the configuration topic
+# would hold it, and compiled: compilation is the one place that checks ids, penalty targets,
+# groups, windows, activation, event types and key paths. A part that is structurally wrong is
+# stood in for by a placeholder at the same index (so that every place keeps its YAML path), and
+# a finding at or under a place that already has a structural error is left out: one error per
+# mistake.
 
-    def groups(self, groups: Any, reqs: dict[str, _Req], loc: Loc) -> None:
-        if not isinstance(groups, dict):
+_PLACEHOLDER_UUID = "00000000-0000-0000-0000-000000000000"
+_PLACEHOLDER = "(missing)"
+
+
+def _parsed(value: Any, parse: Any) -> str | None:
+    """A duration or instant as written when it parses (else the structural check said why)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parse(value)
+    except ValueError:
+        return None
+    return value
+
+
+def _entity_rule(rule: Any) -> dict[str, Any]:
+    rule = rule if isinstance(rule, dict) else {}
+    return {
+        "key_path": _text(rule.get("key_path")) or _PLACEHOLDER,
+        "operator": parse_operator(rule.get("operator")) or "eq",
+        "value": rule.get("value") if isinstance(rule.get("value"), str) else "",
+    }
+
+
+def _entity_requirement(req: Any, j: int) -> dict[str, Any]:
+    req = req if isinstance(req, dict) else {}
+    rid = _text(req.get("id")) or f"\0requirement {j}"  # no file can name it
+    badge = _canonical_uuid(req.get("badge"))
+    if badge is not None:
+        return {"id": rid, "badge": badge, "group": _text(req.get("group"))}
+    return {
+        "id": rid,
+        "event_type": _text(req.get("event_type")) or _PLACEHOLDER,
+        "group": _text(req.get("group")),
+        "rules": [_entity_rule(r) for r in _listed(req.get("rules"))],
+        "not_before": _parsed(req.get("not_before"), parse_instant),
+        "not_after": _parsed(req.get("not_after"), parse_instant),
+    }
+
+
+def _entity_penalty(pen: Any, k: int) -> dict[str, Any]:
+    pen = pen if isinstance(pen, dict) else {}
+    return {
+        "id": _text(pen.get("id")) or f"\0penalty {k}",
+        "event_type": _text(pen.get("event_type")) or _PLACEHOLDER,
+        "requirements": [t if isinstance(t, str) else "" for t in _listed(pen.get("requirements"))],
+        "rules": [_entity_rule(r) for r in _listed(pen.get("rules"))],
+    }
+
+
+def _group_min(settings: Any) -> int:
+    raw = settings.get("min", 1) if isinstance(settings, dict) else 1
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return 1
+
+
+def _entity_template(tpl: dict[str, Any]) -> Template:
+    """The template entity a file's template stands for (placeholders where it is broken)."""
+    groups = tpl.get("groups")
+    return Template.model_validate({
+        "uuid": _canonical_uuid(tpl.get("uuid")) or _PLACEHOLDER_UUID,
+        "organization": _PLACEHOLDER_UUID,
+        "is_active": parse_boolean_word(tpl.get("active")) is True,
+        "groups": {name: {"min": _group_min(settings)}
+                   for name, settings in (groups.items() if isinstance(groups, dict) else ())},
+        "complete_within": _parsed(tpl.get("complete_within"), parse_duration),
+        "expires_after": _parsed(tpl.get("expires_after"), parse_duration),
+        "requirements": [_entity_requirement(r, j) for j, r in enumerate(_listed(tpl.get("requirements")))],
+        "penalties": [_entity_penalty(p, k) for k, p in enumerate(_listed(tpl.get("penalties")))],
+    })
+
+
+def _requirement_owners(templates: list[Any]) -> dict[str, list[int]]:
+    """Requirement id -> the templates of the file that have it (to say where a target is)."""
+    owners: dict[str, list[int]] = {}
+    for i, tpl in enumerate(templates):
+        for req in _listed(tpl.get("requirements")) if isinstance(tpl, dict) else ():
+            rid = _text(req.get("id")) if isinstance(req, dict) else None
+            if rid is not None and i not in owners.setdefault(rid, []):
+                owners[rid].append(i)
+    return owners
+
+
+@dataclass
+class _Findings:
+    """Compilation's findings of the templates of one file, said at their YAML paths."""
+
+    out: _Collector
+    owners: dict[str, list[int]] = field(default_factory=dict)
+    active_in_file: dict[int, bool] = field(default_factory=dict)  # template -> says `active:`
+
+    def report(self, index: int, finding: Finding) -> None:
+        tloc: Loc = ("templates", index)
+        loc = tloc + finding.place
+        if finding.code == "active_without_requirements" and not self.active_in_file.get(index, True):
+            loc = tloc  # activation kept from the configuration topic: no line says it
+        if self._hidden(loc, finding.is_error):
             return
-        sizes: dict[str, int] = {}
-        for r in reqs.values():
-            if r.group is not None:
-                sizes[r.group] = sizes.get(r.group, 0) + 1
-        for name, settings in groups.items():
-            gloc = loc + (name,)
-            if name not in sizes:
-                valid = ", ".join(sorted(sizes)) or "(none)"
-                self.out.error(gloc, f"no requirement is in group {name!r}; groups: {valid}")
-                continue
-            raw = settings.get("min") if isinstance(settings, dict) else None
-            try:
-                n = int(raw) if isinstance(raw, str) else None
-            except ValueError:
-                continue  # reported by the structural check
-            if n is not None and not 1 <= n <= sizes[name]:
-                self.out.error(
-                    gloc + ("min",),
-                    f"min must be between 1 and {sizes[name]} (the requirements of group "
-                    f"{name!r}), got {n}",
-                )
+        message = self._message(index, finding)
+        if finding.is_error:
+            self.out.error(loc, message)
+        else:
+            self.out.warn(loc, message)
 
-    def penalties(
-        self, pens: Any, loc: Loc, tpl_index: int, own: dict[str, _Req], owners: dict[str, list[int]]
-    ) -> None:
-        ids: dict[str, int] = {}
-        for k, pen in enumerate(_listed(pens)):
-            if not isinstance(pen, dict):
-                continue
-            ploc = loc + (k,)
-            pid = _text(pen.get("id"))
-            if pid is not None:
-                if pid in ids:
-                    first = loc + (ids[pid],)
-                    self.out.error(
-                        ploc + ("id",),
-                        f"duplicate penalty id {pid!r} (also {format_path(first)}, "
-                        f"line {self.out.line(first)})",
-                    )
-                else:
-                    ids[pid] = k
-            spec = self.event_spec(pen.get("event_type"), ploc + ("event_type",))
-            self.rules(pen.get("rules"), spec, ploc + ("rules",))
-            if spec is not None and spec.event_type in FREQUENT and not _listed(pen.get("rules")):
-                self.out.warn(
-                    ploc + ("rules",),
-                    f"penalty {pid!r} has no rules: every {spec.event_type} event resets "
-                    "its requirements",
-                )
-            targets = pen.get("requirements")
-            if targets is None or targets == []:
-                self.out.error(
-                    ploc + ("requirements",) if targets == [] else ploc,
-                    "a penalty targets at least one requirement of its template",
-                )
-                continue
-            for m, target in enumerate(_listed(targets)):
-                rid = _text(target)
-                tloc = ploc + ("requirements", m)
-                if rid is not None and rid in own and own[rid].badge is not None:
-                    self.out.error(tloc, f"requirement {rid!r} is a badge requirement: it follows "
-                                   "that badge, a penalty cannot reset it")
-                if rid is None or rid in own:
-                    continue
-                others = [t for t in owners.get(rid, []) if t != tpl_index]
-                if others:
-                    self.out.error(
-                        tloc,
-                        f"requirement {rid!r} belongs to templates[{others[0]}]; a penalty "
-                        "targets requirements of its own template",
-                    )
-                else:
-                    valid = ", ".join(own) if own else "(none)"
-                    self.out.error(
-                        tloc, f"unknown requirement {rid!r}; requirements of this template: {valid}"
-                    )
+    def _hidden(self, loc: Loc, error: bool) -> bool:
+        """A finding at or under a structural error is that error's consequence; a warning is
+        also left out when a part of its place is wrong."""
+        for bad in self.out.error_locs:
+            if loc[:len(bad)] == bad or (not error and bad[:len(loc)] == loc):
+                return True
+        return False
+
+    def _message(self, index: int, finding: Finding) -> str:
+        tloc: Loc = ("templates", index)
+        if finding.related is not None:
+            first = tloc + finding.related
+            return f"{finding.message} (also {format_path(first)}, line {self.out.line(first)})"
+        if finding.code == "penalty_target_unknown" and finding.ref is not None:
+            others = [t for t in self.owners.get(finding.ref, []) if t != index]
+            if others:
+                return (f"requirement {finding.ref!r} belongs to templates[{others[0]}]; a penalty "
+                        "targets requirements of its own template")
+        if finding.code == "active_without_requirements" and not self.active_in_file.get(index, True):
+            return ("the template is active in the configuration topic and needs at least one "
+                    "requirement")
+        return finding.message
+
+
+def _compile_templates(templates: Any, catalog: Any, out: _Collector) -> None:
+    """Compile every template of the file and report its findings where the file says them."""
+    items = _listed(templates)
+    findings = _Findings(out, _requirement_owners(items))
+    for i, tpl in enumerate(items):
+        if not isinstance(tpl, dict):
+            continue
+        try:
+            entity = _entity_template(tpl)
+        except ValidationError as exc:  # a placeholder missing above: say so, never pass silently
+            if not any(bad[:2] == ("templates", i) for bad in out.error_locs):
+                out.error(("templates", i), f"cannot check this template's rules: {exc.error_count()} "
+                          "unreadable parts")
+            continue
+        found: list[Finding] = []
+        compile_template(entity, catalog, found)
+        for finding in found:
+            findings.report(i, finding)
 
 
 # --- public API --------------------------------------------------------------------------------
@@ -620,14 +616,15 @@ def check_file(text: str, catalog: Any) -> FileCheck:
     if not isinstance(data, dict):
         out.error((), "the file must be a mapping with 'organizations' and 'templates'")
         return FileCheck(None, _sorted(out.errors))
-    sem = _Semantics(catalog, out)
-    sem.organizations(data.get("organizations"))
-    sem.templates(data.get("templates"))
     document: ConfigDocument | None = None
     try:
         document = ConfigDocument.model_validate(data)
     except ValidationError as exc:
         _map_pydantic(exc, out)
+    shape = _Shape(out)
+    shape.organizations(data.get("organizations"))
+    shape.templates(data.get("templates"))
+    _compile_templates(data.get("templates"), catalog, out)
     errors = _sorted(out.errors)
     warnings = _sorted(out.warnings)
     if errors:
@@ -672,13 +669,24 @@ def validate_against(doc: ConfigDocument, snapshot: ConfigSnapshot) -> list[Conf
                 f"template {tpl.uuid} is {entity.credly_state!r} in Credly; only templates that "
                 "are active in Credly can be activated",
             )
-        if active and not tpl.requirements:
-            out.error(
-                loc if tpl.active is None else loc + ("active",),
-                f"template {tpl.uuid} is active and needs at least one requirement",
-            )
+    _activation(doc, snapshot, out)
     _badge_references(doc, snapshot, out)
     return _sorted(out.errors)
+
+
+def _activation(doc: ConfigDocument, snapshot: ConfigSnapshot, out: _Collector) -> None:
+    """Compilation's findings on each template as the file leaves it in the topic (its
+    activation may come from there); the file alone was checked by ``check_file``."""
+    findings = _Findings(out, active_in_file={i: t.active is not None for i, t in enumerate(doc.templates)})
+    for i, tpl in enumerate(doc.templates):
+        synced = snapshot.templates.get(tpl.uuid)
+        if synced is None:
+            continue  # reported: not synced
+        found: list[Finding] = []
+        compile_template(_merged_template(tpl, synced), None, found)
+        for finding in found:
+            if finding.is_error:
+                findings.report(i, finding)
 
 
 def _badge_references(doc: ConfigDocument, snapshot: ConfigSnapshot, out: _Collector) -> None:
@@ -721,19 +729,20 @@ def document_to_entities(doc: ConfigDocument, snapshot: ConfigSnapshot) -> list[
             Organization(uuid=org.uuid, name=name, provider=provider, api_key_env=org.api_key_env,
                          api_key=org.api_key)
         )
-    for tpl in doc.templates:
-        synced = snapshot.templates[tpl.uuid]
-        data = synced.model_dump()
-        data["is_active"] = tpl.active if tpl.active is not None else synced.is_active
-        data["groups"] = {name: g.model_dump() for name, g in tpl.groups.items()}
-        data["complete_within"] = tpl.complete_within
-        data["expires_after"] = tpl.expires_after
-        data["requirements"] = [
-            Requirement.model_validate(r.model_dump()) for r in tpl.requirements
-        ]
-        data["penalties"] = [Penalty.model_validate(p.model_dump()) for p in tpl.penalties]
-        entities.append(Template.model_validate(data))
+    entities.extend(_merged_template(tpl, snapshot.templates[tpl.uuid]) for tpl in doc.templates)
     return entities
+
+
+def _merged_template(tpl: FileTemplate, synced: Template) -> Template:
+    """One template of the file merged onto the template synced from the provider."""
+    data = synced.model_dump()
+    data["is_active"] = tpl.active if tpl.active is not None else synced.is_active
+    data["groups"] = {name: g.model_dump() for name, g in tpl.groups.items()}
+    data["complete_within"] = tpl.complete_within
+    data["expires_after"] = tpl.expires_after
+    data["requirements"] = [Requirement.model_validate(r.model_dump()) for r in tpl.requirements]
+    data["penalties"] = [Penalty.model_validate(p.model_dump()) for p in tpl.penalties]
+    return Template.model_validate(data)
 
 
 # --- export ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Literal
 
 from badges.config.entities import ConfigSnapshot, Template
+from badges.domain.findings import Finding
 from badges.domain.index import compile_template
 from badges.schemas.catalog import Catalog
 
@@ -31,22 +32,24 @@ def switch_template(snapshot: ConfigSnapshot, uuid: str, active: bool, catalog: 
         raise TemplateSwitchError(
             f"template {uuid} is not configured; sync it first (badges templates sync)", "not_found"
         )
-    if active and not template.requirements:
+    updated = template.model_copy(update={"is_active": active})
+    if not active:
+        return updated  # deactivating stays possible whatever the template holds
+    # compilation is the one check of what the template means; this only says it for a switch
+    findings: list[Finding] = []
+    compile_template(updated, catalog, findings)
+    if any(f.code == "active_without_requirements" for f in findings):
         raise TemplateSwitchError(
             f"template {uuid} has no requirement; add one with `badges config apply` first", "refused"
         )
-    if active and template.credly_state not in (None, "active"):
+    if template.credly_state not in (None, "active"):
         raise TemplateSwitchError(
             f"template {uuid} is {template.credly_state!r} in Credly; only active templates can be activated",
             "refused",
         )
-    updated = template.model_copy(update={"is_active": active})
-    if active:
-        problems: list[str] = []
-        compile_template(updated, catalog, problems)
-        if problems:
-            raise TemplateSwitchError(
-                f"template {uuid} cannot be activated: {'; '.join(problems)}", "refused")
+    errors = [str(f) for f in findings if f.is_error]
+    if errors:
+        raise TemplateSwitchError(f"template {uuid} cannot be activated: {'; '.join(errors)}", "refused")
     return updated
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union, cast
 
 from badges.domain.dependencies import find_cycles
+from badges.domain.findings import Finding, FindingCode, Place
 from badges.domain.matching import all_match, render, resolve
 from badges.domain.model import (
     CompiledConfig,
@@ -30,7 +31,9 @@ from badges.domain.model import (
     CompiledRule,
     CompiledTemplate,
 )
-from badges.domain.rule_language import check_event_type, check_rule, parse_boolean_word
+from badges.domain.rule_language import (
+    FREQUENT_EVENT_TYPES, check_event_type, check_rule, parse_boolean_word,
+)
 from badges.domain.timespan import parse_duration, parse_instant
 
 if TYPE_CHECKING:
@@ -173,7 +176,21 @@ def _build(entries: Sequence[Entry]) -> dict[str, _Bucket]:
 # --- compiling ---------------------------------------------------------------------------------
 
 
-def _compile_rule(rule: DataRule, spec: EventSpec | None, where: str, problems: list[str]) -> CompiledRule:
+@dataclass(slots=True)
+class _Report:
+    """Where one template's findings go, so that each check says only what it found."""
+
+    template: str
+    findings: list[Finding]
+
+    def add(self, code: FindingCode, subject: str, place: Place, message: str, *, effect: str = "",
+            warning: bool = False, related: Place | None = None, ref: str | None = None) -> None:
+        self.findings.append(Finding(code, self.template, subject, place, message, effect,
+                                     "warning" if warning else "error", related, ref))
+
+
+def _compile_rule(rule: DataRule, spec: EventSpec | None, report: _Report, subject: str,
+                  place: Place) -> CompiledRule:
     """A rule entity (operator already normalised) with its path split and, on a boolean field,
     its expected value as a bool."""
     key_path, value = rule.key_path, rule.value
@@ -182,42 +199,70 @@ def _compile_rule(rule: DataRule, spec: EventSpec | None, where: str, problems: 
     if spec is not None:
         finding = check_rule(key_path, value, spec)
         if finding is not None:
-            problems.append(f"{where}: {finding.message}")
+            report.add(_RULE_CODES[finding.field], subject, place + (finding.field,), finding.message)
         elif spec.is_boolean(key_path):
             boolean, expected = True, parse_boolean_word(value) is True
     return CompiledRule(key_path=key_path, path=tuple(key_path.split(".")), op=rule.operator,
                         expected=expected, boolean=boolean)
 
 
-def _event_spec(event_type: str, catalog: Catalog | None, where: str, problems: list[str]) -> EventSpec | None:
+_RULE_CODES: dict[str, FindingCode] = {
+    "event_type": "event_type_refused", "key_path": "key_path_unknown", "value": "value_not_boolean",
+}
+
+
+def _event_spec(event_type: str, catalog: Catalog | None, report: _Report, subject: str,
+                place: Place) -> EventSpec | None:
     """The spec that rules are checked against; None without a catalog or when the event type
     cannot drive requirements (reported: no event of it ever reaches the rules)."""
     if catalog is None:
         return None
     spec, finding = check_event_type(event_type, catalog)
     if finding is not None:
-        problems.append(f"{where}: {finding.message}")
+        report.add("event_type_refused", subject, place + ("event_type",), finding.message)
     return cast("EventSpec | None", spec)
 
 
-def compile_template(entity: Template, catalog: Catalog | None, problems: list[str]) -> CompiledTemplate:
-    """One template entity as the engine reads it; what cannot mean what it says goes to
-    ``problems`` (``None`` as catalog: event types and key paths are not checked)."""
+def _rule_less(spec: EventSpec | None, rules: Sequence[DataRule], report: _Report, subject: str,
+               place: Place, what: str) -> None:
+    """A warning: without a rule, every event of a frequent type matches (``what`` it does)."""
+    if spec is not None and not rules and spec.event_type in FREQUENT_EVENT_TYPES:
+        report.add("rule_less_frequent", subject, place + ("rules",),
+                   f"{subject} has no rules: every {spec.event_type} event {what}", warning=True)
+
+
+def compile_template(entity: Template, catalog: Catalog | None, findings: list[Finding]) -> CompiledTemplate:
+    """One template entity as the engine reads it, checked whole: every problem goes to
+    ``findings`` (``None`` as catalog: event types and key paths are not checked). A duplicate
+    is checked like the others, then left out."""
     uuid = entity.uuid
+    report = _Report(uuid, findings)
     requirements: list[CompiledRequirement] = []
-    seen: set[str] = set()
-    for raw in entity.requirements:
-        where = f"template {uuid} requirement {raw.id!r}"
-        if raw.id in seen:
-            problems.append(f"{where}: duplicate id; ignored")
-            continue
-        seen.add(raw.id)
+    first_requirement: dict[str, int] = {}
+    for j, raw in enumerate(entity.requirements):
+        subject, place = f"requirement {raw.id!r}", ("requirements", j)
+        duplicate = raw.id in first_requirement
+        if duplicate:
+            report.add("duplicate_requirement", subject, place + ("id",),
+                       f"duplicate requirement id {raw.id!r}", effect="ignored",
+                       related=("requirements", first_requirement[raw.id]))
+        else:
+            first_requirement[raw.id] = j
         badge = raw.badge
-        spec = None if badge else _event_spec(raw.event_type, catalog, where, problems)
-        not_before_us = _timespan(parse_instant, raw.not_before, where, problems)
-        not_after_us = _timespan(parse_instant, raw.not_after, where, problems)
+        spec = None if badge else _event_spec(raw.event_type, catalog, report, subject, place)
+        not_before_us = _timespan(parse_instant, raw.not_before, report, subject, place + ("not_before",))
+        not_after_us = _timespan(parse_instant, raw.not_after, report, subject, place + ("not_after",))
         if not_before_us is not None and not_after_us is not None and not_before_us > not_after_us:
-            problems.append(f"{where}: not_after is before not_before: no event can match")
+            report.add("window_reversed", subject, place + ("not_after",),
+                       "not_after is before not_before: no event can match")
+        rules = () if badge else tuple(
+            _compile_rule(r, spec, report, f"{subject} rule {i}", place + ("rules", i))
+            for i, r in enumerate(raw.rules)
+        )
+        if not badge:
+            _rule_less(spec, raw.rules, report, subject, place, "fulfills it")
+        if duplicate:
+            continue
         requirements.append(
             CompiledRequirement(
                 id=raw.id,
@@ -226,47 +271,55 @@ def compile_template(entity: Template, catalog: Catalog | None, problems: list[s
                 description=raw.description,
                 group=f"group:{raw.group}" if raw.group else f"requirement:{raw.id}",
                 group_name=raw.group or None,
-                rules=() if badge else tuple(
-                    _compile_rule(r, spec, f"{where} rule {i}", problems)
-                    for i, r in enumerate(raw.rules)
-                ),
+                rules=rules,
                 badge=badge or None,
                 not_before_us=not_before_us,
                 not_after_us=not_after_us,
             )
         )
     badges = {r.id for r in requirements if r.badge}
+    valid_targets = ", ".join(first_requirement) or "(none)"
     penalties: list[CompiledPenalty] = []
-    seen_pen: set[str] = set()
-    for pen in entity.penalties:
-        where = f"template {uuid} penalty {pen.id!r}"
-        if pen.id in seen_pen:
-            problems.append(f"{where}: duplicate id; ignored")
-            continue
-        seen_pen.add(pen.id)
-        # a badge requirement follows its badge: a penalty never resets it
-        targets = tuple(dict.fromkeys(t for t in pen.requirements if t in seen and t not in badges))
-        unknown = [t for t in pen.requirements if t not in seen]
-        if unknown:
-            problems.append(f"{where}: targets unknown requirements {unknown}; ignored")
-        followed = [t for t in pen.requirements if t in badges]
-        if followed:
-            problems.append(f"{where}: targets badge requirements {followed}, which follow their "
-                            "badge: a penalty cannot reset them; ignored")
+    first_penalty: dict[str, int] = {}
+    for k, pen in enumerate(entity.penalties):
+        subject, place = f"penalty {pen.id!r}", ("penalties", k)
+        duplicate = pen.id in first_penalty
+        if duplicate:
+            report.add("duplicate_penalty", subject, place + ("id",), f"duplicate penalty id {pen.id!r}",
+                       effect="ignored", related=("penalties", first_penalty[pen.id]))
+        else:
+            first_penalty[pen.id] = k
+        for m, target in enumerate(pen.requirements):
+            if target not in first_requirement:
+                report.add("penalty_target_unknown", subject, place + ("requirements", m),
+                           f"unknown requirement {target!r}; requirements of this template: "
+                           f"{valid_targets}", effect="ignored", ref=target)
+            elif target in badges:
+                # a badge requirement follows its badge: a penalty never resets it
+                report.add("penalty_target_badge", subject, place + ("requirements", m),
+                           f"requirement {target!r} is a badge requirement: it follows that badge, "
+                           "a penalty cannot reset it", effect="ignored", ref=target)
         if not pen.requirements:
-            problems.append(f"{where}: targets no requirement; never applied")
-        spec = _event_spec(pen.event_type, catalog, where, problems)
+            report.add("penalty_without_target", subject, place + ("requirements",),
+                       "targets no requirement: a penalty targets at least one requirement of "
+                       "its template", effect="never applied")
+        spec = _event_spec(pen.event_type, catalog, report, subject, place)
+        rules = tuple(
+            _compile_rule(r, spec, report, f"{subject} rule {i}", place + ("rules", i))
+            for i, r in enumerate(pen.rules)
+        )
+        _rule_less(spec, pen.rules, report, subject, place, "resets its requirements")
+        if duplicate:
+            continue
         penalties.append(
             CompiledPenalty(
                 id=pen.id,
                 template=uuid,
                 event_type=pen.event_type,
                 description=pen.description,
-                targets=targets,
-                rules=tuple(
-                    _compile_rule(r, spec, f"{where} rule {i}", problems)
-                    for i, r in enumerate(pen.rules)
-                ),
+                targets=tuple(dict.fromkeys(
+                    t for t in pen.requirements if t in first_requirement and t not in badges)),
+                rules=rules,
             )
         )
     groups: dict[str, list[str]] = {}
@@ -275,19 +328,27 @@ def compile_template(entity: Template, catalog: Catalog | None, problems: list[s
         groups.setdefault(req.group, []).append(req.id)
         names[req.group] = req.group_name
     mins: dict[str, int] = {}
+    named = sorted(n for n in names.values() if n is not None)
     for name, settings in entity.groups.items():
-        key, n = f"group:{name}", settings.min
+        key, n, subject = f"group:{name}", settings.min, f"group {name!r}"
         size = len(groups.get(key, ()))
-        if not 1 <= n <= size:
-            problems.append(f"template {uuid} group {name!r}: min {n} outside 1..{size}; "
-                            f"{'the group cannot complete' if n > size else 'taken as 1'}")
+        if not size:
+            report.add("group_without_requirement", subject, ("groups", name),
+                       f"no requirement is in group {name!r}; groups: {', '.join(named) or '(none)'}",
+                       effect="ignored")
+        elif not 1 <= n <= size:
+            report.add("group_min_out_of_range", subject, ("groups", name, "min"),
+                       f"min must be between 1 and {size} (the requirements of group {name!r}), "
+                       f"got {n}", effect="the group cannot complete" if n > size else "taken as 1")
         mins[key] = max(1, n)
+    active = entity.is_active
+    if active and not requirements:
+        report.add("active_without_requirements", "", ("active",),
+                   "an active template needs at least one requirement", effect="not processed")
+        active = False
     # Credly cannot issue a template it no longer has active: such a template is inactive here
     # even before the webhook that deactivates it is processed.
-    active = entity.is_active and entity.credly_state == "active"
-    if active and not requirements:
-        problems.append(f"template {uuid}: active without requirements; not processed")
-        active = False
+    active = active and entity.credly_state == "active"
     return CompiledTemplate(
         uuid=uuid,
         organization=entity.organization,
@@ -299,17 +360,17 @@ def compile_template(entity: Template, catalog: Catalog | None, problems: list[s
         requirements=tuple(requirements),
         penalties=tuple(penalties),
         groups=tuple(CompiledGroup(k, names[k], tuple(v), mins.get(k, 1)) for k, v in groups.items()),
-        complete_within_us=_timespan(parse_duration, entity.complete_within, f"template {uuid}",
-                                     problems),
-        expires_after_us=_timespan(parse_duration, entity.expires_after, f"template {uuid}",
-                                   problems),
+        complete_within_us=_timespan(parse_duration, entity.complete_within, report, "",
+                                     ("complete_within",)),
+        expires_after_us=_timespan(parse_duration, entity.expires_after, report, "",
+                                   ("expires_after",)),
         complete_within=entity.complete_within,
         expires_after=entity.expires_after,
         badge_requirements=tuple(r for r in requirements if r.badge),
     )
 
 
-def _timespan(parse: Any, text: str | None, where: str, problems: list[str]) -> int | None:
+def _timespan(parse: Any, text: str | None, report: _Report, subject: str, place: Place) -> int | None:
     """A configured duration or instant in microseconds; None when unset or unreadable (the
     setting is then ignored and the web view says why)."""
     if not text:
@@ -317,11 +378,11 @@ def _timespan(parse: Any, text: str | None, where: str, problems: list[str]) -> 
     try:
         return int(parse(text))
     except ValueError as exc:
-        problems.append(f"{where}: {exc}; ignored")
+        report.add("timespan_unreadable", subject, place, str(exc), effect="ignored")
         return None
 
 
-def _dependents(templates: dict[str, CompiledTemplate], problems: list[str]) -> dict[str, tuple[str, ...]]:
+def _dependents(templates: dict[str, CompiledTemplate], findings: list[Finding]) -> dict[str, tuple[str, ...]]:
     """Template -> the active templates with a badge requirement on it. Edges of a cycle (which
     the validator refuses) are left out, so that the engine's award cascade always ends."""
     graph = {
@@ -330,7 +391,8 @@ def _dependents(templates: dict[str, CompiledTemplate], problems: list[str]) -> 
     }
     cut: set[tuple[str, str]] = set()
     for cycle in find_cycles(graph):
-        problems.append("badge requirements form a cycle: " + " -> ".join(cycle) + "; not followed")
+        findings.append(Finding("badge_cycle", "", "", (), "badge requirements form a cycle: "
+                                + " -> ".join(cycle), effect="not followed"))
         cut.update(zip(cycle, cycle[1:]))
     out: dict[str, list[str]] = {}
     for uuid, targets in graph.items():
@@ -362,27 +424,27 @@ def _ranks(dependents: dict[str, tuple[str, ...]]) -> dict[str, int]:
 def compile_config(snapshot: ConfigSnapshot, catalog: Catalog | None) -> CompiledConfig:
     """Compile the configuration topic's entities against the event catalog.
 
-    Never raises on a bad entity: what cannot match is reported in ``problems``, so a worker
+    Never raises on a bad entity: what cannot match is reported in ``findings``, so a worker
     keeps running on a configuration that a catalog change made partly stale.
     """
     templates_in = list(snapshot.templates.values())
     orgs_in = list(snapshot.organizations.values())
-    problems: list[str] = []
+    findings: list[Finding] = []
     templates: dict[str, CompiledTemplate] = {}
     for entity in templates_in:
-        templates[entity.uuid] = compile_template(entity, catalog, problems)
+        templates[entity.uuid] = compile_template(entity, catalog, findings)
     reqs: list[CompiledRequirement] = []
     pens: list[CompiledPenalty] = []
     for tpl in templates.values():
         if tpl.active:
             reqs.extend(r for r in tpl.requirements if not r.badge)
             pens.extend(p for p in tpl.penalties if p.targets)
-    dependents = _dependents(templates, problems)
+    dependents = _dependents(templates, findings)
     return CompiledConfig(
         templates=templates,
         index=RuleIndex(reqs, pens),
         organizations={o.uuid: o.name for o in orgs_in},
-        problems=tuple(problems),
+        findings=tuple(findings),
         dependents=dependents,
         ranks=_ranks(dependents),
     )

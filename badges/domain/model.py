@@ -11,6 +11,7 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from badges.domain.findings import Finding
 from badges.domain.rule_language import OPERATOR_SIGNS, Op
 
 if TYPE_CHECKING:
@@ -110,13 +111,18 @@ class CompiledConfig:
     templates: dict[str, CompiledTemplate]  # every template, active or not (for display)
     index: "RuleIndex"  # requirements and penalties of the active templates only
     organizations: dict[str, str] = field(default_factory=dict)  # uuid -> name
-    # Entities that could not be compiled as configured (stale key paths after a catalog
-    # change, ...): they never match, and the web view shows why.
-    problems: tuple[str, ...] = ()
+    # What compilation found (stale key paths after a catalog change, ...): what cannot mean
+    # what it says never matches, and the web view shows why.
+    findings: tuple[Finding, ...] = ()
     # Badge of badges: template -> the active templates with a badge requirement on it.
     dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Template -> its depth in the badge-of-badges graph (absent: 0); see index._ranks.
     ranks: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """The errors among the findings, one line each (the web view's list)."""
+        return tuple(str(f) for f in self.findings if f.is_error)
 
     @property
     def event_types(self) -> frozenset[str]:

@@ -3,9 +3,9 @@ event type.
 
 One definition for every reader of rules: the configuration entities normalise operators and
 boolean words with it (``config.entities``), compilation checks rules against the event catalog
-with it (``domain.index``), and the configuration file's validator reports the same findings at
-their YAML paths (``config.file``). Before, each kept its own word lists and its own checks, and
-they drifted apart.
+with it (``domain.index``), whose findings the configuration file's validator reports at their
+YAML paths (``config.file``). Before, each kept its own word lists and its own checks, and they
+drifted apart.
 """
 
 from __future__ import annotations
@@ -22,6 +22,15 @@ OPERATOR_SIGNS: dict[Op, str] = {"eq": "=", "ne": "!="}
 TRUE_WORDS = ("true", "True", "yes", "Yes", "+")
 FALSE_WORDS = ("false", "False", "no", "No", "-")
 BOOLEAN_WORDS_TEXT = " ".join(TRUE_WORDS) + " / " + " ".join(FALSE_WORDS)
+
+# Event types the LMS emits many times per learner (every grade change, every enrollment
+# change): without a rule, a requirement or penalty on them reacts to all of them, which
+# compilation warns about (docs/CONTRACT.md "Rules beyond the reference", warnings).
+FREQUENT_EVENT_TYPES = frozenset({
+    "org.openedx.learning.course.passing.status.updated.v1",
+    "org.openedx.learning.ccx.course.passing.status.updated.v1",
+    "org.openedx.learning.course.enrollment.changed.v1",
+})
 
 
 def parse_operator(value: object) -> Op | None:

@@ -111,3 +111,21 @@ def test_newer_writers_fields_are_ignored():
     data = json.loads(encode_entity(_template()))
     data["some_future_field"] = 1
     assert decode_entity(f"template/{TPL}", json.dumps(data)) == _template()
+
+
+def test_a_group_minimum_out_of_range_is_compilations_finding_not_a_lost_record() -> None:
+    """A record whose group minimum does not fit still decodes: compilation says why (one place
+    for that rule) instead of the whole template vanishing from the topic."""
+    from badges.domain.findings import Finding
+    from badges.domain.index import compile_template
+
+    tpl = _template(requirements=[{"id": "demo", "group": "g",
+                                   "event_type": "org.openedx.learning.course.passing.status.updated.v1"}],
+                    groups={"g": {"min": 0}})
+    decoded = decode_entity(entity_key(tpl), encode_entity(tpl))
+    assert decoded == tpl and isinstance(decoded, Template)
+    findings: list[Finding] = []
+    compiled = compile_template(decoded, None, findings)
+    assert [(f.code, f.place, f.effect) for f in findings] == [
+        ("group_min_out_of_range", ("groups", "g", "min"), "taken as 1")]
+    assert [g.min for g in compiled.groups] == [1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from importlib import resources
 
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -582,3 +583,65 @@ def test_event_types_that_cannot_drive_requirements_are_refused_where_they_are_w
         "org.openedx.learning.course.persistent_grade_summary.changed.v1 cannot drive requirements: "
         "it carries no UserData",
     ]
+
+
+# --- one rule, one place: the validator reports compilation's findings ---------------------------
+
+
+def test_every_semantic_error_is_a_finding_of_compilation_at_its_yaml_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file validator has no copy of the rules: what compilation finds in a template is what
+    the file reports, each finding at ``templates[i]`` + its place; with compilation finding
+    nothing, only the structural errors and the file's own (keys, uuids, cycles) are left."""
+    import badges.config.file as file_module
+    from badges.domain.findings import Finding
+    from badges.domain.index import compile_template
+    from badges.domain.model import CompiledTemplate
+    from badges.schemas.catalog import Catalog
+
+    made: list[tuple[str, str]] = []  # (template uuid, YAML path under it) of each error found
+
+    def spy(entity: Template, catalog: Catalog | None, findings: list[Finding]) -> CompiledTemplate:
+        start = len(findings)
+        compiled = compile_template(entity, catalog, findings)
+        made.extend((entity.uuid, file_module.format_path(f.place)) for f in findings[start:] if f.is_error)
+        return compiled
+
+    monkeypatch.setattr(file_module, "compile_template", spy)
+    reported = {e.path for e in check_file(BAD_RULES, CATALOG).errors}
+    index = {TPL_A: 0, TPL_B: 1}
+    from_compilation = {f"templates[{index[uuid]}].{place}" for uuid, place in made}
+    assert {
+        "templates[0].groups.electives.min", "templates[0].groups.nobody", "templates[0].groups.core.min",
+        "templates[0].requirements[1].not_after", "templates[0].penalties[0].requirements[0]",
+    } <= from_compilation <= reported
+    # the placeholder of the requirement without an event type is not reported twice
+    assert "templates[0].requirements[3].event_type" in from_compilation
+
+    monkeypatch.setattr(file_module, "compile_template", lambda entity, catalog, findings: None)
+    without = {e.path for e in check_file(BAD_RULES, CATALOG).errors}
+    assert without == reported - (from_compilation - {"templates[0].requirements[3].event_type"})
+    assert without.isdisjoint({"templates[0].groups.electives.min", "templates[0].requirements[1].not_after"})
+
+
+def test_a_duplicate_id_names_the_first_and_is_still_checked() -> None:
+    text = SPEC_EXAMPLE.replace(
+        "    penalties:\n",
+        "      - id: demo\n"
+        "        event_type: org.openedx.learning.course.passing.status.updated.v1\n"
+        "        rules:\n"
+        "          - {key_path: is_pasing, operator: \"=\", value: \"true\"}\n"
+        "    penalties:\n")
+    errors = [str(e) for e in check_file(text, CATALOG).errors]
+    assert errors[0] == ("templates[0].requirements[1].id (line 15): duplicate requirement id 'demo' "
+                         "(also templates[0].requirements[0], line 8)")
+    assert errors[1].startswith("templates[0].requirements[1].rules[0].key_path (line 18): unknown key path "
+                                "'is_pasing'")
+    assert len(errors) == 2
+
+
+def test_activation_kept_from_the_topic_is_checked_by_compilation_too() -> None:
+    doc, errors = validate_file(f"organizations: []\ntemplates:\n  - uuid: {TPL_A}\n", CATALOG)
+    assert errors == []
+    [error] = validate_against(doc, _snapshot(_synced(TPL_A, active=True)))
+    assert str(error) == ("templates[0] (line 3): the template is active in the configuration topic "
+                          "and needs at least one requirement")

@@ -114,7 +114,7 @@ def test_stale_configuration_is_reported_not_fatal():
     joined = "\n".join(cfg.problems)
     assert "unknown key path 'is_pasing'" in joined
     assert "'is_passing' is a boolean field: the value must be one of true True yes Yes + / false False no No -, got 'maybe'" in joined
-    assert "unknown requirements ['nope']" in joined
+    assert "penalty 'p': unknown requirement 'nope'; requirements of this template: demo, flag; ignored" in joined
     assert apply_event(None, cfg, passing(1, DEMO, True, t=1)).state is None
 
 
@@ -171,7 +171,42 @@ def test_what_the_file_validator_refuses_in_penalties_and_windows_is_reported():
     other = tpl_uuid()
     tpl = template([window(req("w"), not_before=10, not_after=5), badge_req("b", other)],
                    [pen("none", []), pen("badge", ["b"])])
-    joined = "\n".join(compile_templates(tpl, template([req("x")], uuid=other)).problems)
+    cfg = compile_templates(tpl, template([req("x")], uuid=other))
+    joined = "\n".join(cfg.problems)
     assert "requirement 'w': not_after is before not_before: no event can match" in joined
-    assert "penalty 'none': targets no requirement; never applied" in joined
-    assert "penalty 'badge': targets badge requirements ['b'], which follow their badge" in joined
+    assert "penalty 'none': targets no requirement: a penalty targets at least one requirement of its template; never applied" in joined
+    assert "penalty 'badge': requirement 'b' is a badge requirement: it follows that badge, a penalty cannot reset it; ignored" in joined
+    # each finding is typed and placed inside its template, as the file validator reports it
+    assert [(f.template, f.code, f.place) for f in cfg.findings if f.is_error] == [
+        (tpl.uuid, "window_reversed", ("requirements", 0, "not_after")),
+        (tpl.uuid, "penalty_without_target", ("penalties", 0, "requirements")),
+        (tpl.uuid, "penalty_target_badge", ("penalties", 1, "requirements", 0)),
+    ]
+
+
+def test_a_duplicate_is_checked_whole_then_left_out():
+    tpl = template([req("a", PASSING, rule("is_pasing", "=", "true"), group="g"), req("a", "no.such.type")],
+                   [pen("p", ["a"], PASSING, passing_rule()), pen("p", [], PASSING, passing_rule())],
+                   groups={"g": {"min": 0}, "nobody": {"min": 1}})
+    cfg = compile_templates(tpl)
+    assert [(f.code, f.place, f.related) for f in cfg.findings] == [
+        ("key_path_unknown", ("requirements", 0, "rules", 0, "key_path"), None),
+        ("duplicate_requirement", ("requirements", 1, "id"), ("requirements", 0)),
+        ("event_type_refused", ("requirements", 1, "event_type"), None),
+        ("duplicate_penalty", ("penalties", 1, "id"), ("penalties", 0)),
+        ("penalty_without_target", ("penalties", 1, "requirements"), None),
+        ("group_min_out_of_range", ("groups", "g", "min"), None),
+        ("group_without_requirement", ("groups", "nobody"), None),
+    ]
+    compiled = cfg.templates[tpl.uuid]
+    assert [r.id for r in compiled.requirements] == ["a"] and [p.id for p in compiled.penalties] == ["p"]
+
+
+def test_rule_less_entries_on_a_frequent_event_type_are_warnings_not_problems():
+    tpl = template([req("any", PASSING)], [pen("reset", ["any"], PASSING)])
+    cfg = compile_templates(tpl)
+    assert [(f.code, f.severity, f.place) for f in cfg.findings] == [
+        ("rule_less_frequent", "warning", ("requirements", 0, "rules")),
+        ("rule_less_frequent", "warning", ("penalties", 0, "rules")),
+    ]
+    assert cfg.problems == () and cfg.templates[tpl.uuid].active

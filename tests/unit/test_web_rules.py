@@ -79,7 +79,7 @@ def test_switch_refusals(template: Template | None, active: bool, reason: str, w
     (tpl(req=Requirement(id="b", event_type=PASSING, rules=[DataRule(key_path="is_passing", value="maybe")])),
      "'is_passing' is a boolean field"),
     (tpl(penalties=(Penalty(id="p", event_type=PASSING, requirements=["nope"]),)),
-     "targets unknown requirements ['nope']"),
+     "penalty 'p': unknown requirement 'nope'"),
     (tpl(penalties=(Penalty(id="p", event_type=PASSING, requirements=[]),)),
      "targets no requirement"),
     (tpl(req=Requirement(id="w", event_type=PASSING, not_before="2024-06-01T00:00:00Z",
