@@ -1,7 +1,7 @@
 """Faust's group consumer with the corrections the worker's offsets and latency rely on.
 
-The app (``BadgesApp._new_transport`` in ``workers/app.py``) runs every Faust consumer of the
-worker through ``_TunedTransport``; the private Faust / aiokafka internals it touches are
+The app (``BadgesApp._new_transport`` in ``workers/app.py``) builds its Faust consumer from
+``_TunedTransport``; the private Faust / aiokafka internals it touches are
 wrapped and checked in ``badges/compat.py``.
 """
 
