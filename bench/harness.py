@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from badges.config.settings import Settings, load_settings
 from badges.credly.emulator import EmulatorServer
-from badges.kafka.config_topic import publish
+from badges.tools.config_topic import publish
 from badges.kafka.offsets import is_learner_key
 from badges.kafka.topics import ensure_topics
 from bench.load import RULE_TYPES, TOKEN, TOKEN_ENV, Load, config_entities, emulator_seed, template_uuid

@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
 
 from confluent_kafka import Producer
 
-from badges.kafka.embedded import EmbeddedBroker
+from badges.embedded_broker import EmbeddedBroker
 from badges.wire.envelope import learner_key, learner_partition
 from bench.harness import peak_rss_mb
 from bench.report import RESTARTS_END as SECTION_END, RESTARTS_START as SECTION_START

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from badges.kafka.embedded import EmbeddedBroker
+from badges.embedded_broker import EmbeddedBroker
 from bench import harness, profile
 from bench.harness import Deployment, check, expect_all, expect_slice, peak_rss_mb, watch
 from bench.load import (

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from badges.kafka.embedded import EmbeddedBroker
+from badges.embedded_broker import EmbeddedBroker
 
 
 @pytest.fixture(scope="session")

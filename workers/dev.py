@@ -28,8 +28,8 @@ from badges.config.entities import Organization
 from badges.config.file import document_to_entities, validate_file
 from badges.config.settings import Settings, load_settings
 from badges.credly.emulator import DEMO_ORG, DEMO_TOKEN, EmulatorServer, demo_seed
-from badges.kafka.config_topic import publish, read_snapshot
-from badges.kafka.embedded import EmbeddedBroker, free_port
+from badges.tools.config_topic import publish, read_snapshot
+from badges.embedded_broker import EmbeddedBroker, free_port
 from badges.kafka.topics import ensure_topics
 from badges.schemas.catalog import load_catalog
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import typer
 
 from badges.cli.common import console, fail, settings_or_exit
-from badges.kafka.config_topic import BrokerUnavailable, read_snapshot
-from badges.kafka.control import request_manual
+from badges.tools.config_topic import BrokerUnavailable, read_snapshot
+from badges.tools.control import request_manual
 
 badge_app = typer.Typer(help="Award or revoke one learner's badge by hand.", no_args_is_help=True)
 

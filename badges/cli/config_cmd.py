@@ -9,7 +9,7 @@ import typer
 from badges.cli.common import console, err_console, fail, settings_or_exit
 from badges.config.file import document_to_entities, export_document, validate_against, validate_file
 from badges.config.switch import TemplateSwitchError, removal_key, switch_template
-from badges.kafka.config_topic import BrokerUnavailable, publish, publish_tombstones, read_snapshot
+from badges.tools.config_topic import BrokerUnavailable, publish, publish_tombstones, read_snapshot
 from badges.schemas.catalog import load_catalog
 
 config_app = typer.Typer(help="Check, publish and print the badges configuration (YAML).", no_args_is_help=True)

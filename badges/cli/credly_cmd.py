@@ -17,7 +17,7 @@ from badges.credly.errors import CredlyError
 from badges.credly.sync import SyncResult, UnknownOrganization, pull_active_templates, select_organizations
 from badges.credly.tokens import MissingToken, organization_token
 from badges.providers import build_providers
-from badges.kafka.config_topic import BrokerUnavailable, publish, read_snapshot
+from badges.tools.config_topic import BrokerUnavailable, publish, read_snapshot
 
 org_app = typer.Typer(help="Credly organizations.", no_args_is_help=True)
 templates_app = typer.Typer(help="Credly badge templates.", no_args_is_help=True)
@@ -104,7 +104,7 @@ def templates_sync(org: str = typer.Option(None, "--org", metavar="U", help="onl
 def retry_failed() -> None:
     """Re-drive every badge whose Credly call failed after all retries."""
     settings = settings_or_exit()
-    from badges.kafka.control import request_retry_failed
+    from badges.tools.control import request_retry_failed
 
     try:
         n = request_retry_failed(settings)

@@ -38,7 +38,7 @@ def dev(
     if provider not in PROVIDERS:
         fail(f"--provider must be one of {', '.join(PROVIDERS)}", code=2)
     setup_logging("warn")
-    from badges.kafka.embedded import EmbeddedBrokerError, tansu_binary
+    from badges.embedded_broker import EmbeddedBrokerError, tansu_binary
 
     try:  # before anything starts: production installs leave the broker out (the `embedded` extra)
         tansu_binary()

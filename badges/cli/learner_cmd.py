@@ -8,7 +8,7 @@ import typer
 from badges.kafka.offsets import is_learner_key
 from badges.cli.common import console, fail, settings_or_exit
 from badges.config.settings import Settings
-from badges.kafka.config_topic import BrokerUnavailable, read_topic
+from badges.tools.config_topic import BrokerUnavailable, read_topic
 from badges.tables.definitions import PROGRESS
 
 learner_app = typer.Typer(help="Learners.", no_args_is_help=True)
@@ -42,7 +42,7 @@ def forget(
     if (learner_id is None) == (username is None):
         fail("give exactly one of --id and --username", code=2)
     settings = settings_or_exit()
-    from badges.kafka.control import request_forget
+    from badges.tools.control import request_forget
 
     try:
         ids = [learner_id] if learner_id is not None else ids_of_username(settings, username)

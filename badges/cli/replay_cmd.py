@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
 from badges.cli.common import console, fail, settings_or_exit
-from badges.kafka.config_topic import BrokerUnavailable
+from badges.tools.config_topic import BrokerUnavailable
 
 
 def _parse_since(value: str) -> datetime:
@@ -32,7 +32,7 @@ def replay(
     since_dt = _parse_since(since) if since else None
     topics = [settings.bus_topic(t) for t in topic] if topic else settings.input_topic_names
 
-    from badges.kafka.replay import Replayer, prepare_topics
+    from badges.tools.replay import Replayer, prepare_topics
 
     try:
         prepare_topics(settings)

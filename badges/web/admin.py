@@ -1,6 +1,6 @@
 """Admin actions of the HTTP API: the same rules as the CLI, published with the worker's producer.
 
-The rules live in one place each (``config.switch``, ``credly.sync``, ``kafka.control``); the CLI
+The rules live in one place each (``config.switch``, ``credly.sync``, ``tools.control``); the CLI
 publishes with blocking confluent-kafka helpers, the worker with its own async producer. After a
 configuration change the action waits (briefly) until this worker's configuration view holds the
 new record, so the next request already sees it.
@@ -17,7 +17,7 @@ from badges.config.entities import Entity, encode_entity, entity_key
 from badges.config.switch import TemplateSwitchError, switch_template
 from badges.credly.errors import CredlyError
 from badges.credly.sync import UnknownOrganization, pull_active_templates, select_organizations
-from badges.kafka.control import forget_request, manual_command, retry_failed_requests
+from badges.tools.control import forget_request, manual_command, retry_failed_requests
 from badges.web.http import HttpError
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ async def retry_failed(runtime: "Runtime") -> dict[str, Any]:
 
 
 async def manual(runtime: "Runtime", action: str, learner: int, template: str, reason: str) -> dict[str, Any]:
-    """Manual award/revoke (docs/CONTRACT.md "Rules beyond the reference"): one command onto the learner's partition (see kafka.control)."""
+    """Manual award/revoke (docs/CONTRACT.md "Rules beyond the reference"): one command onto the learner's partition (see tools.control)."""
     if template not in runtime.config.snapshot().templates:
         raise HttpError(404, f"template {template} is not configured")
     partition, key, value = manual_command(runtime.settings, action, learner, template, reason)
@@ -120,7 +120,7 @@ async def manual(runtime: "Runtime", action: str, learner: int, template: str, r
 
 
 async def forget(runtime: "Runtime", learner_id: int) -> dict[str, Any]:
-    """Publish the request to forget a learner on its partition (``kafka.control``): the
+    """Publish the request to forget a learner on its partition (``tools.control``): the
     worker owning it carries it out in order with the learner's events, wherever it runs."""
     topic, partition, key, value = forget_request(runtime.settings, learner_id)
     future = await runtime.app.producer.send(topic, key, value, partition, None, None)

@@ -1,7 +1,7 @@
 """The hand-off of input messages to ``{app_id}-learner-events``, one pipeline for every source.
 
 Kafka ingestion (``agents.kafka_ingest``), Redis Streams ingestion (``agents.redis_ingest``) and
-``badges replay`` (``badges.kafka.replay``) all do the same thing with a batch they have read:
+``badges replay`` (``badges.tools.replay``) all do the same thing with a batch they have read:
 decode each message, set aside bad input (with its reason) and this worker's own output, keep
 the events some active rule may use, group them by the partition that owns each learner, and
 pack them into envelopes below the broker's message size. That decision is made here, without

@@ -8,7 +8,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from badges.config.settings import load_settings
-from badges.kafka.embedded import EmbeddedBroker, wait_for_port
+from badges.embedded_broker import EmbeddedBroker, wait_for_port
 from badges.kafka.end_offsets import verified_end_offsets
 from badges.kafka.topics import TopicSpec, admin_client, ensure_topics
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from badges.kafka.embedded import free_port
+from badges.embedded_broker import free_port
 from tests.support.cluster import wait_until
 
 

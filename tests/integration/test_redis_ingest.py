@@ -19,7 +19,7 @@ import httpx
 import pytest
 import redis
 
-from badges.kafka.embedded import free_port, wait_for_port
+from badges.embedded_broker import free_port, wait_for_port
 from tests.support import openedx
 from tests.support.cluster import VIEWER_AUTH, wait_until
 from tests.support.configs import config_yaml, demo_template

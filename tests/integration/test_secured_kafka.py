@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from badges.kafka.embedded import EmbeddedBroker, free_port
+from badges.embedded_broker import EmbeddedBroker, free_port
 from tests.support.cluster import worker_env
 from tests.support.configs import config_yaml, demo_template
 from tests.support.openedx import COURSE_PASSING, DEMO_COURSE

@@ -15,7 +15,7 @@ import pytest
 
 from badges import __version__
 from badges.config.entities import DataRule, Organization, Requirement, Template
-from badges.kafka.config_topic import publish
+from badges.tools.config_topic import publish
 from badges.wire.envelope import learner_partition
 from tests.support.cluster import VIEWER_AUTH, VIEWER_TOKEN, WorkerProcess, wait_until
 from tests.support.openedx import COURSE_PASSING, DEMO_COURSE

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import httpx
 
-from badges.kafka.embedded import free_port
+from badges.embedded_broker import free_port
 
 # BROKER.md: short group timeouts make a join take seconds instead of ~30 s on tansu.
 FAST_BROKER_ENV = {

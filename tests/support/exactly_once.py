@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 from badges.config.settings import load_settings
 from badges.domain.engine import Decision, apply_event
 from badges.domain.index import compile_config
-from badges.kafka.config_topic import read_snapshot
+from badges.tools.config_topic import read_snapshot
 from badges.kafka.offsets import is_learner_key
 from badges.schemas.catalog import load_catalog
 from badges.wire.decisions import decode_message

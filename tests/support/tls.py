@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from badges.kafka.embedded import free_port, wait_for_port
+from badges.embedded_broker import free_port, wait_for_port
 
 
 def _openssl(*args: str) -> None:

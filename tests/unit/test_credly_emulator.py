@@ -17,7 +17,7 @@ from aiohttp import web
 from badges.credly.client import CredlyClient
 from badges.credly.emulator import DEMO_ORG, DEMO_TOKEN, EmulatorServer, load_seed, serve
 from badges.credly.errors import CredlyUnavailable
-from badges.kafka.embedded import free_port
+from badges.embedded_broker import free_port
 from tests.support.credly import (
     ORG,
     TEMPLATE,

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from badges.config.settings import load_settings
-from badges.kafka.embedded import free_port
+from badges.embedded_broker import free_port
 from badges.web import oauth, signin
 from badges.web.auth import ROLE
 from badges.web.http import error_middleware

@@ -20,7 +20,7 @@ from badges.agents.kafka_ingest import _dead_letter_of as kafka_dead_letter
 from badges.agents.redis_ingest import Entry, decode_entries
 from badges.agents.redis_ingest import _dead_letter_of as redis_dead_letter
 from badges.domain.events import Learner, LearnerEvent
-from badges.kafka.replay import Replayer, ReplaySummary, decode_messages
+from badges.tools.replay import Replayer, ReplaySummary, decode_messages
 from badges.schemas.catalog import load_catalog
 from badges.wire.decode import KafkaDecoder
 from badges.wire.envelope import decode_envelope, learner_partition

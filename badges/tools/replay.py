@@ -28,7 +28,7 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, Topi
 from badges.config.settings import Settings
 from badges.domain.events import LearnerEvent
 from badges.domain.index import compile_config
-from badges.kafka.config_topic import BrokerUnavailable, read_snapshot
+from badges.tools.config_topic import BrokerUnavailable, read_snapshot
 from badges.kafka.topics import TopicSpec, ensure_topics
 from badges.schemas.catalog import load_catalog
 from badges.wire.decode import KafkaDecoder

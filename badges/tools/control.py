@@ -25,7 +25,7 @@ from badges.wire.envelope import encode_envelope, learner_key, learner_partition
 from badges.wire.timeparse import us_to_iso
 
 from badges.config.settings import Settings
-from badges.kafka.config_topic import BrokerUnavailable
+from badges.tools.config_topic import BrokerUnavailable
 from badges.kafka.topics import ensure_topics, worker_topics
 from badges.wire.decisions import encode_retry_failed
 from badges.wire.envelope import encode_forget
