@@ -168,7 +168,7 @@ def test_a_poison_decision_is_dead_lettered_its_partition_goes_on_and_a_restart_
         for running in stack.workers:
             assert running.stop() == 0
         stack.workers.clear()
-        stack.start_worker(**worker_env, **extra)
+        stack.start_worker(**worker_env, **extra)  # type: ignore[arg-type]  # the variables never name name or wait
 
     restart(BADGES_FAIL_POINT=f"sink.poison_learner:{poison}")
     try:
