@@ -30,7 +30,7 @@ from badges.agents.lifecycle_emitter import AWARDED, REVOKED, LifecycleEmitter, 
 from badges.credly.models import IssueRequest, evidence_summary
 from badges.credly.tokens import MissingToken
 from badges.domain import issuance
-from badges.domain.engine import Decision, award_before, desired_decision, revoke_before
+from badges.domain.engine import Decision, desired_decision, rebuilt_versions
 from badges.domain.forget import forget_issuance, is_forgotten
 from badges.domain.issuance import IssuanceRecord, Status
 from badges.domain.model import CompiledConfig
@@ -135,25 +135,23 @@ def reconcile_work(
 def with_missed_versions(
     decisions: list[Decision], records: Records, state: dict[str, Any] | None,
 ) -> list[Decision]:
-    """``decisions`` with, before each one whose previous version was never applied, that version.
+    """``decisions`` with, before each one whose previous versions were never applied, those versions.
 
     A crash between the progress write and the decisions' send loses their notification; the
     next decision of the badge (a new event) may reach the sink before the reconciliation that
-    would have found the lost one. Carried out alone, a revocation takes back nothing (the badge
-    is never issued) and a renewal leaves the revoked badge live. The missing version is rebuilt
-    from the learner's progress record (``state``), whose badge record keeps the event of the
-    award a revocation takes back (``award_before``) and of the revocation a renewal follows
-    (``revoke_before``), when that record is the decision's own version.
+    would have found the lost one. The missing versions are rebuilt from the learner's progress
+    record (``state``), which keeps the badge's earlier versions (``rebuilt_versions``); an
+    award is not rebuilt for a learner whose identity was erased.
     """
     out: list[Decision] = []
     planned: set[tuple[str, int]] = {(d.template, d.version) for d in decisions}
     for d in decisions:
-        if (state is not None and (d.template, d.version - 1) not in planned
-                and issuance.previous_missing(records.get(d.template), d.version)):
-            rebuild = award_before if d.action == "revoke" else revoke_before
-            missing = rebuild(state, d.template, d.organization)  # type: ignore[arg-type]  # the decoded progress record
-            if (missing is not None and missing.version == d.version - 1
-                    and not (missing.action == "award" and is_forgotten(state))):
+        rec = records.get(d.template)
+        if state is not None and issuance.previous_missing(rec, d.version):
+            applied = rec.applied_v if rec is not None else 0
+            for missing in rebuilt_versions(state, d.template, d.organization, applied, d.version):  # type: ignore[arg-type]  # the decoded progress record
+                if (d.template, missing.version) in planned or (missing.action == "award" and is_forgotten(state)):
+                    continue
                 out.append(missing)
                 planned.add((d.template, missing.version))
         out.append(d)

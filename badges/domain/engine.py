@@ -30,6 +30,8 @@ from badges.domain.model import CompiledConfig, CompiledPenalty, CompiledRequire
 from badges.domain.progress import (
     STATE_VERSION,
     BadgeRecord,
+    EarlierVersion,
+    EventRecord,
     LearnerState,
     TemplateProgress,
     as_learner,
@@ -238,11 +240,36 @@ def badge_version(badge: BadgeRecord | None) -> int:
     return badge.get("v") or (1 if badge["status"] == "awarded" else 2)
 
 
+# Earlier versions a badge record keeps (``earlier``): more lost notifications of one badge in a
+# row than this cannot be rebuilt (``rebuilt_versions``).
+EARLIER_KEPT = 8
+
+
+def _as_earlier(badge: BadgeRecord) -> EarlierVersion:
+    """The version ``badge`` is, as its successor keeps it."""
+    event = badge.get("revoked_by") if badge["status"] == "revoked" else None
+    entry: EarlierVersion = {"v": badge_version(badge), "status": badge["status"],
+                             "event": event or _event_fields(badge)}
+    for name in ("key_fields", "expires_at", "cause", "reason"):
+        if name in badge:
+            entry[name] = badge[name]
+    return entry
+
+
+def _event_fields(record: Any) -> EventRecord:
+    return {"event_id": record["event_id"], "event_type": record["event_type"], "time": record["time"],
+            "time_us": record["time_us"], "origin": record.get("origin", "")}
+
+
+def _earlier(previous: BadgeRecord) -> list[EarlierVersion]:
+    return [*previous.get("earlier", ()), _as_earlier(previous)][-EARLIER_KEPT:]
+
+
 def _awarded_record(tpl: CompiledTemplate, event: LearnerEvent, previous: BadgeRecord | None) -> BadgeRecord:
     badge: BadgeRecord = {"status": "awarded", **event_record(event),  # type: ignore[typeddict-item]  # the event fields of a BadgeRecord
                           "v": badge_version(previous) + 1}
-    if previous is not None and previous["status"] == "revoked" and "revoked_by" in previous:
-        badge["after_revocation"] = previous["revoked_by"]
+    if previous is not None:
+        badge["earlier"] = _earlier(previous)
     if tpl.expires_after_us is not None:
         expires = event.time_us + tpl.expires_after_us
         badge["expires_us"] = expires
@@ -254,7 +281,7 @@ def _revoked_record(badge: BadgeRecord, event: LearnerEvent) -> BadgeRecord:
     """The badge revoked by ``event``; an operator's cause and reason describe only the change
     they made, so a revocation by processing drops them."""
     revoked: BadgeRecord = {**badge, "status": "revoked", "revoked_by": event_record(event),
-                            "v": badge_version(badge) + 1}
+                            "v": badge_version(badge) + 1, "earlier": _earlier(badge)}
     revoked.pop("cause", None)
     revoked.pop("reason", None)
     revoked.pop("after_revocation", None)
@@ -586,30 +613,42 @@ def desired_decision(state: LearnerState, uuid: str, organization: str) -> Decis
                   manual_reason, False, version)
 
 
-def award_before(state: LearnerState, uuid: str, organization: str) -> Decision | None:
-    """The award a revoked badge record took back (its version is one less), rebuilt from the
-    record, which keeps the award's event: the sink carries it out before the revocation when
-    it never applied it, so that Credly sees the badge issued when the template became complete
-    and then revoked, as it happened. None unless the record is a revocation of an award."""
+def rebuilt_versions(state: LearnerState, uuid: str, organization: str, after: int, before: int) -> list[Decision]:
+    """The decisions of the versions of a template's badge after ``after`` and before ``before``,
+    oldest first, rebuilt from the learner's record as if taken again: the Credly sink carries
+    them out first when their notifications were lost (a crash between a progress write and the
+    decisions' send), so that Credly sees every award and revocation as it happened: a
+    revocation alone would take back nothing, a renewal alone would leave the revoked badge
+    live. The record keeps its last ``EARLIER_KEPT`` versions; one it no longer knows is left out.
+    """
     progress = state["templates"].get(uuid)
     badge = progress.get("badge") if progress is not None else None
-    if badge is None or badge["status"] != "revoked" or badge_version(badge) < 2:
-        return None
-    version = badge_version(badge) - 1
-    cause = tuple(sorted(progress["fulfilled"])) if progress is not None else ()
-    return Award(as_learner(state["learner"]), uuid, organization, _event_ref(badge), True, cause,
-                 dict(badge.get("key_fields", {})), badge.get("expires_at"), "", version > 1, version)
-
-
-def revoke_before(state: LearnerState, uuid: str, organization: str) -> Decision | None:
-    """The revocation an awarded badge record follows (its version is one less; a renewal after
-    a revocation), rebuilt from the record, which keeps the revocation's event: the sink carries
-    it out before the renewal when it never applied it, so that the earlier badge is taken back
-    before the new one is issued, as it happened. None unless the record is such a renewal."""
-    progress = state["templates"].get(uuid)
-    badge = progress.get("badge") if progress is not None else None
-    if badge is None or badge["status"] != "awarded" or "after_revocation" not in badge:
-        return None
-    version = badge_version(badge) - 1
-    return Revoke(as_learner(state["learner"]), uuid, organization, _event_ref(badge["after_revocation"]), True,
-                  (), dict(badge.get("key_fields", {})), None, "", False, version)
+    if badge is None or progress is None:
+        return []
+    learner = as_learner(state["learner"])
+    fulfilled = tuple(sorted(progress["fulfilled"]))
+    current = badge_version(badge)
+    known: dict[int, Decision] = {}
+    for entry in badge.get("earlier", ()):
+        v, manual = entry["v"], entry.get("cause") == "manual"
+        reason = entry.get("reason", "") if manual else ""
+        key_fields = dict(entry.get("key_fields", {}))
+        if entry["status"] == "awarded":
+            known[v] = Award(learner, uuid, organization, _event_ref(entry["event"]), True,
+                             ("manual",) if manual else fulfilled, key_fields, entry.get("expires_at"), reason,
+                             v > 1, v)
+        else:
+            known[v] = Revoke(learner, uuid, organization, _event_ref(entry["event"]), True, (), key_fields, None,
+                              reason, False, v)
+    # records written before ``earlier``: a revocation keeps its award's event, a renewal its revocation's
+    key_fields = dict(badge.get("key_fields", {}))
+    if badge["status"] == "revoked" and current >= 2:
+        known.setdefault(current - 1, Award(learner, uuid, organization, _event_ref(badge), True, fulfilled,
+                                            key_fields, badge.get("expires_at"), "", current > 2, current - 1))
+    if "after_revocation" in badge:
+        known.setdefault(current - 1, Revoke(learner, uuid, organization, _event_ref(badge["after_revocation"]),
+                                             True, (), key_fields, None, "", False, current - 1))
+    desired = desired_decision(state, uuid, organization)
+    if desired is not None:
+        known[current] = desired
+    return [known[v] for v in range(after + 1, before) if v in known]

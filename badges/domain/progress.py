@@ -11,7 +11,9 @@ Shape (``LearnerState``)::
          "badge": {"status": "awarded" | "revoked", "event_id", "event_type", "time",
                    "time_us", "origin", "key_fields"?, "revoked_by"?: {event record},
                    "expires_at"?, "expires_us"?, "cause"?: "manual", "reason"?,
-                   "v": version, one more at each award or revocation}}}}
+                   "v": version, one more at each award or revocation,
+                   "earlier"?: [{"v", "status", "event", ...}: the last versions before]}}},
+     "at": the learner-events offset of the envelope that wrote the record}
 
 A fulfillment keeps the event that fulfilled the requirement first (its ``time`` becomes
 ``issued_at``) and ``latest_us``, the newest matching event seen since: a penalty only undoes a
@@ -63,9 +65,23 @@ class BadgeRecord(TypedDict):
     cause: NotRequired[Literal["manual"]]  # the latest change came from an operator
     reason: NotRequired[str]  # the operator's reason
     v: NotRequired[int]  # how many times this badge changed (engine.badge_version)
-    # An award after a revocation (a renewal): that revocation's event, so that the Credly sink can
-    # carry it out first when its notification was lost (engine.revoke_before).
+    # The versions before this one, oldest first (at most engine.EARLIER_KEPT): the Credly sink
+    # rebuilds from them the versions whose notifications were lost (engine.rebuilt_versions).
+    earlier: NotRequired[list[EarlierVersion]]
+    # Records written before ``earlier``: an award after a revocation kept that revocation's event.
     after_revocation: NotRequired[EventRecord]
+
+
+class EarlierVersion(TypedDict):
+    """One earlier version of a badge record: what its decision carried out."""
+
+    v: int
+    status: Literal["awarded", "revoked"]
+    event: EventRecord  # the award's event, or the revocation's
+    key_fields: NotRequired[dict[str, str]]
+    expires_at: NotRequired[str]
+    cause: NotRequired[Literal["manual"]]
+    reason: NotRequired[str]
 
 
 class TemplateProgress(TypedDict):

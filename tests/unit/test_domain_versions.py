@@ -54,7 +54,7 @@ def test_the_desired_decision_is_rebuilt_from_the_progress_record_alone() -> Non
 
 def test_a_renewal_after_a_revocation_keeps_that_revocation_to_carry_out_first() -> None:
     from badges.agents.sink import with_missed_versions
-    from badges.domain.engine import revoke_before
+    from badges.domain.engine import rebuilt_versions
     from badges.domain.issuance import IssuanceRecord
     from tests.unit.test_domain_builders import manual
 
@@ -63,7 +63,7 @@ def test_a_renewal_after_a_revocation_keeps_that_revocation_to_carry_out_first()
     r.feed(manual(1, tpl.uuid, "award", "passed elsewhere", t=3))  # a renewal: v3
     award, revoke, renewal = r.decisions
     assert (renewal.action, renewal.version, renewal.renewal) == ("award", 3, True)
-    rebuilt = revoke_before(r.states[1], tpl.uuid, "org")
+    [rebuilt] = rebuilt_versions(r.states[1], tpl.uuid, "org", 1, 3)
     assert isinstance(rebuilt, Revoke) and rebuilt.version == 2 and rebuilt.event == revoke.event
     # the revocation's notification was lost; the renewal reaches the sink first
     issued = {tpl.uuid: IssuanceRecord.from_dict({"status": "issued", "applied_v": 1, "credly_id": "b"})}
@@ -72,7 +72,38 @@ def test_a_renewal_after_a_revocation_keeps_that_revocation_to_carry_out_first()
     assert with_missed_versions([revoke, renewal], issued, r.states[1]) == [revoke, renewal]
     applied = {tpl.uuid: IssuanceRecord.from_dict({"status": "revoked", "applied_v": 2})}
     assert with_missed_versions([renewal], applied, r.states[1]) == [renewal]
-    r.feed(manual(1, tpl.uuid, "revoke", "fraud", t=4))  # revoked again: the earlier revocation is forgotten
-    assert r.states[1]["templates"][tpl.uuid]["badge"]["status"] == "revoked"
-    assert revoke_before(r.states[1], tpl.uuid, "org") is None
-    assert "after_revocation" not in r.states[1]["templates"][tpl.uuid]["badge"]
+
+
+def test_every_earlier_version_is_rebuilt_as_the_engine_took_it() -> None:
+    """Several notifications of one badge lost in a row: the record keeps the badge's earlier
+    versions, and each rebuilt decision is the one the engine took then (as a re-emission)."""
+    from dataclasses import replace
+
+    from badges.agents.sink import with_missed_versions
+    from badges.domain.engine import EARLIER_KEPT, rebuilt_versions
+    from badges.domain.issuance import IssuanceRecord
+    from tests.unit.test_domain_builders import manual
+
+    tpl = demo_template()
+    r = run(compile_templates(tpl), [passing(1, DEMO, True, t=1), passing(1, DEMO, False, t=2)])
+    r.feed(manual(1, tpl.uuid, "award", "passed elsewhere", t=3))
+    r.feed(manual(1, tpl.uuid, "revoke", "fraud", t=4))
+    r.feed(manual(1, tpl.uuid, "award", "appeal upheld", t=5))
+    taken = r.decisions
+    assert [(d.action, d.version) for d in taken] == [("award", 1), ("revoke", 2), ("award", 3), ("revoke", 4),
+                                                      ("award", 5)]
+    state = r.states[1]
+    # as taken (re-emitted), except the cause (evidence only: the requirements fulfilled now)
+    rebuilt = rebuilt_versions(state, tpl.uuid, tpl.organization, 0, 6)
+    assert [replace(d, cause=()) for d in rebuilt] == [replace(d, replayed=True, cause=()) for d in taken]
+    # v2, v3 and v4 were lost: v5 reaches a sink that applied v1
+    issued = {tpl.uuid: IssuanceRecord.from_dict({"status": "issued", "applied_v": 1, "credly_id": "b"})}
+    got = with_missed_versions([taken[4]], issued, state)
+    assert [(d.action, d.version) for d in got] == [("revoke", 2), ("award", 3), ("revoke", 4), ("award", 5)]
+    # the record keeps a bounded number of versions
+    for t in range(6, 6 + 2 * EARLIER_KEPT):
+        r.feed(manual(1, tpl.uuid, "revoke" if t % 2 == 0 else "award", "again", t=t))
+    badge = state = r.states[1]["templates"][tpl.uuid]["badge"]
+    assert len(badge["earlier"]) == EARLIER_KEPT
+    assert [d.version for d in rebuilt_versions(r.states[1], tpl.uuid, "org", 0, 99)] == list(
+        range(badge_version(badge) - EARLIER_KEPT, badge_version(badge) + 1))
