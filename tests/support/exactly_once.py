@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 from badges.config.settings import load_settings
 from badges.domain.engine import Decision, apply_event
 from badges.domain.index import compile_config
+from badges.domain.progress import newer_of
 from badges.tools.config_topic import read_snapshot
 from badges.kafka.offsets import is_learner_key
 from badges.schemas.catalog import load_catalog
@@ -94,7 +95,8 @@ def history(stack: Stack, keys: set[tuple[int, str]]) -> str:
 
 
 def check_progress(stack: Stack, states: dict[int, Any], timeout: float = 120) -> None:
-    """The latest progress record of every learner in the changelog equals the clean run's."""
+    """The progress record of every learner that a recovery of the changelog keeps (the newest:
+    ``progress.newer_of``, so an evicted worker's late write does not count) equals the clean run's."""
     want = {u: fulfilled_sets(s) for u, s in states.items()}
     diff: dict[int, Any] = {}
 
@@ -102,7 +104,8 @@ def check_progress(stack: Stack, states: dict[int, Any], timeout: float = 120) -
         latest: dict[int, Any] = {}
         for m in stack.read(f"{stack.app_id}-progress-changelog", min_count=1):
             if is_learner_key(m.key()):  # not a partition's applied offset
-                latest[int(m.key())] = orjson.loads(m.value())
+                record, learner = orjson.loads(m.value()), int(m.key())
+                latest[learner] = newer_of(latest[learner], record) if learner in latest else record
         got = {u: fulfilled_sets(s) for u, s in latest.items() if u in want}
         diff.clear()
         diff.update({u: (got.get(u), want.get(u)) for u in set(got) | set(want) if got.get(u) != want.get(u)})
