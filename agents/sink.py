@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator
 
@@ -37,8 +38,8 @@ from badges.faults import fault_point
 from badges.kafka.offsets import is_learner_key
 from badges.logs import log_context
 from badges.tables.writer import TableWriter
-from badges.wire.decisions import RETRY_FAILED, Forget, decode_message
-from badges.wire.envelope import learner_partition
+from badges.wire.decisions import RETRY_FAILED, Forget, Message, decode_message
+from badges.wire.envelope import learner_key, learner_partition
 
 if TYPE_CHECKING:
     from badges.runtime import Runtime
@@ -199,16 +200,11 @@ class Sink:
 
     # --- one batch --------------------------------------------------------------------------
 
-    async def process_batch(self, items: list[tuple[int, bytes | None, bytes]]) -> None:
-        """``items``: (partition, key, value) of each decisions message, in offset order."""
+    async def process_batch(self, items: list[tuple[int, Message]]) -> None:
+        """``items``: (partition, decoded message) of each decisions message, in offset order."""
         work: dict[bytes, tuple[int, list[Decision]]] = {}
         taken: list[int] = []  # ce_time of each decision, for the per-hop latency
-        for partition, key, value in items:
-            try:
-                message = decode_message(value)
-            except Exception as exc:  # noqa: BLE001 - only our own code writes this topic
-                log.error("skipping an undecodable decision on partition %d: %s", partition, exc)
-                continue
+        for partition, message in items:
             if message == RETRY_FAILED:
                 await self.redrive_failed(partition, work)
                 continue
@@ -218,11 +214,11 @@ class Sink:
                     await self.forget(partition, message.learner_id)
                 work = {}
                 continue
-            assert isinstance(message, Decision)
-            if not message.replayed:
-                taken.append(message.event.time_us)
-            lkey = key or str(message.learner.id).encode()
-            work.setdefault(lkey, (partition, []))[1].append(message)
+            assert isinstance(message, tuple)
+            for decision in message:
+                if not decision.replayed:
+                    taken.append(decision.event.time_us)
+                work.setdefault(learner_key(decision.learner.id), (partition, []))[1].append(decision)
         metrics.observe_stage("decision_taken", taken)
         async with self.lock:
             await self.carry_out_work(work)
@@ -425,6 +421,31 @@ def _retry_decision(rec: IssuanceRecord, template: str) -> Decision:
 BATCH_RETRY_MAX_S = 30.0
 
 
+@dataclass(frozen=True)
+class Taken:
+    """A decisions message taken from the stream: decoded once (its size bounds the batches),
+    acknowledged after its batch is carried out."""
+
+    event: Any  # Faust's event
+    partition: int
+    message: Message | None  # None: undecodable, logged and skipped
+
+    @classmethod
+    def of(cls, event: Any) -> "Taken":
+        partition = event.message.partition
+        try:
+            message: Message | None = decode_message(event.value)
+        except Exception as exc:  # noqa: BLE001 - only our own code writes this topic
+            log.error("skipping an undecodable decision message on partition %d: %s", partition, exc)
+            message = None
+        return cls(event, partition, message)
+
+    @property
+    def weight(self) -> int:
+        """The decisions it carries (an operator request counts as one)."""
+        return len(self.message) if isinstance(self.message, tuple) else 1
+
+
 class PipelinedBatches:
     """Takes decisions from the stream *while* the previous batch is carried out.
 
@@ -435,16 +456,22 @@ class PipelinedBatches:
     batches ahead: back-pressure), and one batch at a time is carried out from it. Events are
     acknowledged only after their batch is carried out, so an offset is never committed for a
     decision not carried out (a crash re-delivers it, as before).
+
+    ``batch_max`` and the bound count ``weight`` units (the decisions a message carries), not
+    messages: one message carries all the decisions of a progress envelope.
     """
 
     def __init__(self, process: Callable[[list[Any]], Awaitable[None]],
                  ack: Callable[[Any], Awaitable[Any]], batch_max: int, wait_s: float,
-                 owned: Callable[[Any], bool] = lambda event: True) -> None:
+                 owned: Callable[[Any], bool] = lambda event: True,
+                 weight: Callable[[Any], int] = lambda event: 1) -> None:
         self.process, self.ack, self.batch_max, self.wait_s = process, ack, batch_max, wait_s
         # whether this worker still owns an event's partition: decisions read ahead of a
         # rebalance that gave their partition away are left to its new owner
         self.owned = owned
-        self.pending: list[Any] = []
+        self.weight = weight
+        self.pending: list[tuple[Any, int]] = []  # (event, its weight)
+        self.pending_weight = 0
         self.ready = asyncio.Event()  # pending is not empty
         self.room = asyncio.Event()  # pending is below its bound
         self.room.set()
@@ -455,26 +482,40 @@ class PipelinedBatches:
             async for event in events:
                 if worker.done():
                     worker.result()  # its error, if any, ends the agent (cancellation too)
-                self.pending.append(event)
+                w = max(1, self.weight(event))
+                self.pending.append((event, w))
+                self.pending_weight += w
                 self.ready.set()
-                if len(self.pending) >= 2 * self.batch_max:
+                if self.pending_weight >= 2 * self.batch_max:
                     self.room.clear()
                     await self.room.wait()
         finally:
             worker.cancel()
 
+    def _take_batch(self) -> list[Any]:
+        """The oldest pending events up to ``batch_max`` units (at least one event)."""
+        n = total = 0
+        for _event, w in self.pending:
+            if n and total + w > self.batch_max:
+                break
+            n += 1
+            total += w
+        batch = [event for event, _w in self.pending[:n]]
+        del self.pending[:n]
+        self.pending_weight -= total
+        return batch
+
     async def _carry_out(self) -> None:
         while True:
             await self.ready.wait()
-            if len(self.pending) < self.batch_max:
+            if self.pending_weight < self.batch_max:
                 # a moment for more decisions to come: under a trickle this is each badge's extra
                 # latency; under a backlog the batch is full already
                 await asyncio.sleep(self.wait_s)
-            batch = self.pending[: self.batch_max]
-            del self.pending[: self.batch_max]
+            batch = self._take_batch()
             if not self.pending:
                 self.ready.clear()
-            if len(self.pending) < 2 * self.batch_max:
+            if self.pending_weight < 2 * self.batch_max:
                 self.room.set()
             mine = [event for event in batch if self.owned(event)]
             if mine:
@@ -513,13 +554,19 @@ def register(runtime: "Runtime") -> Sink:
     async def credly_sink(stream: Any) -> None:
         batch_max = max(1, runtime.settings.credly_concurrency * SINK_BATCH_PER_SLOT)
         manual = stream.noack()  # an event is acknowledged once carried out (PipelinedBatches)
+
+        async def decoded(events: Any) -> Any:
+            async for event in events:
+                yield Taken.of(event)
+
         batches = PipelinedBatches(
-            lambda events: until_done(sink.process_batch,
-                                      [(e.message.partition, e.message.key, e.value) for e in events],
-                                      stop=lambda: runtime.app.should_stop),
-            manual.ack, batch_max, SINK_BATCH_WAIT_S,
-            owned=lambda e: e.message.tp in runtime.app.consumer.assignment())
-        await batches.run(manual.events())
+            lambda taken: until_done(sink.process_batch,
+                                     [(t.partition, t.message) for t in taken if t.message is not None],
+                                     stop=lambda: runtime.app.should_stop),
+            lambda t: manual.ack(t.event), batch_max, SINK_BATCH_WAIT_S,
+            owned=lambda t: t.event.message.tp in runtime.app.consumer.assignment(),
+            weight=lambda t: t.weight)
+        await batches.run(decoded(manual.events()))
 
     runtime.app.agent(runtime.topics.decisions, name="credly-sink")(credly_sink)
 
