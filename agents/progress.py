@@ -3,10 +3,10 @@
 It consumes ``{app_id}-learner-events`` (envelopes of normalized events, one partition per set of
 learners), runs the pure rules engine, writes each changed learner once per envelope to the
 ``progress`` table (changelog-backed) and sends the envelope's award/revoke decisions to
-``{app_id}-badge-decisions`` on the same partition, in one message. Faust flushes those sends
-before it commits the envelope's offset; a crash before that re-delivers the envelope, and the
-engine's idempotence (plus re-emission of decisions tied to an already-applied event) makes the
-second pass produce the same records and decisions.
+``{app_id}-badge-decisions`` on the same partition, in one message (``decision_messages``).
+Faust flushes those sends before it commits the envelope's offset; a crash before that
+re-delivers the envelope, and the engine's idempotence (plus re-emission of decisions tied to an
+already-applied event) makes the second pass produce the same records and decisions.
 """
 
 from __future__ import annotations
@@ -134,8 +134,8 @@ class ProgressProcessor:
         metrics.FULFILLMENTS.inc(len(dirty))
         fault_point("progress.after_state_write")
         if decisions:
-            # the envelope's decisions in one message: one message per decision cost the sink's
-            # Faust consumer more than carrying the decision out (issue 20)
+            # the envelope's decisions in one message (a few when many): one message per
+            # decision cost the sink's Faust consumer more than carrying it out (issue 20)
             taken = Counter((d.action, str(d.replayed).lower()) for _key, d in decisions)
             for labels, n in taken.items():
                 metrics.DECISIONS.labels(*labels).inc(n)
