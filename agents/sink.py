@@ -47,9 +47,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Records = dict[str, IssuanceRecord]  # one learner's issuance records, by template
-# How long the sink waits for more decisions to call Credly for concurrently: under a trickle it
-# is added to every badge's latency; under load the batch fills first.
-SINK_BATCH_WAIT_S = 0.005
+# How long the sink waits for more decisions before a batch that is not full: nothing but one
+# turn of the event loop (messages already fetched join the batch). The decisions of an envelope
+# travel in one message, so there is nothing to wait for; under load the next batch gathers while
+# this one is carried out (PipelinedBatches). A 5 ms wait cost every badge 8-10 ms of latency on
+# the busy event loop (issue 20: decision hop p50 22-37 ms -> 11-27 ms, bench/NOTES.md).
+SINK_BATCH_WAIT_S = 0.0
 # Decisions per batch, per Credly call slot (BADGES_CREDLY_CONCURRENCY): a batch has a fixed cost
 # (the intents' broker round trip, the lifecycle deliveries, the outcomes), so under a backlog
 # more decisions share it; calls stay at most ``credly_concurrency`` at a time (``slots``).
