@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, NamedTuple
 
@@ -39,8 +40,8 @@ from badges.kafka.offsets import is_learner_key
 from badges.logs import log_context
 from badges.tables.writer import TableWriter
 from badges.wire.deadletter import dead_letter_headers
-from badges.wire.decisions import RETRY_FAILED, Forget, decode_message
-from badges.wire.envelope import learner_partition
+from badges.wire.decisions import RETRY_FAILED, Forget, Message, decision_messages, decode_message, encode_forget, encode_retry_failed
+from badges.wire.envelope import learner_key, learner_partition
 
 if TYPE_CHECKING:
     from badges.runtime import Runtime
@@ -51,17 +52,44 @@ Records = dict[str, IssuanceRecord]  # one learner's issuance records, by templa
 SINK_ERROR = "sink_error"  # the dead-letter reason of a decision that fails on its own
 
 
-class DecisionMessage(NamedTuple):
-    """A decisions message as the sink's batches hold it."""
+class SinkItem(NamedTuple):
+    """One decision (or operator request) of a decisions message, as the sink's batches hold it:
+    a message carries a whole envelope's decisions, and a poison one is set aside alone."""
 
     partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
+    offset: int  # of the message that carried it
+    message: Decision | Forget | str
 
-# How long the sink waits for more decisions to call Credly for concurrently: under a trickle it
-# is added to every badge's latency; under load the batch fills first.
-SINK_BATCH_WAIT_S = 0.005
+    def learner(self) -> object:
+        """What orders items: a learner's decisions and requests stay in order; others apart."""
+        message = self.message
+        if isinstance(message, Decision):
+            return message.learner.id
+        if isinstance(message, Forget):
+            return message.learner_id
+        return (self.partition, self.offset)
+
+    def encoded(self) -> bytes:
+        """The item as a decisions message of its own (for the dead-letter topic)."""
+        if isinstance(self.message, Decision):
+            return decision_messages([self.message])[0]
+        if isinstance(self.message, Forget):
+            return encode_forget(self.message.learner_id)
+        return encode_retry_failed()
+
+
+def sink_items(partition: int, offset: int, message: Message) -> list[SinkItem]:
+    if isinstance(message, tuple):
+        return [SinkItem(partition, offset, decision) for decision in message]
+    return [SinkItem(partition, offset, message)]
+
+
+# How long the sink waits for more decisions before a batch that is not full: nothing but one
+# turn of the event loop (messages already fetched join the batch). The decisions of an envelope
+# travel in one message, so there is nothing to wait for; under load the next batch gathers while
+# this one is carried out (PipelinedBatches). A 5 ms wait cost every badge 8-10 ms of latency on
+# the busy event loop (issue 20: decision hop p50 22-37 ms -> 11-27 ms, bench/NOTES.md).
+SINK_BATCH_WAIT_S = 0.0
 # Decisions per batch, per Credly call slot (BADGES_CREDLY_CONCURRENCY): a batch has a fixed cost
 # (the intents' broker round trip, the lifecycle deliveries, the outcomes), so under a backlog
 # more decisions share it; calls stay at most ``credly_concurrency`` at a time (``slots``).
@@ -210,16 +238,11 @@ class Sink:
 
     # --- one batch --------------------------------------------------------------------------
 
-    async def process_batch(self, items: list[DecisionMessage]) -> None:
-        """``items``: the decisions messages of the batch, in offset order."""
+    async def process_batch(self, items: list[SinkItem]) -> None:
+        """``items``: the decisions and requests of the batch's messages, in offset order."""
         work: dict[bytes, tuple[int, list[Decision]]] = {}
         taken: list[int] = []  # ce_time of each decision, for the per-hop latency
-        for partition, _, key, value in items:
-            try:
-                message = decode_message(value)
-            except Exception as exc:  # noqa: BLE001 - only our own code writes this topic
-                log.error("skipping an undecodable decision on partition %d: %s", partition, exc)
-                continue
+        for partition, _, message in items:
             if message == RETRY_FAILED:
                 await self.redrive_failed(partition, work)
                 continue
@@ -234,20 +257,22 @@ class Sink:
                 raise RuntimeError(f"injected poison decision (learner {message.learner.id})")
             if not message.replayed:
                 taken.append(message.event.time_us)
-            lkey = key or str(message.learner.id).encode()
-            work.setdefault(lkey, (partition, []))[1].append(message)
+            work.setdefault(learner_key(message.learner.id), (partition, []))[1].append(message)
         metrics.observe_stage("decision_taken", taken)
         async with self.lock:
             await self.carry_out_work(work)
 
-    async def set_aside(self, item: DecisionMessage, exc: BaseException) -> None:
-        """A decisions message that fails on its own (``until_done``) goes to the dead-letter
-        topic with why; the reconciliation carries its badge out once the cause is gone."""
+    async def set_aside(self, item: SinkItem, exc: BaseException) -> None:
+        """A decision that fails on its own (``until_done``) goes to the dead-letter topic, as a
+        decisions message of its own keyed by its learner, with why; the reconciliation carries
+        its badge out once the cause is gone."""
         metrics.DEAD_LETTERS.labels(SINK_ERROR).inc()
         settings = self.rt.settings
+        learner = item.learner()
+        key = learner_key(learner) if isinstance(learner, int) else None
         headers = dead_letter_headers([], SINK_ERROR, f"{type(exc).__name__}: {exc}", settings.decisions_topic,
                                       item.partition, item.offset)
-        sent = await self.rt.app.producer.send(settings.dead_letter_topic, item.key, item.value,
+        sent = await self.rt.app.producer.send(settings.dead_letter_topic, key, item.encoded(),
                                                item.partition % settings.partitions, None, headers)
         await sent  # on the broker before the decision is acknowledged
 
@@ -449,6 +474,31 @@ def _retry_decision(rec: IssuanceRecord, template: str) -> Decision:
 BATCH_RETRY_MAX_S = 30.0
 
 
+@dataclass(frozen=True)
+class Taken:
+    """A decisions message taken from the stream: decoded once (its size bounds the batches),
+    acknowledged after its batch is carried out."""
+
+    event: Any  # Faust's event
+    partition: int
+    message: Message | None  # None: undecodable, logged and skipped
+
+    @classmethod
+    def of(cls, event: Any) -> "Taken":
+        partition = event.message.partition
+        try:
+            message: Message | None = decode_message(event.value)
+        except Exception as exc:  # noqa: BLE001 - only our own code writes this topic
+            log.error("skipping an undecodable decision message on partition %d: %s", partition, exc)
+            message = None
+        return cls(event, partition, message)
+
+    @property
+    def weight(self) -> int:
+        """The decisions it carries (an operator request counts as one)."""
+        return len(self.message) if isinstance(self.message, tuple) else 1
+
+
 class PipelinedBatches:
     """Takes decisions from the stream *while* the previous batch is carried out.
 
@@ -459,16 +509,22 @@ class PipelinedBatches:
     batches ahead: back-pressure), and one batch at a time is carried out from it. Events are
     acknowledged only after their batch is carried out, so an offset is never committed for a
     decision not carried out (a crash re-delivers it, as before).
+
+    ``batch_max`` and the bound count ``weight`` units (the decisions a message carries), not
+    messages: one message carries all the decisions of a progress envelope.
     """
 
     def __init__(self, process: Callable[[list[Any]], Awaitable[None]],
                  ack: Callable[[Any], Awaitable[Any]], batch_max: int, wait_s: float,
-                 owned: Callable[[Any], bool] = lambda event: True) -> None:
+                 owned: Callable[[Any], bool] = lambda event: True,
+                 weight: Callable[[Any], int] = lambda event: 1) -> None:
         self.process, self.ack, self.batch_max, self.wait_s = process, ack, batch_max, wait_s
         # whether this worker still owns an event's partition: decisions read ahead of a
         # rebalance that gave their partition away are left to its new owner
         self.owned = owned
-        self.pending: list[Any] = []
+        self.weight = weight
+        self.pending: list[tuple[Any, int]] = []  # (event, its weight)
+        self.pending_weight = 0
         self.ready = asyncio.Event()  # pending is not empty
         self.room = asyncio.Event()  # pending is below its bound
         self.room.set()
@@ -479,26 +535,40 @@ class PipelinedBatches:
             async for event in events:
                 if worker.done():
                     worker.result()  # its error, if any, ends the agent (cancellation too)
-                self.pending.append(event)
+                w = max(1, self.weight(event))
+                self.pending.append((event, w))
+                self.pending_weight += w
                 self.ready.set()
-                if len(self.pending) >= 2 * self.batch_max:
+                if self.pending_weight >= 2 * self.batch_max:
                     self.room.clear()
                     await self.room.wait()
         finally:
             worker.cancel()
 
+    def _take_batch(self) -> list[Any]:
+        """The oldest pending events up to ``batch_max`` units (at least one event)."""
+        n = total = 0
+        for _event, w in self.pending:
+            if n and total + w > self.batch_max:
+                break
+            n += 1
+            total += w
+        batch = [event for event, _w in self.pending[:n]]
+        del self.pending[:n]
+        self.pending_weight -= total
+        return batch
+
     async def _carry_out(self) -> None:
         while True:
             await self.ready.wait()
-            if len(self.pending) < self.batch_max:
+            if self.pending_weight < self.batch_max:
                 # a moment for more decisions to come: under a trickle this is each badge's extra
                 # latency; under a backlog the batch is full already
                 await asyncio.sleep(self.wait_s)
-            batch = self.pending[: self.batch_max]
-            del self.pending[: self.batch_max]
+            batch = self._take_batch()
             if not self.pending:
                 self.ready.clear()
-            if len(self.pending) < 2 * self.batch_max:
+            if self.pending_weight < 2 * self.batch_max:
                 self.room.set()
             mine = [event for event in batch if self.owned(event)]
             if mine:
@@ -583,15 +653,21 @@ def register(runtime: "Runtime") -> Sink:
     async def credly_sink(stream: Any) -> None:
         batch_max = max(1, runtime.settings.credly_concurrency * SINK_BATCH_PER_SLOT)
         manual = stream.noack()  # an event is acknowledged once carried out (PipelinedBatches)
+
+        async def decoded(events: Any) -> Any:
+            async for event in events:
+                yield Taken.of(event)
+
         batches = PipelinedBatches(
-            lambda events: until_done(sink.process_batch,
-                                      [DecisionMessage(e.message.partition, e.message.offset, e.message.key, e.value)
-                                       for e in events],
-                                      stop=lambda: runtime.app.should_stop, set_aside=sink.set_aside,
-                                      key_of=lambda m: m.key),
-            manual.ack, batch_max, SINK_BATCH_WAIT_S,
-            owned=lambda e: e.message.tp in runtime.app.consumer.assignment())
-        await batches.run(manual.events())
+            lambda taken: until_done(sink.process_batch,
+                                     [item for t in taken if t.message is not None
+                                      for item in sink_items(t.partition, t.event.message.offset, t.message)],
+                                     stop=lambda: runtime.app.should_stop, set_aside=sink.set_aside,
+                                     key_of=SinkItem.learner),
+            lambda t: manual.ack(t.event), batch_max, SINK_BATCH_WAIT_S,
+            owned=lambda t: t.event.message.tp in runtime.app.consumer.assignment(),
+            weight=lambda t: t.weight)
+        await batches.run(decoded(manual.events()))
 
     runtime.app.agent(runtime.topics.decisions, name="credly-sink")(credly_sink)
 

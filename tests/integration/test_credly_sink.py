@@ -57,6 +57,25 @@ def test_500_500_ok_gives_exactly_one_badge(stack: Stack) -> None:
     assert len(posts_for(stack, email)) == 3
 
 
+def test_a_single_decision_message_of_a_worker_before_issue_20_is_carried_out(stack: Stack) -> None:
+    # Workers upgraded in place find such messages in the topic: one decision per message, keyed
+    # by learner (murmur2, as the stack's producer places keys), instead of an envelope's list.
+    import orjson
+
+    from badges.domain.engine import Award, EventRef
+    from badges.domain.events import Learner
+    from tests.support.stack import ORG
+
+    email = "learner870@example.com"
+    old = Award(learner=Learner(id=870, username="learner870", email=email, name="Ada Lovelace"),
+                template=TEMPLATE, organization=ORG,
+                event=EventRef(event_id="old-form-870", event_type=COURSE_PASSING, time="2024-05-01T10:00:00Z",
+                               time_us=1714557600000000), cause=("demo",), version=1)
+    stack.send([(b"870", orjson.dumps(old.to_dict()), [])], topic=f"{stack.app_id}-badge-decisions")
+    badges = stack.wait_badges(lambda b: any(x["recipient_email"] == email for x in b))
+    assert len([b for b in badges if b["recipient_email"] == email]) == 1
+
+
 def test_timeout_after_credly_stored_the_badge_is_reconciled_not_duplicated(stack: Stack) -> None:
     stack.credly_fault(mode="store_then_hang", times=1, hang_s=5, **ISSUE)
     email = complete(stack, 802)

@@ -13,7 +13,7 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from badges.config.settings import load_settings
-from badges.domain.engine import Decision, apply_event
+from badges.domain.engine import apply_event
 from badges.domain.index import compile_config
 from badges.domain.progress import newer_of
 from badges.tools.config_topic import read_snapshot
@@ -83,9 +83,9 @@ def history(stack: Stack, keys: set[tuple[int, str]]) -> str:
     lines = []
     learners = {str(u).encode() for u, _ in keys}
     for m in stack.read(f"{stack.app_id}-badge-decisions", min_count=1):
-        if m.key() in learners:
-            d = decode_message(m.value())
-            if isinstance(d, Decision):
+        message = decode_message(m.value())
+        for d in message if isinstance(message, tuple) else ():
+            if str(d.learner.id).encode() in learners:
                 lines.append(f"decision p{m.partition()}@{m.offset()} {d.learner.id} {d.template[-3:]} {d.action}"
                              f" replayed={d.replayed} by {d.event.event_id}")
     for m in stack.read(f"{stack.app_id}-issuance-changelog", min_count=1):

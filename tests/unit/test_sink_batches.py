@@ -107,3 +107,26 @@ async def test_decisions_of_a_partition_given_away_are_acknowledged_but_left_to_
         await asyncio.sleep(0.005)
     task.cancel()
     assert processed == [0, 2, 4, 6, 8, 10] and acked == list(range(12))
+
+
+async def test_batches_are_bounded_by_the_decisions_their_messages_carry() -> None:
+    # each message carries as many decisions as its number says (one message per envelope)
+    batches: list[list[int]] = []
+    acked: list[int] = []
+
+    async def process(batch: list[int]) -> None:
+        batches.append(batch)
+        await asyncio.sleep(0.01)
+
+    async def ack(event: int) -> None:
+        acked.append(event)
+
+    items = [4, 4, 4, 1, 30, 2, 2]
+    runner = PipelinedBatches(process, ack, batch_max=10, wait_s=0.02, weight=lambda e: e)
+    task = asyncio.ensure_future(runner.run(stream_of(items)))
+    while len(acked) < len(items):
+        await asyncio.sleep(0.005)
+    task.cancel()
+    assert acked == items
+    # at most 10 decisions a batch, except a message larger than that, alone in its batch
+    assert batches == [[4, 4], [4, 1], [30], [2, 2]]
