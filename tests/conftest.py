@@ -12,6 +12,18 @@ import pytest
 from badges.kafka.embedded import EmbeddedBroker
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A module whose tests need a slow preparation that does not use the machine (PyPI
+    downloads) may start it as soon as its selected tests are known: ``prepare_in_background(items)``."""
+    selected: dict[Any, list[pytest.Item]] = {}
+    for item in session.items:
+        module = getattr(item, "module", None)
+        if getattr(module, "prepare_in_background", None) is not None:
+            selected.setdefault(module, []).append(item)
+    for module, items in selected.items():
+        module.prepare_in_background(items)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_default_ssl_context() -> Iterator[None]:
     """Every ``httpx.get``/``post``/``request`` builds a client, and every client builds a new
