@@ -54,6 +54,24 @@ def start(stack: Stack) -> WorkerProcess:
     for running in stack.workers:
         running.stop()
     stack.workers.clear()
+    return _start(stack)
+
+
+def running(stack: Stack) -> WorkerProcess:
+    """The module's worker as the previous test left it when it still runs and is ready (a test
+    begins with a worker, not with a restart: the restarts under test come after), else a new one.
+    Saves a stop and a start per test (~15 s with rocksdb and static membership)."""
+    if len(stack.workers) == 1:
+        [worker] = stack.workers
+        try:
+            if worker.proc is not None and worker.proc.poll() is None and worker.health().get("ready"):
+                return worker
+        except httpx.HTTPError:
+            pass
+    return start(stack)
+
+
+def _start(stack: Stack) -> WorkerProcess:
     store = stack.store  # type: ignore[attr-defined]  # set by the fixture
     # rocksdb workers run with static group membership (as a StatefulSet would), memory ones without
     membership = {"BADGES_GROUP_INSTANCE_ID": f"{stack.app_id}-w"} if store == "rocksdb" else {}
@@ -99,7 +117,7 @@ def restart(stack: Stack, worker: WorkerProcess, kind: str) -> WorkerProcess:
 def test_a_restarted_worker_resumes_configuration_progress_and_badges(stack: Stack, kind: str) -> None:
     base = 700 if kind == "graceful" else 800
     done, half, late = base + 1, base + 2, base + 3
-    worker = start(stack)
+    worker = running(stack)
     stack.send([passed(stack, done, C1), passed(stack, done, C2), passed(stack, half, C1)])
     stack.wait_badges(lambda b: badges_of(stack, done), what=f"the badge of learner {done}")
     wait_until(lambda: "c1" in fulfilled(worker, half, T_AND), what=f"c1 of learner {half}")
@@ -125,7 +143,7 @@ def test_events_sent_while_the_worker_is_down_are_processed_with_the_full_config
     """The failure this issue was filed for: a restarted worker came back with an empty
     configuration and skipped (and committed) the events waiting for it."""
     learner = 901
-    worker = start(stack)
+    worker = running(stack)
     stack.send([passed(stack, learner, C1)])
     wait_until(lambda: "c1" in fulfilled(worker, learner, T_AND), what="c1 before the kill")
     worker.kill9()
@@ -140,7 +158,7 @@ def test_events_sent_while_the_worker_is_down_are_processed_with_the_full_config
 def test_a_configuration_changed_around_a_restart_is_the_one_the_worker_runs(stack: Stack, moment: str) -> None:
     learner = 950 if moment == "while_down" else 960
     stack.configure(BEFORE)
-    worker = start(stack)
+    worker = running(stack)
     wait_until(lambda: not {t["uuid"]: t["processing"] for t in api(worker, "/api/templates")["templates"]}[T_LATE],
                what="T_LATE inactive")
     if moment == "while_down":
