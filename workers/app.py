@@ -1,12 +1,11 @@
 """The Faust app of a badges worker, built from the settings.
 
 `build_app` is the one place where topics, tables and agents are wired together; everything it
-wires lives in `agents/` and `tables/`.
+wires lives in `agents/` and `tables/`, and the Faust consumer it runs in `badges/kafka/consumer.py`.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, cast
 
 import faust
@@ -14,7 +13,7 @@ import faust
 from badges import compat
 from badges.config.settings import Settings
 from badges.health import Health
-from badges.kafka.consumer import _TunedTransport
+from badges.kafka.consumer import TunedTransport
 from badges.logs import logging_config
 from badges.schemas.catalog import load_catalog
 from badges.tables import definitions
@@ -23,7 +22,6 @@ from badges.tables.compiled_config import CompiledConfigCache
 if TYPE_CHECKING:
     from badges.runtime import Runtime
 
-log = logging.getLogger(__name__)
 
 
 class BadgesApp(faust.App):
@@ -36,7 +34,7 @@ class BadgesApp(faust.App):
     commit_ceiling: Callable[[Any], int | None] | None = None
 
     def _new_transport(self) -> Any:
-        return _TunedTransport(self.conf.broker_consumer, self)
+        return TunedTransport(self.conf.broker_consumer, self)
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:

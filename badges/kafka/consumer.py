@@ -1,7 +1,7 @@
 """Faust's group consumer with the corrections the worker's offsets and latency rely on.
 
 The app (``BadgesApp._new_transport`` in ``workers/app.py``) builds its Faust consumer from
-``_TunedTransport``; the private Faust / aiokafka internals it touches are
+``TunedTransport``; the private Faust / aiokafka internals it touches are
 wrapped and checked in ``badges/compat.py``.
 """
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 PREFETCH_BACKOFF_S = 0.005
 
 
-class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Three corrections to Faust's group consumer.
 
     Faust hard-codes ``fetch_max_wait_ms=1500``; while a partition is idle the fetch wait is the
@@ -53,13 +53,13 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return await verified_end_offsets(self.app.kafka, reported)  # type: ignore[attr-defined]  # a BadgesApp
 
 
-class _TunedConsumer(faust_aiokafka.Consumer):
+class TunedConsumer(faust_aiokafka.Consumer):
     """Faust's consumer with offsets the worker can trust (``badges.kafka.offsets``): a commit
     never passes an offset that was not acknowledged, and after every assignment a partition
     whose commit went past the work applied is sought back to it."""
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        return _TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+        return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def _new_offset(self, tp: Any) -> int | None:
         acked = self._acked[tp]
@@ -113,5 +113,5 @@ class _TunedConsumer(faust_aiokafka.Consumer):
             await self.seek(tp, offset)
 
 
-class _TunedTransport(faust_aiokafka.Transport):
-    Consumer = _TunedConsumer
+class TunedTransport(faust_aiokafka.Transport):
+    Consumer = TunedConsumer

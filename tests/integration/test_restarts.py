@@ -191,7 +191,7 @@ def test_late_writes_of_an_evicted_worker_lose_the_recovery_to_the_owners_newer_
     recovers the tables from the changelogs. Without ``NewerWinsTable`` the learner goes back to
     half-way through the template with its badge's intent in flight."""
     learner = 1001 if kind == "graceful" else 1101
-    worker = start(stack)
+    worker = running(stack)
     stack.send([passed(stack, learner, C1)])
     wait_until(lambda: "c1" in fulfilled(worker, learner, T_AND), what=f"c1 of learner {learner}")
     stack.send([passed(stack, learner, C2)])
