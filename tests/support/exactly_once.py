@@ -114,7 +114,20 @@ def check_progress(stack: Stack, states: dict[int, Any], timeout: float = 120) -
     try:
         wait_until(progress_matches, timeout=timeout, interval=1.0, what="progress equal to a clean run")
     except AssertionError:
-        raise AssertionError(f"{len(diff)} learners differ (got, expected): {dict(list(diff.items())[:5])}") from None
+        raise AssertionError(f"{len(diff)} learners differ (got, expected): {dict(list(diff.items())[:5])}\n"
+                             f"their progress writes:\n{progress_writes(stack, set(list(diff)[:3]))}") from None
+
+
+def progress_writes(stack: Stack, learners: set[int]) -> str:
+    """Every changelog write of these learners' progress, in order: where, by which envelope
+    (``at``), and what it says was fulfilled, to explain a failure."""
+    lines = []
+    for m in stack.read(f"{stack.app_id}-progress-changelog", min_count=1):
+        if is_learner_key(m.key()) and int(m.key()) in learners:
+            record = orjson.loads(m.value())
+            lines.append(f"progress p{m.partition()}@{m.offset()} learner {int(m.key())} at={record.get('at')} "
+                         f"{ {t[-3:]: sorted(f) for t, f in fulfilled_sets(record).items()} }")
+    return "\n".join(lines)
 
 
 def check_badges(stack: Stack, awarded: set[tuple[int, str]], revoked: set[tuple[int, str]],
