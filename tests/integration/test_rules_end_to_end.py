@@ -8,6 +8,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from tests.support.cluster import wait_until
 from tests.support.configs import config_yaml, failing, passing, penalty, requirement, template
 from tests.support.openedx import COURSE_PASSING, DEMO_COURSE
 from tests.support.stack import ORG, Stack, make_stack
@@ -95,6 +96,12 @@ def test_manual_revoke_and_award_through_the_cli(stack: Stack) -> None:
 
 def test_manual_award_through_the_admin_api_cascades_to_the_badge_of_badges(stack: Stack) -> None:
     stack.send([_passing(stack, 204, OTHER_COURSE)])  # the learner is known, Advanced half done
+    # The command goes straight onto learner-events while the event still passes ingestion: a
+    # command that overtakes the learner's first event finds no identity to issue to and is
+    # refused (README "Manual commands"), so the learner must be known first.
+    wait_until(lambda: httpx.get(f"{stack.workers[0].url}/api/learners/204", timeout=10,
+                                 headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200,
+               what="learner 204 known to the worker")
     url = f"{stack.workers[0].url}/api/learners/204/badges/{FOUNDATIONS}/award"
     assert httpx.post(url, json={"reason": "x"}, timeout=10).status_code == 401
     answer = httpx.post(url, json={"reason": "transfer credit"}, timeout=10,
