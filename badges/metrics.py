@@ -113,6 +113,13 @@ OFFSETS_SOUGHT_BACK = Counter(
     "(reason: assignment, skipped, dropped_while_seeking, write_failed); each is read again",
     ["reason"],
 )
+HANDED_OFF = Counter(
+    "badges_decisions_handed_off_total",
+    "Decision messages the progress agent handed to the Credly sink in process (a broker hop "
+    "sooner than their copy on the decisions topic), by whether the sink's queue took them "
+    "(refused: the queue was full, the copy on the topic is carried out instead)",
+    ["outcome"],
+)
 RECONCILED = Counter(
     "badges_reconciled_decisions_total",
     "Decisions the Credly sink carried out from the progress table because their message was "
