@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from badges.domain.engine import apply_event, held_badges
 from tests.unit.test_domain_builders import (
+    BASE_US,
     PASSING,
     badge_req,
     compile_templates,
@@ -82,12 +83,25 @@ def _summary(r):
                     if d.action == "award")
     revokes = sorted((d.learner.id, d.template, d.event.event_id) for d in r.decisions
                      if d.action == "revoke")
-    fulfilled = {
-        (learner, uuid): sorted(progress["fulfilled"])
+    # Per (learner, template): the requirements fulfilled at the end and the last reset of each.
+    # A template the learner has no entry for has neither, so it is left out; so is an entry
+    # holding only a badge record (a badge of badges awarded by the cascade, whose own
+    # requirements no event matched): badge records are decisions, which may depend on the
+    # delivery order (test_transient_completion_depends_on_delivery_order).
+    progress = {
+        (learner, uuid): (sorted(p["fulfilled"]), sorted(p["resets"].items()))
         for learner, state in r.states.items()
-        for uuid, progress in state["templates"].items()
+        for uuid, p in state["templates"].items()
+        if p["fulfilled"] or p["resets"]
     }
-    return awards, revokes, fulfilled
+    return awards, revokes, progress
+
+
+def _assert_no_empty_entry(r):
+    """The engine never writes a template entry with nothing in it."""
+    for state in r.states.values():
+        for p in state["templates"].values():
+            assert p["fulfilled"] or p["resets"] or p.get("badge") is not None
 
 
 @settings(max_examples=200, deadline=None)
@@ -137,7 +151,10 @@ def _assert_delivery_order_irrelevant(cfg, events, rnd):
     shuffled = list(events)
     rnd.shuffle(shuffled)
     ordered = sorted(events, key=lambda e: e.time_us)
-    assert _summary(run(cfg, shuffled))[2] == _summary(run(cfg, ordered))[2]
+    first, second = run(cfg, shuffled), run(cfg, ordered)
+    _assert_no_empty_entry(first)
+    _assert_no_empty_entry(second)
+    assert _summary(first)[2] == _summary(second)[2]
 
 
 @settings(max_examples=100, deadline=None)
@@ -217,8 +234,34 @@ def test_new_kinds_duplicates_never_change_state_and_re_emit_the_decisions(scena
     _assert_duplicates_change_nothing(_build(specs, base=RICH), events, sorted)
 
 
+class _AsGiven:
+    """A "shuffle" that keeps the delivery order a scenario lists its events in."""
+
+    def shuffle(self, items: list[Any]) -> None:
+        pass
+
+
+def _transient_completion() -> tuple[list[Any], list[Any]]:
+    """A falsifying example hypothesis found: template 0 completes at t=7 (the only passing
+    event) and is reset at t=8 (a failing one, penalty ``t0p0``); template 1 is a badge of
+    badges of template 0 whose event requirement nothing matches. Delivered as listed, the
+    failing event at t=8 arrives before the passing one at t=7."""
+    specs = [
+        ([req("t0r0"), req("t0r1"), req("t0r2")], [pen("t0p0", ["t0r0"], PASSING, passing_rule("false"))],
+         {"groups": {}}),
+        ([req("t1r0", PASSING, course_rule(COURSES[0], "!="), group="A"),
+          badge_req("t1b", tpl_uuid(RICH), group="A")], [], {"groups": {"A": {"min": 1}}}),
+        ([req("t2r0")], [], {"groups": {}}),
+        ([req("t3r0")], [], {"groups": {}}),
+    ]
+    times = [0, 1, 2, 3, 4, 5, 6, 8, 7]
+    events = [passing(1, COURSES[0], i == 8, t=t, event_id=f"ev-{i}") for i, t in enumerate(times)]
+    return specs, events
+
+
 @settings(max_examples=200, deadline=None)
 @given(rich_scenarios(), st.randoms(use_true_random=False))
+@example(scenario=_transient_completion(), rnd=_AsGiven())
 def test_new_kinds_final_fulfilled_sets_do_not_depend_on_delivery_order(scenario, rnd):
     specs, events = scenario
     _assert_delivery_order_irrelevant(_build(specs, base=RICH), events, rnd)
@@ -249,3 +292,35 @@ def test_new_kinds_award_only_when_complete_within_and_never_twice_while_held(sc
                 assert not tpl.is_complete(set(state[d.template]["fulfilled"]) | set(after))
     awards = [(d.learner.id, d.template) for d in r.decisions if d.action == "award" and not d.renewal]
     assert len(set(awards)) == len(awards)
+
+
+def test_transient_completion_depends_on_delivery_order():
+    """The falsifying example of the delivery-order property, pinned down. Template 0 is
+    complete between t=7 and t=8 only. In ce_time order it is awarded at t=7 and revoked at
+    t=8, and so is template 1, its badge of badges, by the cascade: template 1's entry then
+    holds only its revoked badge record (no event matched its own requirement), which the
+    engine must keep (a revoked badge is never awarded again by processing; the sink
+    reconciles Credly to it; the web view shows it). Delivered with t=8 first, the passing
+    event at t=7 is stale for t0r0 (older than its last reset): nothing is awarded and
+    template 1 has no entry. The progress (fulfilled sets, resets) is the same; the decisions
+    are not, and neither is what a later completion decides."""
+    specs, events = _transient_completion()
+    cfg = _build(specs, base=RICH)
+    t0, t1 = tpl_uuid(RICH), tpl_uuid(RICH + 1)
+    as_given = run(cfg, events)
+    ordered = run(cfg, sorted(events, key=lambda e: e.time_us))
+    assert _summary(as_given)[2] == _summary(ordered)[2]
+    assert _summary(as_given)[2][(1, t0)] == (["t0r1", "t0r2"], [("t0r0", BASE_US + 8_000_000)])
+
+    assert {(d.action, d.template, d.event.event_id) for d in ordered.decisions if d.template in (t0, t1)} == {
+        ("award", t0, "ev-8"), ("award", t1, "ev-8"), ("revoke", t0, "ev-7"), ("revoke", t1, "ev-7")}
+    entry = ordered.states[1]["templates"][t1]
+    assert entry["fulfilled"] == {} and entry["resets"] == {}
+    assert entry["badge"]["status"] == "revoked" and entry["badge"]["revoked_by"]["event_id"] == "ev-7"
+
+    assert not [d for d in as_given.decisions if d.template in (t0, t1)]
+    assert t1 not in as_given.states[1]["templates"]
+
+    later = passing(1, COURSES[0], True, t=9, event_id="ev-9")
+    assert ordered.feed(later) == []  # both badges were revoked
+    assert [(d.action, d.template) for d in as_given.feed(later)] == [("award", t0), ("award", t1)]
