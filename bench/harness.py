@@ -170,7 +170,14 @@ class Deployment:
 
     def start_worker(self, wait: bool = True) -> WorkerProcess:
         name = f"worker{len(self.workers) + 1}"
-        worker = WorkerProcess(self.env(), self.workdir / f"{name}.log").start()
+        # Each worker its own local state, as each production worker has: two rocksdb stores
+        # cannot share a directory (the second waits on the first's lock, up to 30 s, per
+        # partition it is assigned, then fails). A worker started after one died takes the
+        # lowest free directory: the restart after a SIGKILL finds its own state (``recovery``).
+        taken = {w.env.get("BADGES_DATA_DIR") for w in self.live_workers()}
+        data_dir = next(d for d in (str(self.workdir / "data" / f"slot{i}") for i in range(len(self.workers) + 1))
+                        if d not in taken)
+        worker = WorkerProcess({**self.env(), "BADGES_DATA_DIR": data_dir}, self.workdir / f"{name}.log").start()
         self.workers.append(worker)
         if wait:
             worker.wait_ready(timeout=120)
