@@ -39,12 +39,14 @@ def worker() -> None:
     settings = settings_or_exit()
     setup_logging(settings.log_level, settings.log_format)
     from badges.compat import InternalsMismatch
-    from badges.workers.worker import run_worker
+    from badges.workers.worker import DataDirInUse, run_worker
 
     try:
         run_worker(settings)
     except InternalsMismatch as exc:
         fail(str(exc), code=2)
+    except DataDirInUse as exc:
+        fail(str(exc))
 
 
 def main() -> None:
