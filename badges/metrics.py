@@ -120,6 +120,11 @@ HANDED_OFF = Counter(
     "(refused: the queue was full, the copy on the topic is carried out instead)",
     ["outcome"],
 )
+RECONCILIATION_FAILURES = Counter(
+    "badges_reconciliation_failures_total",
+    "Learners whose badges a reconciliation could not carry out for a reason that is not the "
+    "broker's (a poison decision); they are left in the progress table for the next one",
+)
 RECONCILED = Counter(
     "badges_reconciled_decisions_total",
     "Decisions the Credly sink carried out from the progress table because their message was "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+import httpx
 import pytest
 from tests.support.configs import config_yaml, demo_template
 from tests.support.openedx import COURSE_PASSING
@@ -205,6 +206,27 @@ def test_a_poison_decision_is_dead_lettered_its_partition_goes_on_and_a_restart_
         headers = dict(letter.headers())
         assert headers["dlq_source_topic"] == f"{stack.app_id}-badge-decisions".encode()
         assert b"injected poison decision" in headers["dlq_detail"]
+        assert not [b for b in stack.credly_badges() if b["recipient_email"] == poisoned]
+
+        # Killed and restarted with the fault still there (a bug, not a passing outage): the
+        # reconciliation after the rebalance finds the badge and fails on it like the batch
+        # did. It must leave it for the next reconciliation, not crash the worker into a loop.
+        for running in stack.workers:
+            running.kill9()
+        stack.workers.clear()
+        faulty = stack.start_worker(**worker_env, BADGES_FAIL_POINT=f"sink.poison_learner:{poison}")  # type: ignore[arg-type]
+
+        def reconciliation_failed() -> bool:
+            text = httpx.get(f"{faulty.url}/metrics", timeout=10).text
+            return any(line.startswith("badges_reconciliation_failures_total ") and float(line.split()[1]) >= 1
+                       for line in text.splitlines())
+
+        wait_until(reconciliation_failed, timeout=60, what="the reconciliation to fail on the poison decision")
+        later = complete(stack, next(n for n in range(neighbour + 1, 2000)
+                                     if learner_partition(n, partitions) == learner_partition(poison, partitions)))
+        stack.wait_badges(lambda b: any(x["recipient_email"] == later for x in b),
+                          what="a badge of the poison decision's partition after the failed reconciliation")
+        assert faulty.proc is not None and faulty.proc.poll() is None, "the worker crashed"
         assert not [b for b in stack.credly_badges() if b["recipient_email"] == poisoned]
     finally:
         restart()
