@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable
@@ -28,6 +29,8 @@ from sortedcontainers import SortedList
 from badges import metrics
 from badges.web.http import HttpError
 from badges.wire.envelope import learner_partition
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from badges.runtime import Runtime
@@ -162,7 +165,12 @@ class BadgeIndexer:
         from badges.web.cluster import local_partitions
 
         count = app.rebalancing_count
-        await self.rebuild(local_partitions(self.rt))
+        try:
+            await self.rebuild(local_partitions(self.rt))
+        except Exception:  # an exception out of a timer crashes the worker
+            # the web view's index only: the worker goes on, and the index is built again at the
+            # next rebalance or after REBUILD_EVERY_S, as after a rebuild that succeeded
+            log.exception("badge index: rebuild failed; the web view's badge lists may be incomplete until the next")
         if app.rebalancing_count == count:
             self._built.update(rebalance=count, at=time.monotonic())
 
