@@ -84,3 +84,27 @@ def test_workers_pages_merge_into_one_order() -> None:
             break
         after = decode_cursor(merged["next"])
     assert seen == [(2, T2), (1, T2), (2, T1), (1, T1)]
+
+
+async def test_a_failed_rebuild_is_logged_and_leaves_the_worker_running(caplog: pytest.LogCaptureFixture) -> None:
+    """The rebuild runs from a Faust timer, where an exception would crash the worker."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from badges.web.badge_index import BadgeIndexer
+
+    recovered = asyncio.Event()
+    recovered.set()
+    consumer = SimpleNamespace(assignment=lambda: set())
+    app = SimpleNamespace(rebalancing_count=1, rebalancing=False, consumer=consumer,
+                          tables=SimpleNamespace(recovery=SimpleNamespace(completed=recovered)))
+    settings = SimpleNamespace(decisions_topic="d", learner_events_topic="l")
+    indexer = BadgeIndexer(SimpleNamespace(app=app, settings=settings))  # type: ignore[arg-type]  # what the timer reads
+
+    async def broken(partitions: set[int]) -> None:
+        raise OSError("the store went away")
+
+    indexer.rebuild = broken  # type: ignore[method-assign]  # the failure under test
+    await indexer.maybe_rebuild()
+    assert "badge index: rebuild failed" in caplog.text
+    assert indexer._built["rebalance"] == 1  # tried again at the next rebalance or after REBUILD_EVERY_S
