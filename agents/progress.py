@@ -26,10 +26,11 @@ from faust.types import TP
 
 from badges.domain.engine import apply_event
 from badges.domain.forget import forget_progress
-from badges.faults import fault_point, ledger_applied
+from badges.faults import fails_for, fault_point, ledger_applied
 from badges.kafka.offsets import StreamGuard, Verdict, applied_offset_key, resume_position
 from badges.wire.decisions import Forget, decision_messages, encode_forget
-from badges.wire.envelope import EnvelopeError, decode_envelope, learner_key
+from badges.wire.deadletter import dead_letter_headers
+from badges.wire.envelope import EnvelopeError, decode_envelope, encode_envelope, learner_key
 from badges.tables.writer import TableWriter
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ REPORT_FIELDS = ("applied", "fulfillments_added", "awards", "revocations")
 # The latency histogram observes every n-th event of an envelope (the first always): an
 # observation costs about a microsecond, a sizeable share of an event's processing.
 LATENCY_SAMPLE = 8
+PROGRESS_ERROR = "progress_error"  # the dead-letter reason of an event the rules engine fails on
 
 
 def load_state(raw: bytes | None) -> Any:
@@ -114,7 +116,13 @@ class ProgressProcessor:
         for i, ev in enumerate(events):
             key = learner_key(ev.learner.id)
             state = dirty[key] if key in dirty else load_state(get(key))
-            outcome = apply_event(state, config, ev)
+            try:
+                if fails_for("progress.poison_learner", ev.learner.id):
+                    raise RuntimeError(f"injected poison event (learner {ev.learner.id})")
+                outcome = apply_event(state, config, ev)
+            except Exception as exc:  # noqa: BLE001 - a bug an event triggers; see set_aside
+                await self.set_aside(partition, offset, ev, exc)
+                continue
             if outcome.note:  # a manual command that changed nothing, and why
                 log.warning("manual %s: %s", ev.event_type, outcome.note)
             matched_req += outcome.matched_requirements
@@ -152,6 +160,23 @@ class ProgressProcessor:
             await self._count_replay(env.replay_id, env.end, partition, len(events), added, decisions)
         for learner_id in env.forget:
             await self.forget(partition, offset, learner_id)
+
+    async def set_aside(self, partition: int, offset: int, event: Any, exc: BaseException) -> None:
+        """An event the rules engine fails on (a bug its data triggers) goes to the dead-letter
+        topic (``progress_error``, in an envelope of its own, keyed by its learner) and the
+        envelope's other events are applied: raised, it would end the agent and the worker, and
+        the same envelope would end every restart. The learner's progress stays as it was before
+        the event; once the bug is fixed, ``badges replay`` brings it back."""
+        metrics.DEAD_LETTERS.labels(PROGRESS_ERROR).inc()
+        log.error("learner-events partition %d offset %d: the rules engine failed on event %s (%s: %s); "
+                  "sending it to the dead-letter topic", partition, offset, event.event_id, type(exc).__name__, exc,
+                  exc_info=exc, extra={"learner_id": event.learner.id})
+        settings = self.rt.settings
+        headers = dead_letter_headers([], PROGRESS_ERROR, f"{type(exc).__name__}: {exc}", self.events_topic,
+                                      partition, offset)
+        sent = await self.rt.app.producer.send(settings.dead_letter_topic, learner_key(event.learner.id),
+                                               encode_envelope([event]), partition % settings.partitions, None, headers)
+        await sent  # on the broker before the envelope's offset can be committed
 
     async def forget(self, partition: int, offset: int, learner_id: int) -> None:
         """Rewrite the learner's progress without name, username and e-mail, then ask the sink

@@ -67,8 +67,10 @@ def fault_point(name: str) -> None:
 FAIL_ENV = "BADGES_FAIL_POINT"
 # ``sink.poison_learner:ID`` makes every decision of learner ID fail the sink's batch that holds
 # it (a "poison" decision, as a bug its records trigger would), to prove that it is set aside
-# instead of holding every learner of its partition (``agents/sink.py`` ``until_done``).
-FAIL_POINTS = ("progress.changelog_write", "sink.poison_learner")
+# instead of holding every learner of its partition (``agents/sink.py`` ``until_done``), and
+# that a reconciliation leaves it and goes on. ``progress.poison_learner:ID`` makes the rules
+# engine fail on every event of learner ID (``agents/progress.py`` ``set_aside``).
+FAIL_POINTS = ("progress.changelog_write", "sink.poison_learner", "progress.poison_learner")
 _fail = os.environ.get(FAIL_ENV)
 _fail_armed = _fail.partition(":")[0] if _fail else None
 if _fail_armed is not None and _fail_armed not in FAIL_POINTS:

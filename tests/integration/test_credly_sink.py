@@ -234,3 +234,65 @@ def test_a_poison_decision_is_dead_lettered_its_partition_goes_on_and_a_restart_
                                what="the poison learner's badge, reconciled by a worker without the fault")
     assert len([b for b in badges if b["recipient_email"] == poisoned]) == 1
     assert len([b for b in badges if b["recipient_email"] == neighbours]) == 1
+
+
+def test_an_event_the_rules_engine_fails_on_is_dead_lettered_and_replay_brings_it_back(stack: Stack) -> None:
+    """An event that makes the rules engine raise (``progress.poison_learner``, as a bug its data
+    would) must not end the progress agent: raised, it would crash the worker at every restart
+    on the same envelope. It goes to the dead-letter topic (``progress_error``) and the other
+    events of its partition are applied; a worker SIGKILLed and restarted with the fault stays
+    up; once the fault is gone, `badges replay` applies it and the badge is issued once."""
+    from badges.wire.envelope import decode_envelope, learner_partition
+    from tests.support.cluster import wait_until
+
+    poison = 870
+    partitions = stack.settings.partitions
+    same = [n for n in range(871, 2000) if learner_partition(n, partitions) == learner_partition(poison, partitions)]
+    worker_env = {"BADGES_CREDLY_TIMEOUT_S": "1", "BADGES_CREDLY_MAX_ATTEMPTS": "4",
+                  "BADGES_CREDLY_SHARED_RATE_LIMIT": "true"}
+
+    def restart(kill: bool, **extra: str) -> Any:
+        for running in stack.workers:
+            if kill:
+                running.kill9()
+            else:
+                assert running.stop() == 0
+        stack.workers.clear()
+        return stack.start_worker(**worker_env, **extra)  # type: ignore[arg-type]  # the variables never name name or wait
+
+    fault = f"progress.poison_learner:{poison}"
+    worker = restart(kill=False, BADGES_FAIL_POINT=fault)
+    try:
+        # in one batch: the poison event and a learner of the same partition after it
+        poisoned, neighbour = f"learner{poison}@example.com", f"learner{same[0]}@example.com"
+        stack.send([stack.event(COURSE_PASSING, n, {"is_passing": True, "course.course_key": COURSE})
+                    for n in (poison, same[0])])
+        stack.wait_badges(lambda b: any(x["recipient_email"] == neighbour for x in b),
+                          what="the badge of the learner after the poison event")
+
+        def dead_letter() -> list[Any]:
+            return [m for m in stack.read(f"{stack.app_id}-dead-letters", min_count=0, timeout=5)
+                    if m.key() == str(poison).encode() and (b"dlq_reason", b"progress_error") in
+                    [(k.encode(), v) for k, v in m.headers() or ()]]
+
+        [letter] = wait_until(dead_letter, what="the poison event on the dead-letter topic")
+        headers = dict(letter.headers())
+        assert headers["dlq_source_topic"] == f"{stack.app_id}-learner-events".encode()
+        assert b"injected poison event" in headers["dlq_detail"]
+        [event] = decode_envelope(letter.value()).events  # the event itself, for whoever fixes it
+        assert event.learner.id == poison
+
+        worker = restart(kill=True, BADGES_FAIL_POINT=fault)  # the same fault after a SIGKILL
+        later = f"learner{same[1]}@example.com"
+        stack.send([stack.event(COURSE_PASSING, same[1], {"is_passing": True, "course.course_key": COURSE})])
+        stack.wait_badges(lambda b: any(x["recipient_email"] == later for x in b),
+                          what="a badge of the poison event's partition after a restart with the fault")
+        assert worker.proc is not None and worker.proc.poll() is None, "the worker crashed"
+        assert not [b for b in stack.credly_badges() if b["recipient_email"] == poisoned]
+    finally:
+        restart(kill=False)
+    stack.cli("replay", "--from-beginning", "--wait", "90")
+    badges = stack.wait_badges(lambda b: any(x["recipient_email"] == poisoned for x in b),
+                               what="the poison learner's badge, after the fix and a replay")
+    for email in (poisoned, neighbour, later):
+        assert len([b for b in badges if b["recipient_email"] == email]) == 1
