@@ -33,6 +33,13 @@ def complete(stack: Stack, learner: int) -> str:
     return email
 
 
+def dead_letters(stack: Stack, learner: int, reason: str) -> list[Any]:
+    """The dead letters of a learner with this ``dlq_reason``."""
+    return [m for m in stack.read(f"{stack.app_id}-dead-letters", min_count=0, timeout=5)
+            if m.key() == str(learner).encode() and (b"dlq_reason", reason.encode()) in
+            [(k.encode(), v) for k, v in m.headers() or ()]]
+
+
 def posts_for(stack: Stack, email: str) -> list[dict]:
     return [r for r in stack.credly_requests()
             if r["method"] == "POST" and r["path"].endswith("/badges") and (r.get("body") or {}).get("recipient_email") == email]
@@ -197,12 +204,8 @@ def test_a_poison_decision_is_dead_lettered_its_partition_goes_on_and_a_restart_
         stack.wait_badges(lambda b: any(x["recipient_email"] == neighbours for x in b),
                           what="the badge of a learner of the poison decision's partition")
 
-        def dead_letter() -> list[Any]:
-            return [m for m in stack.read(f"{stack.app_id}-dead-letters", min_count=0, timeout=5)
-                    if m.key() == str(poison).encode() and (b"dlq_reason", b"sink_error") in
-                    [(k.encode(), v) for k, v in m.headers() or ()]]
-
-        [letter] = wait_until(dead_letter, what="the poison decision on the dead-letter topic")
+        [letter] = wait_until(lambda: dead_letters(stack, poison, "sink_error"),
+                              what="the poison decision on the dead-letter topic")
         headers = dict(letter.headers())
         assert headers["dlq_source_topic"] == f"{stack.app_id}-badge-decisions".encode()
         assert b"injected poison decision" in headers["dlq_detail"]
@@ -270,12 +273,8 @@ def test_an_event_the_rules_engine_fails_on_is_dead_lettered_and_replay_brings_i
         stack.wait_badges(lambda b: any(x["recipient_email"] == neighbour for x in b),
                           what="the badge of the learner after the poison event")
 
-        def dead_letter() -> list[Any]:
-            return [m for m in stack.read(f"{stack.app_id}-dead-letters", min_count=0, timeout=5)
-                    if m.key() == str(poison).encode() and (b"dlq_reason", b"progress_error") in
-                    [(k.encode(), v) for k, v in m.headers() or ()]]
-
-        [letter] = wait_until(dead_letter, what="the poison event on the dead-letter topic")
+        [letter] = wait_until(lambda: dead_letters(stack, poison, "progress_error"),
+                              what="the poison event on the dead-letter topic")
         headers = dict(letter.headers())
         assert headers["dlq_source_topic"] == f"{stack.app_id}-learner-events".encode()
         assert b"injected poison event" in headers["dlq_detail"]
