@@ -248,9 +248,9 @@ def test_an_event_the_rules_engine_fails_on_is_dead_lettered_and_replay_brings_i
     from badges.wire.envelope import decode_envelope, learner_partition
     from tests.support.cluster import wait_until
 
-    poison = 870
+    poison = 2870  # learners of their own: the poison decision's test takes 850-1999
     partitions = stack.settings.partitions
-    same = [n for n in range(871, 2000) if learner_partition(n, partitions) == learner_partition(poison, partitions)]
+    same = [n for n in range(2871, 4000) if learner_partition(n, partitions) == learner_partition(poison, partitions)]
     worker_env = {"BADGES_CREDLY_TIMEOUT_S": "1", "BADGES_CREDLY_MAX_ATTEMPTS": "4",
                   "BADGES_CREDLY_SHARED_RATE_LIMIT": "true"}
 
