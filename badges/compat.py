@@ -2,10 +2,11 @@
 
 The worker reaches below the public APIs of faust-streaming and aiokafka in a few measured
 places (the fetch wait, aiokafka's prefetch backoff, the end offsets table recovery stops at,
-direct writes to a table's store, record batches into the producer, the global table's changelog
-name). Each is wrapped here, and ``check()`` verifies before the worker starts that every one
-still exists in the installed versions: an upgrade that renames one stops the worker with one
-line naming what is missing, instead of silently falling back to slower or wrong behaviour.
+the partitions a fetch may take records of, direct writes to a table's store, record batches
+into the producer, the global table's changelog name). Each is wrapped here, and ``check()``
+verifies before the worker starts that every one still exists in the installed versions: an
+upgrade that renames one stops the worker with one line naming what is missing, instead of
+silently falling back to slower or wrong behaviour.
 ``pyproject.toml`` pins both libraries to the minor versions these were read in.
 """
 
@@ -49,6 +50,9 @@ INTERNALS: tuple[Internal, ...] = (
              lambda: hasattr(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer")),
     Internal("AIOKafkaConsumerThread._highwaters (verified end offsets for recovery)",
              lambda: hasattr(faust_aiokafka.AIOKafkaConsumerThread, "_highwaters")),
+    Internal("AIOKafkaConsumerThread.getmany(active_partitions, timeout) (fetch for a snapshot of them)",
+             lambda: list(inspect.signature(faust_aiokafka.AIOKafkaConsumerThread.getmany).parameters)
+             == ["self", "active_partitions", "timeout"]),
     Internal("AIOKafkaConsumerThread._consumer (the aiokafka consumer)",
              lambda: _assigned_in(faust_aiokafka.AIOKafkaConsumerThread.on_start, "_consumer")),
     Internal("AIOKafkaConsumer._fetch_max_wait_ms", lambda: _assigned_in(AIOKafkaConsumer.__init__, "_fetch_max_wait_ms")),

@@ -2,11 +2,12 @@
 
     .venv/bin/python -m tests.random_kills            # 20 runs, seeds 1..20
     .venv/bin/python -m tests.random_kills --runs 5 --first-seed 100
+    .venv/bin/python -m tests.random_kills --kills 6   # more takeovers per run
 
 Each run is ``tests/integration/test_scale_out.py`` with ``BADGES_SCALE_OUT_SEED`` set: three
-workers with the production store, four SIGKILLs of random busy workers, and the outcome checked
-against one clean pass of the engine (missing, unexpected, duplicate and wrongly revoked badges,
-progress, and the offset ledger). A failing run's pytest output is kept under ``--out``.
+workers with the production store, four SIGKILLs of random busy workers (``--kills``), and the
+outcome checked against one clean pass of the engine (missing, unexpected, duplicate and wrongly
+revoked badges, progress, and the offset ledger). A failing run's pytest output is kept under ``--out``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> int:
     p = argparse.ArgumentParser(prog="python -m tests.random_kills", description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--first-seed", type=int, default=1)
+    p.add_argument("--kills", type=int, default=4, help="SIGKILLs per run (BADGES_SCALE_OUT_KILLS)")
     p.add_argument("--out", type=Path, default=ROOT / "artifacts" / "random-kills")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -37,7 +39,8 @@ def main() -> int:
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", "-m", "soak",
              "tests/integration/test_scale_out.py"],
-            cwd=ROOT, env={**os.environ, "BADGES_SCALE_OUT_SEED": str(seed)}, capture_output=True, text=True,
+            cwd=ROOT, env={**os.environ, "BADGES_SCALE_OUT_SEED": str(seed), "BADGES_SCALE_OUT_KILLS": str(a.kills)},
+            capture_output=True, text=True,
         )
         output = proc.stdout + proc.stderr
         ok = proc.returncode == 0

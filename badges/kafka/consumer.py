@@ -23,13 +23,15 @@ PREFETCH_BACKOFF_S = 0.005
 
 
 class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Three corrections to Faust's group consumer.
+    """Four corrections to Faust's group consumer.
 
     Faust hard-codes ``fetch_max_wait_ms=1500``; while a partition is idle the fetch wait is the
     latency of every hop (docs/KAFKA.md "Latency and the fetch wait"), so the worker makes it a setting
     (``BADGES_FETCH_MAX_WAIT_MS``). Table recovery stops at the end offset the broker
-    reports, which must be right (see ``badges.kafka.end_offsets``). And aiokafka's prefetch
-    backoff would hold every fetch for up to 100 ms (``on_start``).
+    reports, which must be right (see ``badges.kafka.end_offsets``). aiokafka's prefetch
+    backoff would hold every fetch for up to 100 ms (``on_start``). And a fetch must only take
+    the records of partitions that were active when it started (``getmany``): a standby
+    replica's records taken and dropped are lost to it for good.
     """
 
     def _create_worker_consumer(self, transport: Any) -> Any:
@@ -45,6 +47,29 @@ class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # batch, so under a trickle of events each hop waited up to that long (end-to-end p99
         # at 250 events/s: 215 ms with 100 ms, 52 ms with 5 ms; bench/NOTES.md).
         compat.set_prefetch_backoff(compat.thread_consumer(self), PREFETCH_BACKOFF_S)
+
+    async def getmany(self, active_partitions: Any, timeout: float) -> Any:
+        """Fetch the records of a snapshot of the active partitions, never of "every partition".
+
+        Faust hands this fetch its live set of active partitions, and the consumer thread waits
+        with it for records (up to ``timeout``). A table recovery that completes meanwhile
+        pauses the partitions it read, emptying that set, seeks the standby partitions to where
+        their replicas stand and resumes them only later; aiokafka's ``fetched_records`` takes
+        the empty set for "every partition" and hands over the standby records, which Faust
+        drops (their partitions are not active) with the consumer's position already past them.
+        The replica never applies that range, and once promoted its owner applies events to
+        learners it does not have (progress built from nothing). A copy taken when the fetch
+        starts cannot become empty, so only partitions active then can lose records to a pause
+        during the wait: changelog partitions, which every recovery seeks before reading, and
+        stream partitions, which a rebalance pauses all at once (the live set emptied then, and
+        every partition's records were taken and dropped before).
+        """
+        if active_partitions is None:  # a client-only app: every partition, as asked
+            return await super().getmany(active_partitions, timeout)
+        partitions = set(active_partitions)  # this call's own copy
+        if not partitions:
+            return {}
+        return await super().getmany(partitions, timeout)
 
     async def _highwaters(self, partitions: Any) -> Any:
         reported = await super()._highwaters(partitions)

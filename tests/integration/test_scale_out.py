@@ -26,7 +26,7 @@ from tests.support.exactly_once import (
 from tests.support.stack import Stack, make_stack
 
 WORKERS = 3
-KILLS = 4
+KILLS = int(os.environ.get("BADGES_SCALE_OUT_KILLS", "4"))  # `python -m tests.random_kills --kills`
 
 
 @pytest.fixture(scope="module")
