@@ -3,8 +3,7 @@
 It consumes ``{app_id}-learner-events`` (envelopes of normalized events, one partition per set of
 learners), runs the pure rules engine, writes each changed learner once per envelope to the
 ``progress`` table (changelog-backed) and sends the envelope's award/revoke decisions to
-``{app_id}-badge-decisions`` on the same partition, in one message (``decision_messages``), and
-hands them to this worker's Credly sink in process (``Sink.hand_off``: a broker hop sooner).
+``{app_id}-badge-decisions`` on the same partition, in one message (``decision_messages``).
 Faust flushes those sends before it commits the envelope's offset; a crash before that
 re-delivers the envelope, and the engine's idempotence (plus re-emission of decisions tied to an
 already-applied event) makes the second pass produce the same records and decisions.
@@ -28,7 +27,7 @@ from badges.domain.engine import apply_event
 from badges.domain.forget import forget_progress
 from badges.faults import fails_for, fault_point, ledger_applied
 from badges.kafka.offsets import StreamGuard, Verdict, applied_offset_key, resume_position
-from badges.wire.decisions import Forget, decision_messages, encode_forget
+from badges.wire.decisions import decision_messages, encode_forget
 from badges.wire.deadletter import dead_letter_headers
 from badges.wire.envelope import EnvelopeError, decode_envelope, encode_envelope, learner_key
 from badges.tables.writer import TableWriter
@@ -150,10 +149,8 @@ class ProgressProcessor:
             taken = Counter((d.action, str(d.replayed).lower()) for _key, d in decisions)
             for labels, n in taken.items():
                 metrics.DECISIONS.labels(*labels).inc(n)
-            taken_now = [d for _key, d in decisions]
-            for message in decision_messages(taken_now):
+            for message in decision_messages([d for _key, d in decisions]):
                 await self.rt.app.producer.send(self.decisions_topic, None, message, partition, None, None)
-            self.rt.sink.hand_off(partition, tuple(taken_now))  # the sink starts now; the topic's copy is the durable one
         fault_point("progress.after_decisions")
         metrics.EVENTS_APPLIED.inc(len(events))
         if env.replay_id:
@@ -192,7 +189,6 @@ class ProgressProcessor:
             forgotten["at"] = offset
             await self.writer.put(partition, key, orjson.dumps(forgotten))
         await self.rt.app.producer.send(self.decisions_topic, key, encode_forget(learner_id), partition, None, None)
-        self.rt.sink.hand_off(partition, Forget(learner_id))  # in order with the decisions handed off
         log.info("forgot learner %d's identity in progress", learner_id, extra={"learner_id": learner_id})
 
     async def _record_applied(self, partition: int, offset: int, records: list[tuple[bytes, bytes]]) -> None:

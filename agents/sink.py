@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, 
 
 import orjson
 from aiokafka.errors import KafkaError
-from faust.types import TP
 
 from badges import metrics
 from badges.agents.lifecycle_emitter import AWARDED, REVOKED, LifecycleEmitter, badge_uuid
@@ -58,7 +57,7 @@ class SinkItem(NamedTuple):
     a message carries a whole envelope's decisions, and a poison one is set aside alone."""
 
     partition: int
-    offset: int  # of the message that carried it; HANDED_OFF: handed over in process (Sink.hand_off)
+    offset: int  # of the message that carried it
     message: Decision | Forget | str
 
     def learner(self) -> object:
@@ -79,9 +78,6 @@ class SinkItem(NamedTuple):
         return encode_retry_failed()
 
 
-HANDED_OFF = -1  # the offset of a SinkItem the progress agent handed over in process
-
-
 def sink_items(partition: int, offset: int, message: Message) -> list[SinkItem]:
     if isinstance(message, tuple):
         return [SinkItem(partition, offset, decision) for decision in message]
@@ -98,9 +94,6 @@ SINK_BATCH_WAIT_S = 0.0
 # (the intents' broker round trip, the lifecycle deliveries, the outcomes), so under a backlog
 # more decisions share it; calls stay at most ``credly_concurrency`` at a time (``slots``).
 SINK_BATCH_PER_SLOT = 8
-# Hand-offs remembered until their topic copies arrive; past it they are forgotten (the copies are
-# then carried out as duplicates: skipped by their version, counted as such).
-HANDED_MAX = 50_000
 
 
 def _now() -> str:
@@ -206,50 +199,6 @@ def _renewal(d: Decision) -> str | None:
     return d.event.event_id if d.action == "award" and d.renewal else None
 
 
-DecisionKey = tuple[int, str, int, str]  # learner, template, version, action
-
-
-def _key(d: Decision) -> DecisionKey:
-    return (d.learner.id, d.template, d.version, d.action)
-
-
-class HandedOff:
-    """The decisions carried out from a hand-off (``Sink.hand_off``), until their copies arrive
-    from the topic: a copy is then dropped before any record is read, instead of being carried
-    out again (skipped by its version, and counted as a duplicate). Forgotten at every
-    rebalance (the copies of a partition that moved are its new owner's) and past ``HANDED_MAX``.
-    """
-
-    def __init__(self) -> None:
-        self.keys: set[DecisionKey] = set()
-        self.rebalances = -1  # the rebalance count ``keys`` belong to
-
-    def without_copies(self, items: list[SinkItem], rebalances: int) -> list[SinkItem]:
-        """``items`` without the copies of hand-offs carried out, and without a second copy of
-        one decision in the batch (a hand-off and its copy taken together)."""
-        if rebalances != self.rebalances or len(self.keys) > HANDED_MAX:
-            self.keys.clear()
-            self.rebalances = rebalances
-        seen: set[DecisionKey] = set()
-        kept = []
-        for item in items:
-            d = item.message
-            if isinstance(d, Decision):
-                key = _key(d)
-                if key in seen:
-                    continue
-                if item.offset != HANDED_OFF and key in self.keys:
-                    self.keys.discard(key)
-                    continue
-                seen.add(key)
-            kept.append(item)
-        return kept
-
-    def carried_out(self, items: list[SinkItem]) -> None:
-        """A batch was carried out: its hand-offs' copies are dropped when they arrive."""
-        self.keys.update(_key(m) for _p, offset, m in items if offset == HANDED_OFF and isinstance(m, Decision))
-
-
 class Sink:
     def __init__(self, runtime: "Runtime") -> None:
         self.rt = runtime
@@ -260,8 +209,6 @@ class Sink:
         self.lifecycle = LifecycleEmitter(runtime, runtime.registry)
         self.slots = asyncio.Semaphore(s.credly_concurrency)
         self.lock = asyncio.Lock()  # one batch at a time: the agent's, or the intent sweep's
-        self.batches: PipelinedBatches | None = None  # the agent's queue, once it runs
-        self.handed = HandedOff()
 
     # --- records ----------------------------------------------------------------------------
 
@@ -291,28 +238,8 @@ class Sink:
 
     # --- one batch --------------------------------------------------------------------------
 
-    def hand_off(self, partition: int, message: Message) -> bool:
-        """The progress agent's decisions (and forget requests) of one envelope, in process, as
-        soon as it has written the progress that took them and sent them to the decisions topic.
-
-        The topic is a broker hop away (issue 20: p50 26-40 ms at 1,000 events/s, the longest of
-        an event's hops): the agent's queue takes them now, ahead of their copy on the topic. The
-        copy stays what makes them durable: it is carried out as before unless the hand-off was
-        carried out first (``handed``), so a hand-off that is dropped (a full queue under a
-        backlog, a rebalance, a crash, a batch that fails) changes nothing but the latency.
-        Learner-events and the decisions topic are co-partitioned, so this worker owns both
-        partitions (``owned`` checks again). False when the queue did not take them.
-        """
-        batches = self.batches
-        if batches is None or not message:
-            return False
-        taken = batches.offer(Taken(None, partition, message))
-        metrics.HANDED_OFF.labels("queued" if taken else "refused").inc()
-        return taken
-
     async def process_batch(self, items: list[SinkItem]) -> None:
         """``items``: the decisions and requests of the batch's messages, in offset order."""
-        items = self.handed.without_copies(items, self.rt.app.rebalancing_count)
         work: dict[bytes, tuple[int, list[Decision]]] = {}
         taken: list[int] = []  # ce_time of each decision, for the per-hop latency
         for partition, _, message in items:
@@ -332,16 +259,11 @@ class Sink:
         metrics.observe_stage("decision_taken", taken)
         async with self.lock:
             await self.carry_out_work(work)
-        self.handed.carried_out(items)
 
     async def set_aside(self, item: SinkItem, exc: BaseException) -> None:
         """A decision that fails on its own (``until_done``) goes to the dead-letter topic, as a
         decisions message of its own keyed by its learner, with why; the reconciliation carries
         its badge out once the cause is gone."""
-        if item.offset == HANDED_OFF:  # its copy on the topic is carried out (or set aside) in turn
-            log.warning("Credly sink: a handed-off decision failed (%s: %s); its copy on the topic follows",
-                        type(exc).__name__, exc)
-            return
         metrics.DEAD_LETTERS.labels(SINK_ERROR).inc()
         settings = self.rt.settings
         learner = item.learner()
@@ -586,7 +508,7 @@ class Taken:
     """A decisions message taken from the stream: decoded once (its size bounds the batches),
     acknowledged after its batch is carried out."""
 
-    event: Any  # Faust's event; None for a hand-off (Sink.hand_off): nothing to acknowledge
+    event: Any  # Faust's event
     partition: int
     message: Message | None  # None: undecodable, logged and skipped
 
@@ -599,11 +521,6 @@ class Taken:
             log.error("skipping an undecodable decision message on partition %d: %s", partition, exc)
             message = None
         return cls(event, partition, message)
-
-    @property
-    def offset(self) -> int:
-        """The offset of its message, or HANDED_OFF."""
-        return self.event.message.offset if self.event is not None else HANDED_OFF
 
     @property
     def weight(self) -> int:
@@ -656,18 +573,6 @@ class PipelinedBatches:
                     await self.room.wait()
         finally:
             worker.cancel()
-
-    def offer(self, event: Any) -> bool:
-        """Queue an event that did not come from the stream (a hand-off), unless the queue is at
-        its bound: under a backlog the stream's copy is as near, and taking it twice would only
-        add work. True when queued."""
-        if self.pending_weight >= self.batch_max:
-            return False
-        w = max(1, self.weight(event))
-        self.pending.append((event, w))
-        self.pending_weight += w
-        self.ready.set()
-        return True
 
     def _take_batch(self) -> list[Any]:
         """The oldest pending events up to ``batch_max`` units (at least one event)."""
@@ -782,28 +687,16 @@ def register(runtime: "Runtime") -> Sink:
             async for event in events:
                 yield Taken.of(event)
 
-        decisions_topic = runtime.settings.decisions_topic
-
-        def owned(t: Taken) -> bool:
-            tp = t.event.message.tp if t.event is not None else TP(decisions_topic, t.partition)
-            return tp in runtime.app.consumer.assignment()
-
-        async def ack(t: Taken) -> None:
-            if t.event is not None:
-                await manual.ack(t.event)
-
         batches = PipelinedBatches(
             lambda taken: until_done(sink.process_batch,
                                      [item for t in taken if t.message is not None
-                                      for item in sink_items(t.partition, t.offset, t.message)],
+                                      for item in sink_items(t.partition, t.event.message.offset, t.message)],
                                      stop=lambda: runtime.app.should_stop, set_aside=sink.set_aside,
                                      key_of=SinkItem.learner),
-            ack, batch_max, SINK_BATCH_WAIT_S, owned=owned, weight=lambda t: t.weight)
-        sink.batches = batches
-        try:
-            await batches.run(decoded(manual.events()))
-        finally:
-            sink.batches = None
+            lambda t: manual.ack(t.event), batch_max, SINK_BATCH_WAIT_S,
+            owned=lambda t: t.event.message.tp in runtime.app.consumer.assignment(),
+            weight=lambda t: t.weight)
+        await batches.run(decoded(manual.events()))
 
     runtime.app.agent(runtime.topics.decisions, name="credly-sink")(credly_sink)
 

@@ -113,13 +113,6 @@ OFFSETS_SOUGHT_BACK = Counter(
     "(reason: assignment, skipped, dropped_while_seeking, write_failed); each is read again",
     ["reason"],
 )
-HANDED_OFF = Counter(
-    "badges_decisions_handed_off_total",
-    "Decision messages the progress agent handed to the Credly sink in process (a broker hop "
-    "sooner than their copy on the decisions topic), by whether the sink's queue took them "
-    "(refused: the queue was full, the copy on the topic is carried out instead)",
-    ["outcome"],
-)
 RECONCILIATION_FAILURES = Counter(
     "badges_reconciliation_failures_total",
     "Learners whose badges a reconciliation could not carry out for a reason that is not the "
