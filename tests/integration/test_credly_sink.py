@@ -8,6 +8,7 @@ import httpx
 import pytest
 from tests.support.configs import config_yaml, demo_template
 from tests.support.openedx import COURSE_PASSING
+from tests.support.cluster import WorkerProcess
 from tests.support.stack import Stack, make_stack
 
 TEMPLATE = "7d4f6a52-0000-4000-8000-0000000000f1"
@@ -15,13 +16,16 @@ COURSE = "course-v1:Org+Sink+2024"
 ISSUE = {"method": "POST", "path": "/badges$"}
 
 
+# short Credly timeout and retries so that failure paths stay quick (never below correctness)
+WORKER_ENV = {"BADGES_CREDLY_TIMEOUT_S": "1", "BADGES_CREDLY_MAX_ATTEMPTS": "4",
+              "BADGES_CREDLY_SHARED_RATE_LIMIT": "true"}
+
+
 @pytest.fixture(scope="module")
 def stack(broker, tmp_path_factory) -> Iterator[Stack]:
     s = make_stack(broker.bootstrap, tmp_path_factory.mktemp("sink"), [(TEMPLATE, "Sink")], "sink")
     s.configure(config_yaml(demo_template(TEMPLATE, COURSE, with_penalty=False)))
-    # short Credly timeout and retries so that failure paths stay quick (never below correctness)
-    s.start_worker(BADGES_CREDLY_TIMEOUT_S="1", BADGES_CREDLY_MAX_ATTEMPTS="4",
-                   BADGES_CREDLY_SHARED_RATE_LIMIT="true")
+    s.start_worker(**WORKER_ENV)  # type: ignore[arg-type]  # the variables never name name or wait
     yield s
     s.stop()
     s.emulator.stop_thread()
@@ -38,6 +42,26 @@ def dead_letters(stack: Stack, learner: int, reason: str) -> list[Any]:
     return [m for m in stack.read(f"{stack.app_id}-dead-letters", min_count=0, timeout=5)
             if m.key() == str(learner).encode() and (b"dlq_reason", reason.encode()) in
             [(k.encode(), v) for k, v in m.headers() or ()]]
+
+
+def restart_with(stack: Stack, kill: bool = False, **extra: str) -> WorkerProcess:
+    """Stop every worker (SIGTERM, or SIGKILL with ``kill``) and start one with the module's
+    settings and ``extra`` (a fail point, or none)."""
+    for running in stack.workers:
+        if kill:
+            running.kill9()
+        else:
+            assert running.stop() == 0
+    stack.workers.clear()
+    return stack.start_worker(**WORKER_ENV, **extra)  # type: ignore[arg-type]  # the variables never name name or wait
+
+
+def same_partition(stack: Stack, learner: int, candidates: range) -> list[int]:
+    """The learners of ``candidates`` whose partition is ``learner``'s."""
+    from badges.wire.envelope import learner_partition
+
+    partitions = stack.settings.partitions
+    return [n for n in candidates if learner_partition(n, partitions) == learner_partition(learner, partitions)]
 
 
 def posts_for(stack: Stack, email: str) -> list[dict]:
@@ -182,22 +206,11 @@ def test_a_poison_decision_is_dead_lettered_its_partition_goes_on_and_a_restart_
     batch is carried out learner by learner, the poison decision goes to the dead-letter topic
     (reason ``sink_error``) and a learner of the same partition gets the badge. Nothing is lost:
     the desired state is in the progress table, and a worker without the fault reconciles it."""
-    from badges.wire.envelope import learner_partition
     from tests.support.cluster import wait_until
 
     poison = 850
-    partitions = stack.settings.partitions
-    neighbour = next(n for n in range(851, 1000) if learner_partition(n, partitions) == learner_partition(poison, partitions))
-    worker_env = {"BADGES_CREDLY_TIMEOUT_S": "1", "BADGES_CREDLY_MAX_ATTEMPTS": "4",
-                  "BADGES_CREDLY_SHARED_RATE_LIMIT": "true"}
-
-    def restart(**extra: str) -> None:
-        for running in stack.workers:
-            assert running.stop() == 0
-        stack.workers.clear()
-        stack.start_worker(**worker_env, **extra)  # type: ignore[arg-type]  # the variables never name name or wait
-
-    restart(BADGES_FAIL_POINT=f"sink.poison_learner:{poison}")
+    neighbour, *others = same_partition(stack, poison, range(851, 2000))
+    restart_with(stack, BADGES_FAIL_POINT=f"sink.poison_learner:{poison}")
     try:
         poisoned = complete(stack, poison)
         neighbours = complete(stack, neighbour)
@@ -214,10 +227,7 @@ def test_a_poison_decision_is_dead_lettered_its_partition_goes_on_and_a_restart_
         # Killed and restarted with the fault still there (a bug, not a passing outage): the
         # reconciliation after the rebalance finds the badge and fails on it like the batch
         # did. It must leave it for the next reconciliation, not crash the worker into a loop.
-        for running in stack.workers:
-            running.kill9()
-        stack.workers.clear()
-        faulty = stack.start_worker(**worker_env, BADGES_FAIL_POINT=f"sink.poison_learner:{poison}")  # type: ignore[arg-type]
+        faulty = restart_with(stack, kill=True, BADGES_FAIL_POINT=f"sink.poison_learner:{poison}")
 
         def reconciliation_failed() -> bool:
             text = httpx.get(f"{faulty.url}/metrics", timeout=10).text
@@ -225,14 +235,13 @@ def test_a_poison_decision_is_dead_lettered_its_partition_goes_on_and_a_restart_
                        for line in text.splitlines())
 
         wait_until(reconciliation_failed, timeout=60, what="the reconciliation to fail on the poison decision")
-        later = complete(stack, next(n for n in range(neighbour + 1, 2000)
-                                     if learner_partition(n, partitions) == learner_partition(poison, partitions)))
+        later = complete(stack, others[0])
         stack.wait_badges(lambda b: any(x["recipient_email"] == later for x in b),
                           what="a badge of the poison decision's partition after the failed reconciliation")
         assert faulty.proc is not None and faulty.proc.poll() is None, "the worker crashed"
         assert not [b for b in stack.credly_badges() if b["recipient_email"] == poisoned]
     finally:
-        restart()
+        restart_with(stack)
     badges = stack.wait_badges(lambda b: any(x["recipient_email"] == poisoned for x in b), timeout=90,
                                what="the poison learner's badge, reconciled by a worker without the fault")
     assert len([b for b in badges if b["recipient_email"] == poisoned]) == 1
@@ -245,26 +254,13 @@ def test_an_event_the_rules_engine_fails_on_is_dead_lettered_and_replay_brings_i
     on the same envelope. It goes to the dead-letter topic (``progress_error``) and the other
     events of its partition are applied; a worker SIGKILLed and restarted with the fault stays
     up; once the fault is gone, `badges replay` applies it and the badge is issued once."""
-    from badges.wire.envelope import decode_envelope, learner_partition
+    from badges.wire.envelope import decode_envelope
     from tests.support.cluster import wait_until
 
     poison = 2870  # learners of their own: the poison decision's test takes 850-1999
-    partitions = stack.settings.partitions
-    same = [n for n in range(2871, 4000) if learner_partition(n, partitions) == learner_partition(poison, partitions)]
-    worker_env = {"BADGES_CREDLY_TIMEOUT_S": "1", "BADGES_CREDLY_MAX_ATTEMPTS": "4",
-                  "BADGES_CREDLY_SHARED_RATE_LIMIT": "true"}
-
-    def restart(kill: bool, **extra: str) -> Any:
-        for running in stack.workers:
-            if kill:
-                running.kill9()
-            else:
-                assert running.stop() == 0
-        stack.workers.clear()
-        return stack.start_worker(**worker_env, **extra)  # type: ignore[arg-type]  # the variables never name name or wait
-
+    same = same_partition(stack, poison, range(2871, 4000))
     fault = f"progress.poison_learner:{poison}"
-    worker = restart(kill=False, BADGES_FAIL_POINT=fault)
+    worker = restart_with(stack, BADGES_FAIL_POINT=fault)
     try:
         # in one batch: the poison event and a learner of the same partition after it
         poisoned, neighbour = f"learner{poison}@example.com", f"learner{same[0]}@example.com"
@@ -281,7 +277,7 @@ def test_an_event_the_rules_engine_fails_on_is_dead_lettered_and_replay_brings_i
         [event] = decode_envelope(letter.value()).events  # the event itself, for whoever fixes it
         assert event.learner.id == poison
 
-        worker = restart(kill=True, BADGES_FAIL_POINT=fault)  # the same fault after a SIGKILL
+        worker = restart_with(stack, kill=True, BADGES_FAIL_POINT=fault)  # the same fault after a SIGKILL
         later = f"learner{same[1]}@example.com"
         stack.send([stack.event(COURSE_PASSING, same[1], {"is_passing": True, "course.course_key": COURSE})])
         stack.wait_badges(lambda b: any(x["recipient_email"] == later for x in b),
@@ -289,7 +285,7 @@ def test_an_event_the_rules_engine_fails_on_is_dead_lettered_and_replay_brings_i
         assert worker.proc is not None and worker.proc.poll() is None, "the worker crashed"
         assert not [b for b in stack.credly_badges() if b["recipient_email"] == poisoned]
     finally:
-        restart(kill=False)
+        restart_with(stack)
     stack.cli("replay", "--from-beginning", "--wait", "90")
     badges = stack.wait_badges(lambda b: any(x["recipient_email"] == poisoned for x in b),
                                what="the poison learner's badge, after the fix and a replay")
