@@ -3,7 +3,8 @@
 It consumes ``{app_id}-learner-events`` (envelopes of normalized events, one partition per set of
 learners), runs the pure rules engine, writes each changed learner once per envelope to the
 ``progress`` table (changelog-backed) and sends the envelope's award/revoke decisions to
-``{app_id}-badge-decisions`` on the same partition, in one message (``decision_messages``).
+``{app_id}-badge-decisions`` on the same partition, in one message (``decision_messages``), and
+hands them to this worker's Credly sink in process (``Sink.hand_off``: a broker hop sooner).
 Faust flushes those sends before it commits the envelope's offset; a crash before that
 re-delivers the envelope, and the engine's idempotence (plus re-emission of decisions tied to an
 already-applied event) makes the second pass produce the same records and decisions.
@@ -149,8 +150,10 @@ class ProgressProcessor:
             taken = Counter((d.action, str(d.replayed).lower()) for _key, d in decisions)
             for labels, n in taken.items():
                 metrics.DECISIONS.labels(*labels).inc(n)
-            for message in decision_messages([d for _key, d in decisions]):
+            taken_now = [d for _key, d in decisions]
+            for message in decision_messages(taken_now):
                 await self.rt.app.producer.send(self.decisions_topic, None, message, partition, None, None)
+            self.rt.sink.hand_off(partition, tuple(taken_now))  # the sink starts now; the topic's copy is the durable one
         fault_point("progress.after_decisions")
         metrics.EVENTS_APPLIED.inc(len(events))
         if env.replay_id:
@@ -188,6 +191,7 @@ class ProgressProcessor:
             forgotten = forget_progress(state, learner_id, int(time.time() * 1e6))
             forgotten["at"] = offset
             await self.writer.put(partition, key, orjson.dumps(forgotten))
+        self.rt.sink.forget_sent(partition, learner_id)  # decisions handed off after it wait for it
         await self.rt.app.producer.send(self.decisions_topic, key, encode_forget(learner_id), partition, None, None)
         log.info("forgot learner %d's identity in progress", learner_id, extra={"learner_id": learner_id})
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, 
 
 import orjson
 from aiokafka.errors import KafkaError
+from faust.types import TP
 
 from badges import metrics
 from badges.agents.lifecycle_emitter import AWARDED, REVOKED, LifecycleEmitter, badge_uuid
@@ -57,7 +58,7 @@ class SinkItem(NamedTuple):
     a message carries a whole envelope's decisions, and a poison one is set aside alone."""
 
     partition: int
-    offset: int  # of the message that carried it
+    offset: int  # of the message that carried it; HANDED_OFF: handed over in process (Sink.hand_off)
     message: Decision | Forget | str
 
     def learner(self) -> object:
@@ -78,6 +79,9 @@ class SinkItem(NamedTuple):
         return encode_retry_failed()
 
 
+HANDED_OFF = -1  # the offset of a SinkItem the progress agent handed over in process
+
+
 def sink_items(partition: int, offset: int, message: Message) -> list[SinkItem]:
     if isinstance(message, tuple):
         return [SinkItem(partition, offset, decision) for decision in message]
@@ -94,6 +98,9 @@ SINK_BATCH_WAIT_S = 0.0
 # (the intents' broker round trip, the lifecycle deliveries, the outcomes), so under a backlog
 # more decisions share it; calls stay at most ``credly_concurrency`` at a time (``slots``).
 SINK_BATCH_PER_SLOT = 8
+# Hand-offs remembered until their topic copies arrive; past it they are forgotten (the copies are
+# then carried out as duplicates: skipped by their version, counted as such).
+HANDED_MAX = 50_000
 
 
 def _now() -> str:
@@ -160,6 +167,26 @@ def reconcile_work(
     return work
 
 
+def in_version_order(decisions: list[Decision]) -> list[Decision]:
+    """``decisions`` (one learner's, of one batch) with each template's versioned decisions in
+    version order, in the slots they held; unversioned ones (``retry-failed``) stay where they
+    are.
+
+    A batch is in topic order, where a badge's versions follow each other, but a hand-off can
+    come before a lower version's copy still on the topic: carried out first, a revocation would
+    find no badge and the award after it would be skipped as carried out (the random kills'
+    seed 604). ``_hand_offs_in_turn`` keeps such a hand-off out; this keeps the batch right
+    whatever its order."""
+    by_template: dict[str, list[Decision]] = {}
+    for d in decisions:
+        if d.version:
+            by_template.setdefault(d.template, []).append(d)
+    if all(len(ds) < 2 for ds in by_template.values()):
+        return decisions
+    ordered = {t: iter(sorted(ds, key=lambda d: d.version)) for t, ds in by_template.items()}
+    return [next(ordered[d.template]) if d.version else d for d in decisions]
+
+
 def with_missed_versions(
     decisions: list[Decision], records: Records, state: dict[str, Any] | None,
 ) -> list[Decision]:
@@ -199,6 +226,70 @@ def _renewal(d: Decision) -> str | None:
     return d.event.event_id if d.action == "award" and d.renewal else None
 
 
+DecisionKey = tuple[int, str, int, str]  # learner, template, version, action
+
+
+def _key(d: Decision) -> DecisionKey:
+    return (d.learner.id, d.template, d.version, d.action)
+
+
+class HandedOff:
+    """The decisions carried out from a hand-off (``Sink.hand_off``), until their copies arrive
+    from the topic: a copy is then dropped before any record is read, instead of being carried
+    out again (skipped by its version, and counted as a duplicate). Forgotten at every
+    rebalance (the copies of a partition that moved are its new owner's) and past ``HANDED_MAX``.
+    """
+
+    def __init__(self) -> None:
+        self.keys: set[DecisionKey] = set()
+        self.rebalances = -1  # the rebalance count ``keys`` and ``forgets`` belong to
+        # Forget requests this worker's progress agent sent, by partition, until the sink takes
+        # them from the topic. A forget is not handed off (an earlier decision still on the topic
+        # would write the identity back after it), so no hand-off of its partition may overtake
+        # it either: a decision of a learner who came back would lose its identity to it.
+        self.forgets: dict[int, set[int]] = {}
+
+    def _sync(self, rebalances: int) -> None:
+        if rebalances != self.rebalances or len(self.keys) > HANDED_MAX:
+            self.keys.clear()
+            self.forgets.clear()
+            self.rebalances = rebalances
+
+    def forget_sent(self, partition: int, learner_id: int, rebalances: int) -> None:
+        self._sync(rebalances)
+        self.forgets.setdefault(partition, set()).add(learner_id)
+
+    def forget_taken(self, partition: int, learner_id: int) -> None:
+        self.forgets.get(partition, set()).discard(learner_id)
+
+    def waits_for_forget(self, partition: int, rebalances: int) -> bool:
+        self._sync(rebalances)
+        return bool(self.forgets.get(partition))
+
+    def without_copies(self, items: list[SinkItem], rebalances: int) -> list[SinkItem]:
+        """``items`` without the copies of hand-offs carried out, and without a second copy of
+        one decision in the batch (a hand-off and its copy taken together)."""
+        self._sync(rebalances)
+        seen: set[DecisionKey] = set()
+        kept = []
+        for item in items:
+            d = item.message
+            if isinstance(d, Decision):
+                key = _key(d)
+                if key in seen:
+                    continue
+                if item.offset != HANDED_OFF and key in self.keys:
+                    self.keys.discard(key)
+                    continue
+                seen.add(key)
+            kept.append(item)
+        return kept
+
+    def carried_out(self, items: list[SinkItem]) -> None:
+        """A batch was carried out: its hand-offs' copies are dropped when they arrive."""
+        self.keys.update(_key(m) for _p, offset, m in items if offset == HANDED_OFF and isinstance(m, Decision))
+
+
 class Sink:
     def __init__(self, runtime: "Runtime") -> None:
         self.rt = runtime
@@ -209,6 +300,8 @@ class Sink:
         self.lifecycle = LifecycleEmitter(runtime, runtime.registry)
         self.slots = asyncio.Semaphore(s.credly_concurrency)
         self.lock = asyncio.Lock()  # one batch at a time: the agent's, or the intent sweep's
+        self.batches: PipelinedBatches | None = None  # the agent's queue, once it runs
+        self.handed = HandedOff()
 
     # --- records ----------------------------------------------------------------------------
 
@@ -238,32 +331,94 @@ class Sink:
 
     # --- one batch --------------------------------------------------------------------------
 
+    def hand_off(self, partition: int, decisions: tuple[Decision, ...]) -> bool:
+        """The progress agent's decisions of one envelope, in process, as soon as it has written
+        the progress that took them and sent them to the decisions topic.
+
+        The topic is a broker hop away (issue 20: p50 26-40 ms at 1,000 events/s, the longest of
+        an event's hops): the agent's queue takes them now, ahead of their copy on the topic. The
+        copy stays what makes them durable: it is carried out as before unless the hand-off was
+        carried out first (``handed``), so a hand-off that is dropped (a full queue under a
+        backlog, a rebalance, a crash, a batch that fails) changes nothing but the latency. A
+        hand-off that would overtake an earlier version of its badge still on the topic is not
+        carried out (``_hand_offs_in_turn``), nor one that would overtake a forget request.
+        Learner-events and the decisions topic are co-partitioned, so this worker owns both
+        partitions (``owned`` checks again). False when the queue did not take them.
+        """
+        batches = self.batches
+        if batches is None or not decisions:
+            return False
+        if self.handed.waits_for_forget(partition, self.rt.app.rebalancing_count):
+            metrics.HANDED_OFF.labels("deferred").inc()
+            return False
+        taken = batches.offer(Taken(None, partition, decisions))
+        metrics.HANDED_OFF.labels("queued" if taken else "refused").inc()
+        return taken
+
+    def forget_sent(self, partition: int, learner_id: int) -> None:
+        """The progress agent sent a forget request to the decisions topic: no hand-off of its
+        partition overtakes it (``HandedOff.forgets``)."""
+        self.handed.forget_sent(partition, learner_id, self.rt.app.rebalancing_count)
+
     async def process_batch(self, items: list[SinkItem]) -> None:
-        """``items``: the decisions and requests of the batch's messages, in offset order."""
-        work: dict[bytes, tuple[int, list[Decision]]] = {}
-        taken: list[int] = []  # ce_time of each decision, for the per-hop latency
-        for partition, _, message in items:
-            if message == RETRY_FAILED:
-                await self.redrive_failed(partition, work)
-                continue
-            if isinstance(message, Forget):
-                async with self.lock:  # the decisions before it first, then no batch in between
+        """``items``: the decisions and requests of the batch's messages, in offset order, and
+        the hand-offs taken meanwhile."""
+        async with self.lock:  # no reconciliation or sweep between the check of a hand-off and its call
+            items = self.handed.without_copies(self._hand_offs_in_turn(items), self.rt.app.rebalancing_count)
+            work: dict[bytes, tuple[int, list[Decision]]] = {}
+            taken: list[int] = []  # ce_time of each decision, for the per-hop latency
+            for partition, _, message in items:
+                if message == RETRY_FAILED:
+                    await self.redrive_failed(partition, work)
+                    continue
+                if isinstance(message, Forget):  # the decisions before it first
                     await self.carry_out_work(work)
                     await self.forget(partition, message.learner_id)
-                work = {}
-                continue
-            assert isinstance(message, Decision)
-            if not message.replayed:
-                taken.append(message.event.time_us)
-            work.setdefault(learner_key(message.learner.id), (partition, []))[1].append(message)
-        metrics.observe_stage("decision_taken", taken)
-        async with self.lock:
+                    self.handed.forget_taken(partition, message.learner_id)
+                    work = {}
+                    continue
+                assert isinstance(message, Decision)
+                if not message.replayed:
+                    taken.append(message.event.time_us)
+                work.setdefault(learner_key(message.learner.id), (partition, []))[1].append(message)
+            metrics.observe_stage("decision_taken", taken)
             await self.carry_out_work(work)
+        self.handed.carried_out(items)
+
+    def _hand_offs_in_turn(self, items: list[SinkItem]) -> list[SinkItem]:
+        """``items`` without the hand-offs that would overtake an earlier version of their badge
+        (``issuance.takes_hand_off``, judged on the records as they were before this batch):
+        their copies on the topic are carried out in turn, as without a hand-off. Runs before
+        ``without_copies`` drops a copy taken in the same batch as its hand-off. A hand-off taken
+        counts as carried out for the next one of its badge: the batch carries a learner's
+        decisions out in order."""
+        if all(item.offset != HANDED_OFF for item in items):
+            return items
+        records: dict[bytes, Records] = {}
+        kept = []
+        for item in items:
+            d = item.message
+            if item.offset == HANDED_OFF and isinstance(d, Decision):
+                lkey = learner_key(d.learner.id)
+                if lkey not in records:
+                    records[lkey] = self.load(lkey)
+                rec = records[lkey].get(d.template)
+                if not issuance.takes_hand_off(rec, d.version):
+                    metrics.HANDED_OFF.labels("deferred").inc()
+                    continue
+                # carried out before the next hand-off of this badge in the batch (in order)
+                records[lkey][d.template] = issuance.applied(rec or IssuanceRecord(), d.version)
+            kept.append(item)
+        return kept
 
     async def set_aside(self, item: SinkItem, exc: BaseException) -> None:
         """A decision that fails on its own (``until_done``) goes to the dead-letter topic, as a
         decisions message of its own keyed by its learner, with why; the reconciliation carries
         its badge out once the cause is gone."""
+        if item.offset == HANDED_OFF:  # its copy on the topic is carried out (or set aside) in turn
+            log.warning("Credly sink: a handed-off decision failed (%s: %s); its copy on the topic follows",
+                        type(exc).__name__, exc)
+            return
         metrics.DEAD_LETTERS.labels(SINK_ERROR).inc()
         settings = self.rt.settings
         learner = item.learner()
@@ -288,6 +443,7 @@ class Sink:
             if poison is not None:  # a test's bug that a learner's records trigger, wherever they are carried out
                 raise RuntimeError(f"injected poison decision (learner {poison})")
             records = self.load(lkey)
+            decisions = in_version_order(decisions)
             if any(issuance.previous_missing(records.get(d.template), d.version) for d in decisions):
                 raw = self.progress.get(lkey)
                 decisions = with_missed_versions(decisions, records, orjson.loads(raw) if raw else None)
@@ -508,7 +664,7 @@ class Taken:
     """A decisions message taken from the stream: decoded once (its size bounds the batches),
     acknowledged after its batch is carried out."""
 
-    event: Any  # Faust's event
+    event: Any  # Faust's event; None for a hand-off (Sink.hand_off): nothing to acknowledge
     partition: int
     message: Message | None  # None: undecodable, logged and skipped
 
@@ -521,6 +677,11 @@ class Taken:
             log.error("skipping an undecodable decision message on partition %d: %s", partition, exc)
             message = None
         return cls(event, partition, message)
+
+    @property
+    def offset(self) -> int:
+        """The offset of its message, or HANDED_OFF."""
+        return self.event.message.offset if self.event is not None else HANDED_OFF
 
     @property
     def weight(self) -> int:
@@ -573,6 +734,18 @@ class PipelinedBatches:
                     await self.room.wait()
         finally:
             worker.cancel()
+
+    def offer(self, event: Any) -> bool:
+        """Queue an event that did not come from the stream (a hand-off), unless the queue is at
+        its bound: under a backlog the stream's copy is as near, and taking it twice would only
+        add work. True when queued."""
+        if self.pending_weight >= self.batch_max:
+            return False
+        w = max(1, self.weight(event))
+        self.pending.append((event, w))
+        self.pending_weight += w
+        self.ready.set()
+        return True
 
     def _take_batch(self) -> list[Any]:
         """The oldest pending events up to ``batch_max`` units (at least one event)."""
@@ -687,16 +860,28 @@ def register(runtime: "Runtime") -> Sink:
             async for event in events:
                 yield Taken.of(event)
 
+        decisions_topic = runtime.settings.decisions_topic
+
+        def owned(t: Taken) -> bool:
+            tp = t.event.message.tp if t.event is not None else TP(decisions_topic, t.partition)
+            return tp in runtime.app.consumer.assignment()
+
+        async def ack(t: Taken) -> None:
+            if t.event is not None:
+                await manual.ack(t.event)
+
         batches = PipelinedBatches(
             lambda taken: until_done(sink.process_batch,
                                      [item for t in taken if t.message is not None
-                                      for item in sink_items(t.partition, t.event.message.offset, t.message)],
+                                      for item in sink_items(t.partition, t.offset, t.message)],
                                      stop=lambda: runtime.app.should_stop, set_aside=sink.set_aside,
                                      key_of=SinkItem.learner),
-            lambda t: manual.ack(t.event), batch_max, SINK_BATCH_WAIT_S,
-            owned=lambda t: t.event.message.tp in runtime.app.consumer.assignment(),
-            weight=lambda t: t.weight)
-        await batches.run(decoded(manual.events()))
+            ack, batch_max, SINK_BATCH_WAIT_S, owned=owned, weight=lambda t: t.weight)
+        sink.batches = batches
+        try:
+            await batches.run(decoded(manual.events()))
+        finally:
+            sink.batches = None
 
     runtime.app.agent(runtime.topics.decisions, name="credly-sink")(credly_sink)
 

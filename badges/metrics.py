@@ -113,6 +113,15 @@ OFFSETS_SOUGHT_BACK = Counter(
     "(reason: assignment, skipped, dropped_while_seeking, write_failed); each is read again",
     ["reason"],
 )
+HANDED_OFF = Counter(
+    "badges_decisions_handed_off_total",
+    "Decision messages the progress agent handed to the Credly sink in process (a broker hop "
+    "sooner than their copy on the decisions topic), by what became of them: queued; refused "
+    "(the queue was full); deferred (it would have overtaken an earlier version of its badge or "
+    "a forget request still on the topic). The copy on the topic is carried out instead of a "
+    "refused or deferred one",
+    ["outcome"],
+)
 RECONCILIATION_FAILURES = Counter(
     "badges_reconciliation_failures_total",
     "Learners whose badges a reconciliation could not carry out for a reason that is not the "

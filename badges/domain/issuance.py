@@ -147,6 +147,24 @@ def previous_missing(rec: IssuanceRecord | None, version: int) -> bool:
     return version >= 2 and (rec.applied_v if rec is not None else 0) < version - 1
 
 
+def takes_hand_off(rec: IssuanceRecord | None, version: int) -> bool:
+    """Whether a decision handed to the sink in process, ahead of its copy on the decisions topic,
+    may be carried out at once: only as the next step of a settled record, every lower version
+    carried out and no intent open.
+
+    Otherwise a lower version may still be on its way on the topic (after a takeover, the
+    previous owner's decisions not read yet) or its outcome is unknown, and carrying this one out
+    first would reorder the badge's history: a revocation before the award it takes back finds
+    nothing to take back, and the award then counts as carried out. The copy on the topic is
+    carried out in its turn instead, as without a hand-off. An unversioned decision (0) is never
+    taken this way."""
+    if version < 1:
+        return False
+    if rec is None:
+        return version == 1
+    return rec.applied_v == version - 1 and not rec.pending and not rec.in_flight
+
+
 # --- the intent --------------------------------------------------------------------------------
 
 def plan_intent(rec: IssuanceRecord, action: Action, decision: dict[str, Any], now: float) -> IssuanceRecord:

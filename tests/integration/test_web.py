@@ -614,6 +614,7 @@ def test_metrics_count_what_happened(stack: Stack, w1: WorkerProcess, w2: Worker
     assert metric(text, "badges_requirements_matched_total") >= 1
     assert metric(text, "badges_penalties_matched_total") >= 1
     assert metric(text, "badges_decisions_total", action="award") >= 1
+    assert metric(text, "badges_decisions_handed_off_total", outcome="queued") >= 1  # the sink's in-process path
     assert metric(text, "badges_awards_total", outcome="issued") >= 1
     assert metric(text, "badges_revocations_total", outcome="revoked") >= 1
     assert metric(text, "badges_credly_calls_total", endpoint="issue_badge", outcome="ok") >= 1
