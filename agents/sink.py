@@ -250,10 +250,12 @@ class HandedOff:
         self.forgets: dict[int, set[int]] = {}
 
     def _sync(self, rebalances: int) -> None:
-        if rebalances != self.rebalances or len(self.keys) > HANDED_MAX:
+        if rebalances != self.rebalances:
             self.keys.clear()
             self.forgets.clear()
             self.rebalances = rebalances
+        elif len(self.keys) > HANDED_MAX:  # only the copies to drop: a forget is still waited for
+            self.keys.clear()
 
     def forget_sent(self, partition: int, learner_id: int, rebalances: int) -> None:
         self._sync(rebalances)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, AsyncIterator
 
-from badges.agents.sink import (HANDED_OFF, HandedOff, PipelinedBatches, Sink, SinkItem, in_version_order,
+from badges.agents.sink import (HANDED_MAX, HANDED_OFF, HandedOff, PipelinedBatches, Sink, SinkItem, in_version_order,
                                 with_missed_versions)
 from badges.domain import issuance
 from badges.domain.engine import Decision
@@ -140,3 +140,11 @@ def test_no_hand_off_of_a_partition_overtakes_a_forget_request_sent_on_it() -> N
     assert not h.waits_for_forget(3, rebalances=0)
     h.forget_sent(partition=3, learner_id=9, rebalances=0)
     assert not h.waits_for_forget(3, rebalances=1)  # the partition may have moved: its new owner takes it
+
+
+def test_a_forget_is_still_waited_for_when_the_remembered_hand_offs_are_forgotten() -> None:
+    h = HandedOff()
+    h.forget_sent(partition=3, learner_id=9, rebalances=0)
+    h.keys.update((n, "t", 1, "award") for n in range(HANDED_MAX + 1))
+    assert h.without_copies([], rebalances=0) == [] and not h.keys
+    assert h.waits_for_forget(3, rebalances=0)
